@@ -1,0 +1,53 @@
+"""The `hma` command: offline tools around HMA world models.
+
+Each subcommand lives in its own module under hma_ros/cli/ and registers itself here; heavy
+imports (torch, simulators, rosbags) happen inside the subcommand, so `hma --help` is instant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from hma_ros import __version__
+
+# subcommand name -> module under hma_ros.cli exposing add_parser(subparsers) and run(args)
+SUBCOMMANDS: dict[str, str] = {
+    "paths": "hma_ros.cli.paths_cmd",
+}
+
+
+class CliError(Exception):
+    """A user-facing error: printed as one clear message, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hma", description="HMA world models for ROS 2 robots: data, training, eval, benchmarks."
+    )
+    parser.add_argument("--version", action="version", version=f"hma_ros {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module in SUBCOMMANDS.items():
+        importlib.import_module(module).add_parser(sub, name)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except CliError as e:
+        print(f"hma {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"hma {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,252 @@
+"""Real simulators behind one small interface, for `hma gen-data` and `sim_robot_node`.
+
+Each `Sim` advances in control periods of `1 / control_hz` seconds, renders an RGB camera
+frame on demand, exposes joint positions, per-step ground-truth state, and three kinds of
+policy: a purposeful scripted controller, that controller with noise, and smooth random actions.
+
+PushT runs on gym-pusht (pymunk); reacher, cheetah and manipulator on dm_control (MuJoCo,
+rendered through OSMesa when no display/GPU is present). Imports are lazy.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+SIM_NAMES = ("pusht", "reacher", "cheetah", "manipulator")
+
+
+@dataclass(frozen=True)
+class SimInfo:
+    name: str
+    action_dim: int
+    control_hz: float
+    joint_names: tuple[str, ...]
+    action_low: tuple[float, ...]
+    action_high: tuple[float, ...]
+
+
+class Sim:
+    info: SimInfo
+
+    def reset(self, seed: int) -> None: ...
+    def step(self, action: np.ndarray) -> None: ...
+    def render(self) -> np.ndarray: ...  # (H, W, 3) uint8
+    def joint_positions(self) -> np.ndarray: ...
+    def state(self) -> dict[str, float]: ...
+    def expert_action(self, rng: np.random.Generator) -> np.ndarray: ...
+
+    def close(self) -> None:
+        pass
+
+    def clip(self, action: np.ndarray) -> np.ndarray:
+        return np.clip(action, self.info.action_low, self.info.action_high)
+
+
+class SmoothRandom:
+    """Smooth random actions: an Ornstein-Uhlenbeck process in the action box, re-seeded
+    with a new random set point every `hold` seconds."""
+
+    def __init__(self, info: SimInfo, rng: np.random.Generator, hold_s: float = 1.0):
+        self.info, self.rng = info, rng
+        self.low = np.asarray(info.action_low, float)
+        self.high = np.asarray(info.action_high, float)
+        self.every = max(1, int(round(hold_s * info.control_hz)))
+        self.n = 0
+        self.value = rng.uniform(self.low, self.high)
+        self.target = self.value.copy()
+
+    def __call__(self) -> np.ndarray:
+        if self.n % self.every == 0:
+            self.target = self.rng.uniform(self.low, self.high)
+        self.n += 1
+        alpha = min(1.0, 5.0 / self.info.control_hz)  # ~0.2 s time constant
+        self.value = self.value + alpha * (self.target - self.value)
+        return self.value.copy()
+
+
+class Policy:
+    """'expert' (scripted), 'noisy' (expert + Gaussian noise, 20% of the range) or 'random'."""
+
+    KINDS = ("expert", "noisy", "random")
+
+    def __init__(self, sim: Sim, kind: str, rng: np.random.Generator):
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown policy {kind!r}; choose one of {self.KINDS}")
+        self.sim, self.kind, self.rng = sim, kind, rng
+        self.random = SmoothRandom(sim.info, rng)
+        span = np.asarray(sim.info.action_high) - np.asarray(sim.info.action_low)
+        self.noise_scale = 0.2 * span
+
+    def __call__(self) -> np.ndarray:
+        if self.kind == "random":
+            a = self.random()
+        else:
+            a = self.sim.expert_action(self.rng)
+            if self.kind == "noisy":
+                a = a + self.rng.normal(0.0, self.noise_scale)
+        return self.sim.clip(np.asarray(a, float))
+
+
+# ----------------------------------------------------------------------------- PushT
+class PushTSim(Sim):
+    """gym-pusht: a 2-D target for the round agent's PD controller, in pixels [0, 512]."""
+
+    info = SimInfo("pusht", 2, 10.0, ("agent_x", "agent_y"), (0.0, 0.0), (512.0, 512.0))
+
+    def __init__(self, image_size: int = 96):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        import gym_pusht  # noqa: F401  (registers the env)
+        import gymnasium as gym
+
+        self.env = gym.make(
+            "gym_pusht/PushT-v0", obs_type="pixels_agent_pos", render_mode="rgb_array",
+            observation_width=image_size, observation_height=image_size,
+        )
+        self.u = self.env.unwrapped
+        self._info: dict = {}
+        self._waypoint: np.ndarray | None = None
+
+    def reset(self, seed: int) -> None:
+        _obs, self._info = self.env.reset(seed=int(seed))
+        self._waypoint = None
+        self._last = np.asarray(self.u.agent.position, float)
+
+    def step(self, action: np.ndarray) -> None:
+        _obs, _r, _term, _trunc, self._info = self.env.step(np.asarray(action, float))
+
+    def render(self) -> np.ndarray:
+        return np.ascontiguousarray(self.u._render(visualize=False), dtype=np.uint8)
+
+    def joint_positions(self) -> np.ndarray:
+        return np.asarray(self.u.agent.position, float)
+
+    def state(self) -> dict[str, float]:
+        bx, by, ba = (float(v) for v in list(self.u.block.position) + [self.u.block.angle])
+        coverage = float(self._info.get("coverage", 0.0)) if self._info else 0.0
+        success = bool(self._info.get("is_success", False)) if self._info else False
+        return {"block_x": bx, "block_y": by, "block_angle": ba, "coverage": coverage,
+                "success": float(success)}
+
+    def expert_action(self, rng: np.random.Generator) -> np.ndarray:
+        """Waypoint pusher: go behind the block (opposite the goal), then push through it."""
+        agent = np.asarray(self.u.agent.position, float)
+        block = np.asarray(self.u.block.position, float)
+        goal = np.asarray(self.u.goal_pose[:2], float)
+        to_goal = goal - block
+        dist = np.linalg.norm(to_goal)
+        direction = to_goal / dist if dist > 1e-6 else np.array([1.0, 0.0])
+        behind = block - 60.0 * direction
+        if np.linalg.norm(agent - behind) > 25.0 and np.dot(agent - block, direction) > -40.0:
+            # approach from the side so we do not drag the block backwards
+            side = np.array([-direction[1], direction[0]])
+            side *= np.sign(np.dot(agent - block, side)) or 1.0
+            target = block + 70.0 * side - 40.0 * direction
+            if np.linalg.norm(agent - target) < 30.0:
+                target = behind
+        elif np.linalg.norm(agent - behind) > 25.0 and self._waypoint is None:
+            target = behind
+        else:
+            target = block + 40.0 * direction
+        step = target - agent
+        n = np.linalg.norm(step)
+        if n > 60.0:  # limit how far ahead the PD target is, like a teleoperator's mouse
+            step *= 60.0 / n
+        return self.clip(agent + step)
+
+    def close(self) -> None:
+        self.env.close()
+
+
+# ----------------------------------------------------------------------------- dm_control
+_DM = {  # name: (domain, task, action repeat, joint names)
+    "reacher": ("reacher", "easy", 1, ("shoulder", "wrist")),
+    "cheetah": ("cheetah", "run", 5, ("bthigh", "bshin", "bfoot", "fthigh", "fshin", "ffoot")),
+    "manipulator": ("manipulator", "bring_ball", 2,
+                    ("arm_root", "arm_shoulder", "arm_elbow", "arm_wrist", "finger")),
+}
+
+
+class DmControlSim(Sim):
+    """dm_control suite task; native command rate = 1 / (physics control step x repeat)."""
+
+    def __init__(self, name: str, image_size: int = 64):
+        os.environ.setdefault("MUJOCO_GL", "osmesa")
+        os.environ.setdefault("PYOPENGL_PLATFORM", os.environ["MUJOCO_GL"])
+        from dm_control import suite
+
+        domain, task, repeat, joints = _DM[name]
+        self.env = suite.load(domain, task, task_kwargs={"random": 0})
+        spec = self.env.action_spec()
+        self.repeat = repeat
+        hz = 1.0 / (self.env.control_timestep() * repeat)
+        self.info = SimInfo(name, int(spec.shape[0]), hz, joints,
+                            tuple(float(v) for v in spec.minimum), tuple(float(v) for v in spec.maximum))
+        self.size = image_size
+        self.camera = 0
+        self.t = 0.0
+
+    def reset(self, seed: int) -> None:
+        self.env.task._random = np.random.RandomState(int(seed) % (2**31))
+        self.env.reset()
+        self.t = 0.0
+
+    def step(self, action: np.ndarray) -> None:
+        for _ in range(self.repeat):
+            self.env.step(np.asarray(action, float))
+        self.t += 1.0 / self.info.control_hz
+
+    def render(self) -> np.ndarray:
+        return self.env.physics.render(self.size, self.size, camera_id=self.camera)
+
+    def joint_positions(self) -> np.ndarray:
+        named = self.env.physics.named.data.qpos
+        return np.array([float(np.ravel(named[j])[0]) for j in self.info.joint_names])
+
+    def state(self) -> dict[str, float]:
+        phys = self.env.physics
+        out: dict[str, float] = {}
+        if self.info.name == "reacher":
+            out["finger_to_target"] = float(phys.finger_to_target_dist())
+        elif self.info.name == "cheetah":
+            out["speed"] = float(phys.speed())
+        elif self.info.name == "manipulator":
+            pos = phys.named.data.xpos
+            out["ball_x"], out["ball_z"] = float(pos["ball", "x"]), float(pos["ball", "z"])
+        return out
+
+    def expert_action(self, rng: np.random.Generator) -> np.ndarray:
+        phys = self.env.physics
+        n = self.info.action_dim
+        if self.info.name == "reacher":
+            # Jacobian-transpose reach towards the target, with joint damping.
+            import mujoco
+
+            m, d = phys.model.ptr, phys.data.ptr
+            gid = phys.model.name2id("finger", "geom")
+            jacp = np.zeros((3, m.nv))
+            mujoco.mj_jacGeom(m, d, jacp, None, gid)
+            err = np.asarray(phys.named.data.geom_xpos["target"] - phys.named.data.geom_xpos["finger"])
+            tau = 40.0 * jacp[:2, :2].T @ err[:2] - 0.5 * np.asarray(phys.data.qvel[:2])
+            return self.clip(tau)
+        # cheetah / manipulator: a periodic gait / reaching motion, a phase per joint
+        phase = np.arange(n) * (2 * np.pi / max(n, 1))
+        freq = 2.0 if self.info.name == "cheetah" else 0.5
+        return self.clip(0.8 * np.sin(2 * np.pi * freq * self.t + phase))
+
+    def close(self) -> None:
+        try:
+            self.env.close()
+        except Exception:  # dm_control's renderer may already be torn down at exit
+            pass
+
+
+def make_sim(name: str, image_size: int | None = None) -> Sim:
+    """A simulator by embodiment name (`pusht`, `reacher`, `cheetah`, `manipulator`)."""
+    if name == "pusht":
+        return PushTSim(image_size or 96)
+    if name in _DM:
+        return DmControlSim(name, image_size or 64)
+    raise ValueError(f"unknown simulator {name!r}; choose one of {', '.join(SIM_NAMES)}")

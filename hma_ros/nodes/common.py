@@ -1,0 +1,103 @@
+"""Shared rclpy plumbing for hma_ros nodes: QoS, message <-> numpy, parameters, entry points.
+
+Only `hma_ros/nodes/` imports rclpy. Image decoding itself lives in `hma_ros.data.images`
+(one implementation for live nodes and bag conversion); this module only unpacks messages.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import numpy as np
+import rclpy
+from rclpy.node import Node
+from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CompressedImage, Image
+
+from hma_ros import paths
+from hma_ros.data.images import compressed_to_rgb, image_to_rgb, rgb_to_image_fields
+
+
+def sensor_qos(depth: int = 2) -> QoSProfile:
+    """Best effort, keep-last `depth`: a late frame is worth less than a fresh one."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def reliable_qos(depth: int = 10) -> QoSProfile:
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
+                      reliability=ReliabilityPolicy.RELIABLE)
+
+
+def stamp_to_sec(stamp) -> float:
+    return float(stamp.sec) + 1e-9 * float(stamp.nanosec)
+
+
+def sec_to_stamp(t: float, msg_stamp) -> None:
+    sec = int(np.floor(t))
+    msg_stamp.sec = sec
+    msg_stamp.nanosec = min(999_999_999, int(round((t - sec) * 1e9)))
+
+
+def image_msg_to_rgb(msg: Image | CompressedImage) -> np.ndarray:
+    """sensor_msgs Image/CompressedImage -> (H, W, 3) uint8 RGB; raises ImageError."""
+    if isinstance(msg, CompressedImage):
+        return compressed_to_rgb(msg.format, msg.data)
+    return image_to_rgb(msg.encoding, msg.height, msg.width, msg.step, msg.data, msg.is_bigendian)
+
+
+def rgb_to_image_msg(rgb: np.ndarray, stamp_sec: float, frame_id: str) -> Image:
+    msg = Image()
+    f = rgb_to_image_fields(rgb)
+    msg.encoding, msg.height, msg.width, msg.step = f["encoding"], f["height"], f["width"], f["step"]
+    msg.is_bigendian = f["is_bigendian"]
+    msg.data = f["data"]
+    sec_to_stamp(stamp_sec, msg.header.stamp)
+    msg.header.frame_id = frame_id
+    return msg
+
+
+def now_sec(node: Node) -> float:
+    """The node's clock (ROS time: honours use_sim_time) in seconds."""
+    return node.get_clock().now().nanoseconds * 1e-9
+
+
+def ensure_dds_profile() -> None:
+    """Point Fast DDS at the shipped SHM profile unless the user chose one (large images)."""
+    if "FASTDDS_DEFAULT_PROFILES_FILE" not in os.environ:
+        try:
+            profile = paths.config_dir() / "fastdds_shm.xml"
+        except FileNotFoundError:
+            return
+        if profile.is_file():
+            os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
+
+
+def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
+    """Standard entry point: init, spin until Ctrl-C / SIGTERM, shut down cleanly."""
+    ensure_dds_profile()
+    rclpy.init(args=sys.argv)
+    node = None
+    try:
+        node = factory()
+        if multithreaded:
+            from rclpy.executors import MultiThreadedExecutor
+
+            executor = MultiThreadedExecutor(num_threads=2)
+            executor.add_node(node)
+            executor.spin()
+        else:
+            rclpy.spin(node)
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            close = getattr(node, "close", None)
+            if close is not None:
+                close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0
