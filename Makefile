@@ -16,7 +16,7 @@ $(STAMP): requirements/*.txt setup.py setup.cfg package.xml scripts/setup_env.sh
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check hma_ros test benchmarks scripts launch
+	$(VENV)/bin/ruff check .
 
 test: $(STAMP) lint
 	$(PY) -m pytest -q

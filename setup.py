@@ -44,7 +44,6 @@ setup(
     description="ROS 2 node suite for HMA world models, and the `hma` offline tool.",
     license="Apache-2.0",
     python_requires=">=3.10",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": ["hma = hma_ros.cli.main:main"]
         + [f"{name} = {target}" for name, target in NODES.items()],
