@@ -21,7 +21,8 @@ if ! dpkg -s libosmesa6 >/dev/null 2>&1; then
 fi
 
 SYSTEM_ROS=0
-if python3 -c "import rclpy" >/dev/null 2>&1; then SYSTEM_ROS=1; fi
+# a sourced ROS 2 distro (ROS_DISTRO set) whose rclpy imports: use it, do not install wheels
+if [ -n "${ROS_DISTRO:-}" ] && [ -z "${VIRTUAL_ENV:-}" ] && python3 -c "import rclpy" >/dev/null 2>&1; then SYSTEM_ROS=1; fi
 
 if [ ! -x "$VENV/bin/python" ]; then
   if [ "$SYSTEM_ROS" = 1 ]; then
