@@ -32,7 +32,7 @@ def test_package_xml_is_format_3_ament_python_with_the_runtime_dependencies():
 def test_pip_install_into_a_prefix_gives_the_colcon_share_layout(tmp_path):
     prefix = tmp_path / "prefix"
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--ignore-installed",
          "--prefix", str(prefix), str(REPO)],
         check=True, capture_output=True, text=True,
     )

@@ -11,15 +11,15 @@ import importlib
 import sys
 
 from hma_ros import __version__
+from hma_ros.cli import CliError
 
 # subcommand name -> module under hma_ros.cli exposing add_parser(subparsers) and run(args)
 SUBCOMMANDS: dict[str, str] = {
     "paths": "hma_ros.cli.paths_cmd",
+    "gen-data": "hma_ros.cli.gen_data",
+    "bag2data": "hma_ros.cli.bag2data",
+    "data": "hma_ros.cli.data_cmd",
 }
-
-
-class CliError(Exception):
-    """A user-facing error: printed as one clear message, exit status 2."""
 
 
 def build_parser() -> argparse.ArgumentParser:

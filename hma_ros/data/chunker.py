@@ -28,6 +28,10 @@ from typing import Any
 
 import numpy as np
 
+# Stamps near 1.7e9 s carry ~2.4e-7 s of float64 resolution and bags round them to ns: compare
+# times with a microsecond of slack, never exactly.
+EPS = 1e-6
+
 
 def stride_for(action_hz: float, period: float = 0.5) -> int:
     """Action samples per model step: max(1, floor(hz * period + 0.5))."""
@@ -231,8 +235,8 @@ class Chunker:
 
     def _nearest_frame(self, tk: float) -> int | None:
         tol = self.cfg.frame_tolerance
-        lo = bisect.bisect_left(self._ft, tk - tol - 1e-9)
-        hi = bisect.bisect_right(self._ft, tk + tol + 1e-9)
+        lo = bisect.bisect_left(self._ft, tk - tol - EPS)
+        hi = bisect.bisect_right(self._ft, tk + tol + EPS)
         best, best_d = None, math.inf
         for i in range(lo, hi):
             d = abs(self._ft[i] - tk)
@@ -241,17 +245,24 @@ class Chunker:
         return best
 
     def _episode_break(self, tk: float, frame_i: int | None) -> bool:
+        """Does step k fall into a gap longer than max_gap (in either stream)? Uses the sample
+        after the gap when it is already known, so an episode ends at its last complete step."""
         cfg = self.cfg
         if frame_i is None:
             j = bisect.bisect_right(self._ft, tk) - 1  # newest frame at or before t_k
             last = self._ft[j] if j >= 0 else -math.inf
-            if tk - last > cfg.max_gap:
-                self.stats.note(f"no frame for {tk - last:.2f} s at t={tk:.3f}: new episode")
+            nxt = self._ft[j + 1] if j + 1 < len(self._ft) else None
+            gap = (nxt - last) if nxt is not None else (tk - last)
+            if gap > cfg.max_gap:
+                self.stats.note(f"camera gap of {gap:.2f} s at t={tk:.3f}: new episode")
                 return True
-        j = bisect.bisect_right(self._at, tk + cfg.period) - 1  # newest action in the window
+        end = tk + cfg.period
+        j = bisect.bisect_right(self._at, end - cfg.period / cfg.stride + EPS) - 1  # covers the last grid point?
         last_a = self._at[j] if j >= 0 else -math.inf
-        if tk + cfg.period - last_a > cfg.max_gap:
-            self.stats.note(f"no action for {tk + cfg.period - last_a:.2f} s at t={tk:.3f}: new episode")
+        nxt_a = self._at[j + 1] if j + 1 < len(self._at) else None
+        gap_a = (nxt_a - last_a) if nxt_a is not None else (end - last_a)
+        if gap_a > cfg.max_gap and end - cfg.period / cfg.stride - last_a > cfg.hold:
+            self.stats.note(f"action gap of {gap_a:.2f} s at t={tk:.3f}: new episode")
             return True
         return False
 
@@ -263,16 +274,16 @@ class Chunker:
         mask = np.zeros(n, bool)
         at = self._at
         for g_i, g in enumerate(grid):
-            j = bisect.bisect_right(at, g + 1e-9) - 1  # last sample at or before g
+            j = bisect.bisect_right(at, g + EPS) - 1  # last sample at or before g
             if j < 0:
                 continue
             if cfg.interpolation == "zoh":
-                if g - at[j] <= cfg.hold + 1e-9:
+                if g - at[j] <= cfg.hold + EPS:
                     values[g_i], mask[g_i] = self._av[j], True
             else:
-                if at[j] >= g - 1e-9:
+                if at[j] >= g - EPS:
                     values[g_i], mask[g_i] = self._av[j], True
-                elif j + 1 < len(at) and at[j + 1] - at[j] <= cfg.hold + 1e-9:
+                elif j + 1 < len(at) and at[j + 1] - at[j] <= cfg.hold + EPS:
                     w = (g - at[j]) / (at[j + 1] - at[j])
                     values[g_i] = (1 - w) * self._av[j] + w * self._av[j + 1]
                     mask[g_i] = True
@@ -297,10 +308,10 @@ class Chunker:
     def _prune(self, t_next: float) -> None:
         """Drop what no later step can use; keep the newest sample before each boundary."""
         cfg = self.cfg
-        fi = bisect.bisect_left(self._ft, t_next - cfg.frame_tolerance - 1e-9) - 1
+        fi = bisect.bisect_left(self._ft, t_next - cfg.frame_tolerance - EPS) - 1
         if fi > 0:
             del self._ft[:fi], self._fp[:fi]
-        ai = bisect.bisect_left(self._at, t_next - max(cfg.hold, cfg.max_gap) - 1e-9) - 1
+        ai = bisect.bisect_left(self._at, t_next - max(cfg.hold, cfg.max_gap) - EPS) - 1
         if ai > 0:
             del self._at[:ai], self._av[:ai]
 

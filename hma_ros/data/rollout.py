@@ -1,0 +1,63 @@
+"""Simulator rollouts recorded the way a robot records: camera frames at the camera rate,
+joint states and commands at the native command rate, each with its own stamp. The same
+messages go to the shared Chunker (direct dataset) and, optionally, to a rosbag2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from hma_ros.data.chunker import Chunker, Step
+from hma_ros.data.embodiment import Embodiment
+from hma_ros.data.sims import Policy, Sim
+
+EPISODE_SPACING = 1000.0  # s between episode start stamps: far more than any max_gap
+
+
+@dataclass
+class Event:
+    t: float
+    kind: str  # "frame" | "joints" | "command"
+    value: object
+    extra: dict | None = None
+
+
+def episode_events(sim: Sim, policy: Policy, seconds: float, camera_hz: float, t0: float,
+                   seed: int) -> Iterator[Event]:
+    """One episode as time-ordered messages. At each control instant t_i: joint states, then
+    the command applied from t_i, then a camera frame if one is due (frames fire at the first
+    control instant at or after each camera period, like a free-running camera)."""
+    sim.reset(seed)
+    hz = sim.info.control_hz
+    n = int(round(seconds * hz))
+    next_frame = 0
+    for i in range(n + 1):
+        t = t0 + i / hz
+        yield Event(t, "joints", sim.joint_positions())
+        action = policy()
+        yield Event(t, "command", action)  # the last one closes the final step's window
+        if i / hz >= next_frame / camera_hz - 1e-9:
+            yield Event(t, "frame", sim.render(), sim.state())
+            next_frame += 1
+        if i < n:
+            sim.step(action)
+
+
+def events_to_steps(chunker: Chunker, emb: Embodiment, ev: Event) -> list[Step]:
+    """Feed one message to the chunker as the embodiment's action source says."""
+    if ev.kind == "frame":
+        return chunker.push_frame(ev.t, emb.image_spec.prepare(ev.value), ev.extra)
+    if ev.kind == "command" and emb.action_source == "command":
+        return chunker.push_action(ev.t, ev.value)
+    if ev.kind == "joints" and emb.action_source != "command":
+        return chunker.push_action(ev.t, ev.value)
+    return []
+
+
+def policy_schedule(episodes: int, seed: int, mix=(0.4, 0.3, 0.3)) -> list[str]:
+    """Which policy drives each episode: expert / noisy / random in the given proportions."""
+    rng = np.random.default_rng(seed)
+    kinds = np.array(Policy.KINDS)
+    return list(kinds[rng.choice(3, size=episodes, p=np.asarray(mix) / np.sum(mix))])
