@@ -181,3 +181,22 @@ def test_data_info_summarises_and_draws_a_contact_sheet(generated, tmp_path, cap
     assert sheet.shape[0] > 100 and sheet.shape[1] > 400
     meta = json.loads((generated / "pusht" / "meta.json").read_text())
     assert meta["format"] == "hma_ros.dataset" and meta["version"] == 1
+
+
+def test_a_truncated_mcap_keeps_every_complete_step_and_says_where_it_stopped(generated, tmp_path, capsys):
+    import shutil
+
+    bag = tmp_path / "cut"
+    shutil.copytree(generated / "bags/pusht", bag)
+    mcap = next(bag.glob("*.mcap"))
+    size = mcap.stat().st_size
+    with open(mcap, "r+b") as f:
+        f.truncate(int(size * 0.6))  # the recorder died: no footer, no index, a cut chunk
+    assert hma(["bag2data", str(bag), "--embodiment", "pusht", "--out", str(tmp_path / "d")]) == 0
+    out = capsys.readouterr().out
+    assert "no MCAP footer/index (truncated?)" in out and f"of {int(size * 0.6)}" in out
+    cut, full = Dataset(tmp_path / "d"), Dataset(generated / "pusht")
+    n = len(cut)
+    assert 0.3 * len(full) < n < len(full)
+    np.testing.assert_array_equal(np.asarray(cut.arrays["frames"]), np.asarray(full.arrays["frames"][:n]))
+    np.testing.assert_allclose(cut.arrays["actions"], full.arrays["actions"][:n], atol=1e-5)

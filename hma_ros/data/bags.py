@@ -114,6 +114,7 @@ def _is_ros1(path: Path) -> bool:
 
 
 def open_reader(path: Path):
+    """A rosbags AnyReader, opened, for a ROS 1 bag or a rosbag2 (folder or file)."""
     from rosbags.highlevel import AnyReader
 
     if not path.exists():
@@ -126,16 +127,145 @@ def open_reader(path: Path):
     return reader
 
 
+class _ReaderSource:
+    """Messages through rosbags' AnyReader (indexed bags)."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.topics = {c.topic: c.msgtype for c in reader.connections}
+        self.note = ""
+
+    def count(self, topics) -> int:
+        return sum(c.msgcount for c in self.reader.connections if c.topic in topics)
+
+    def messages(self, topics):
+        conns = [c for c in self.reader.connections if c.topic in topics]
+        for conn, log_ns, raw in self.reader.messages(connections=conns):
+            yield conn.topic, log_ns, self.reader.deserialize(raw, conn.msgtype)
+
+    def close(self):
+        self.reader.close()
+
+
+class _McapSalvage:
+    """Sequential scan of an MCAP file whose footer/summary is missing (a recording cut off by
+    a crash or a full disk): reads records in order and stops at the first incomplete one."""
+
+    def __init__(self, file: Path):
+        import struct
+
+        self.file, self.struct = file, struct
+        self.ts = _typestore(False)
+        self.size = file.stat().st_size
+        self.stopped_at: int | None = None
+        self.topics: dict[str, str] = {}
+        self._channels: dict[int, tuple[str, str]] = {}
+        for _ in self._records(meta_only=True):
+            pass
+        self.note = (f"{file.name} has no MCAP footer/index (truncated?): read sequentially up to "
+                     f"byte {self.stopped_at} of {self.size}")
+
+    def _records(self, meta_only: bool = False):
+        import io
+
+        st = self.struct
+        schemas: dict[int, str] = {}
+        with open(self.file, "rb") as f:
+            if f.read(8) != b"\x89MCAP0\r\n":
+                raise BagError(f"{self.file}: not an MCAP file")
+            stack = [(f, self.size)]
+            while stack:
+                bio, end = stack[-1]
+                pos = bio.tell()
+                head = bio.read(9)
+                if len(head) < 9 or pos + 9 > end:
+                    if bio is f:
+                        self.stopped_at = pos
+                    stack.pop()
+                    continue
+                op, length = head[0], st.unpack("<Q", head[1:])[0]
+                if pos + 9 + length > end:  # record cut off
+                    if bio is f:
+                        self.stopped_at = pos
+                        body = bio.read()
+                        n = st.unpack("<I", body[28:32])[0] if op == 0x06 and len(body) >= 32 else -1
+                        if n == 0:  # an uncompressed chunk: its complete records are still good
+                            stack[-1] = (io.BytesIO(body[40:]), len(body) - 40)
+                            continue
+                    stack.pop()
+                    continue
+                body = bio.read(length)
+                if op == 0x03:  # schema: id u16, name, encoding, data
+                    sid = st.unpack("<H", body[:2])[0]
+                    n = st.unpack("<I", body[2:6])[0]
+                    schemas[sid] = body[6:6 + n].decode()
+                elif op == 0x04:  # channel: id u16, schema u16, topic, encoding, metadata
+                    cid, sid = st.unpack("<HH", body[:4])
+                    n = st.unpack("<I", body[4:8])[0]
+                    topic = body[8:8 + n].decode()
+                    self._channels[cid] = (topic, schemas.get(sid, ""))
+                    self.topics[topic] = schemas.get(sid, "")
+                elif op == 0x05 and not meta_only:  # message: channel u16, seq u32, log u64, pub u64, data
+                    cid = st.unpack("<H", body[:2])[0]
+                    log_ns = st.unpack("<Q", body[6:14])[0]
+                    yield cid, log_ns, body[22:]
+                elif op == 0x06:  # chunk: start, end, size, crc, compression, records
+                    n = st.unpack("<I", body[28:32])[0]
+                    compression = body[32:32 + n].decode()
+                    csize = st.unpack("<Q", body[32 + n:40 + n])[0]
+                    data = body[40 + n:40 + n + csize]
+                    if compression == "zstd":
+                        import zstandard
+
+                        data = zstandard.ZstdDecompressor().decompress(data, max_output_size=1 << 31)
+                    elif compression == "lz4":
+                        import lz4.frame
+
+                        data = lz4.frame.decompress(data)
+                    stack.append((io.BytesIO(data), len(data)))
+                elif op == 0x02:  # footer: the file is complete after all
+                    if bio is f:
+                        self.stopped_at = pos
+                    stack.pop()
+                    continue
+
+    def count(self, topics) -> int:
+        return 0
+
+    def messages(self, topics):
+        for cid, log_ns, data in self._records():
+            topic, msgtype = self._channels.get(cid, ("", ""))
+            if topic in topics:
+                yield topic, log_ns, self.ts.deserialize_cdr(data, msgtype)
+
+    def close(self):
+        pass
+
+
+def _open_source(path: Path):
+    try:
+        return _ReaderSource(open_reader(path))
+    except BagError:
+        mcaps = [path] if path.suffix == ".mcap" else sorted(path.glob("*.mcap")) if path.is_dir() else []
+        if len(mcaps) == 1:
+            try:
+                return _McapSalvage(mcaps[0])
+            except Exception:
+                pass
+        raise
+
+
 def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None,
               action_topic: str | None = None, action_field: str | None = None,
               report: BagReport | None = None, progress=None) -> Iterator[tuple[Step, np.ndarray | None]]:
     """Yield (step, model-size frame) from one bag. Frames are decoded and resized as they are
-    read, so memory stays bounded whatever the bag size. Bad messages are counted, not fatal."""
+    read, so memory stays bounded whatever the bag size. Bad messages are counted, not fatal;
+    a bag that ends mid-record keeps everything before and says where it stopped."""
     path = Path(path)
     report = report if report is not None else BagReport(str(path))
-    reader = open_reader(path)
+    source = _open_source(path)
     try:
-        topics = {c.topic: c.msgtype for c in reader.connections}
+        topics = source.topics
         cam = camera_topic or emb.camera_topic
         if cam not in topics and not camera_topic and emb.compressed_topic in topics:
             cam = emb.compressed_topic
@@ -150,18 +280,15 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
         cam_type = topics[cam]
         if cam_type.split("/")[-1] not in ("Image", "CompressedImage"):
             raise BagError(f"{path}: camera topic {cam} is {cam_type}, not sensor_msgs Image/CompressedImage")
-        conns = [c for c in reader.connections if c.topic in (cam, act)]
-        total = sum(c.msgcount for c in conns)
         if progress is not None:
-            progress.reset(total=total)
+            progress.reset(total=source.count((cam, act)) or None)
         chunker = Chunker(emb.chunker_config)
         spec = emb.image_spec
         names = list(emb.joint_names)
-        it = reader.messages(connections=conns)
+        it = source.messages((cam, act))
         while True:
             try:
-                conn, log_ns, raw = next(it)
-                msg = reader.deserialize(raw, conn.msgtype)
+                topic, log_ns, msg = next(it)
             except StopIteration:
                 break
             except Exception as e:
@@ -172,7 +299,7 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
             if progress is not None:
                 progress.update(1)
             t = _stamp(msg, log_ns)
-            if conn.topic == cam:
+            if topic == cam:
                 try:
                     if cam_type.endswith("CompressedImage"):
                         rgb = compressed_to_rgb(msg.format, msg.data)
@@ -200,9 +327,11 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
             report.steps += 1
             report.valid_steps += int(s.valid)
             yield s, s.frame
+        if source.note and not report.stopped_early:
+            report.stopped_early = source.note + "; kept every complete message before that"
         report.notes += [m for m in chunker.stats.messages if m not in report.notes][:5]
     finally:
-        reader.close()
+        source.close()
 
 
 def _action_vector(msg, source: str, fld: str, names: list[str], report: BagReport, t: float):
