@@ -19,6 +19,7 @@ SUBCOMMANDS: dict[str, str] = {
     "gen-data": "hma_ros.cli.gen_data",
     "bag2data": "hma_ros.cli.bag2data",
     "data": "hma_ros.cli.data_cmd",
+    "train-tokenizer": "hma_ros.cli.train_tokenizer",
 }
 
 

@@ -1,0 +1,132 @@
+"""`hma train-tokenizer`: train the discrete (FSQ) image tokenizer on dataset frames.
+
+    hma train-tokenizer --data data/sim --out runs/tokenizer --minutes 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="train the image tokenizer", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, nargs="+", help="dataset folders (or folders of datasets)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--minutes", type=float, default=15.0, help="time budget (default %(default)s)")
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: time budget only)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--channels", default="32,64,128")
+    p.add_argument("--levels", default="8,8,8,5,5,5")
+    p.add_argument("--grid", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.set_defaults(func=run)
+
+
+def find_datasets(paths: list[str]) -> dict:
+    from hma_ros.cli import CliError
+    from hma_ros.data.dataset import Dataset, DatasetError
+
+    out = {}
+    for p in paths:
+        p = Path(p)
+        dirs = [p] if (p / "meta.json").is_file() else sorted(d.parent for d in p.glob("*/meta.json"))
+        if not dirs:
+            raise CliError(f"{p}: no dataset (no meta.json here or in its subfolders); run `hma gen-data` "
+                           "or `hma bag2data` first")
+        for d in dirs:
+            try:
+                ds = Dataset(d)
+            except DatasetError as e:
+                raise CliError(str(e)) from None
+            out[ds.name] = ds
+    return out
+
+
+def run(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from hma_ros.model.checkpoint import save_checkpoint
+    from hma_ros.model.tokenizer import FSQTokenizer, TokenizerConfig, psnr, tokenizer_loss
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    datasets = find_datasets(args.data)
+    res = {ds.meta["image_size"][0] for ds in datasets.values()}
+    if len(res) != 1:
+        raise SystemExit(f"datasets have different frame sizes {res}; convert them to one size")
+    cfg = TokenizerConfig(resolution=res.pop(), grid=args.grid,
+                          channels=tuple(int(c) for c in args.channels.split(",")),
+                          levels=tuple(int(v) for v in args.levels.split(",")))
+    model = FSQTokenizer(cfg)
+    train_idx, val_idx = {}, {}
+    for name, ds in datasets.items():
+        tr, va = ds.split(0.1, seed=0)
+        fm = np.asarray(ds.arrays["frame_mask"])
+        ep = np.asarray(ds.arrays["episode"])
+        train_idx[name] = np.flatnonzero(fm & np.isin(ep, tr))
+        val_idx[name] = np.flatnonzero(fm & np.isin(ep, va))[:256]
+    names = list(datasets)
+    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = csv.writer(open(out / "train_log.csv", "w", newline=""))
+    log.writerow(["step", "seconds", "loss", "lr"])
+    budget = args.minutes * 60
+    t0 = time.time()
+    step = 0
+    bar = tqdm(desc="tokenizer", unit="step", total=args.max_steps or None)
+    while True:
+        elapsed = time.time() - t0
+        if elapsed > budget or (args.max_steps and step >= args.max_steps):
+            break
+        frac = min(1.0, elapsed / budget) if not args.max_steps else step / args.max_steps
+        lr = args.lr * (min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = []
+        for _ in range(args.batch_size):  # every embodiment equally often
+            name = names[rng.integers(len(names))]
+            batch.append(datasets[name].arrays["frames"][int(rng.choice(train_idx[name]))])
+        x = torch.from_numpy(np.stack(batch))
+        recon, target = model(x)
+        loss = tokenizer_loss(recon, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
+    bar.close()
+    model.eval()
+    report = {}
+    with torch.no_grad():
+        for name, ds in datasets.items():
+            x = torch.from_numpy(np.asarray(ds.arrays["frames"][val_idx[name]]))
+            rec = torch.cat([model.decode(model.encode(x[i:i + 64])) for i in range(0, len(x), 64)])
+            report[name] = round(float(psnr(rec, x).mean()), 2)
+    minutes = (time.time() - t0) / 60
+    config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
+              "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": args.batch_size,
+                           "data": sorted(datasets), "val_psnr": report,
+                           "command": "hma train-tokenizer " + " ".join(f"{a}" for a in __import__("sys").argv[2:])}}
+    save_checkpoint(out, {f"tokenizer.{k}": v for k, v in model.state_dict().items()}, config)
+    (out / "tokenizer_eval.json").write_text(json.dumps(report, indent=2))
+    print(f"tokenizer: {step} steps in {minutes:.1f} min; held-out reconstruction PSNR (dB): "
+          + ", ".join(f"{k} {v}" for k, v in report.items()))
+    print(f"saved {out}")
+    return 0

@@ -1,0 +1,78 @@
+"""The one checkpoint format: a directory with `model.safetensors` (weights, never pickle) and
+`config.yaml` (human-readable: tokenizer, dynamics model, embodiments with normalization stats,
+provenance). Loading checks both files and names what is wrong and what to do."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+WEIGHTS, CONFIG = "model.safetensors", "config.yaml"
+
+
+class CheckpointError(ValueError):
+    pass
+
+
+def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: dict,
+                    dtype: torch.dtype | None = None) -> Path:
+    """Write atomically (temp dir + rename). `dtype` (e.g. torch.float16) casts float weights."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    tensors = {}
+    for k, v in state.items():
+        v = v.detach().cpu()
+        if dtype is not None and v.is_floating_point():
+            v = v.to(dtype)
+        tensors[k] = v.contiguous()
+    save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "hma_ros"})
+    config = dict(config)
+    config.setdefault("saved", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    (tmp / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
+    if path.exists():
+        old = path.parent / f".{path.name}.old-{os.getpid()}"
+        path.rename(old)
+        tmp.rename(path)
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(path)
+    return path
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(config, float32 state dict) from a checkpoint directory."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_dir():
+        raise CheckpointError(f"{path}: no such checkpoint directory (expected {WEIGHTS} + {CONFIG} inside)")
+    missing = [f for f in (WEIGHTS, CONFIG) if not (path / f).is_file()]
+    if missing:
+        raise CheckpointError(f"{path}: missing {', '.join(missing)}; copy the whole checkpoint folder")
+    try:
+        config = yaml.safe_load((path / CONFIG).read_text())
+    except yaml.YAMLError as e:
+        raise CheckpointError(f"{path / CONFIG}: not valid YAML ({e})") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{path / CONFIG}: expected a mapping")
+    try:
+        state = load_file(str(path / WEIGHTS))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointError(f"{path / WEIGHTS}: corrupt or not a safetensors file ({e}); "
+                              "re-download or retrain the checkpoint") from None
+    return config, {k: (v.float() if v.is_floating_point() else v) for k, v in state.items()}
+
+
+def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    n = len(prefix) + 1
+    return {k[n:]: v for k, v in state.items() if k.startswith(prefix + ".")}
