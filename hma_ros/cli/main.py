@@ -20,6 +20,10 @@ SUBCOMMANDS: dict[str, str] = {
     "bag2data": "hma_ros.cli.bag2data",
     "data": "hma_ros.cli.data_cmd",
     "train-tokenizer": "hma_ros.cli.train_tokenizer",
+    "train": "hma_ros.cli.train",
+    "eval": "hma_ros.cli.eval_cmd",
+    "bench": "hma_ros.cli.bench",
+    "imagine": "hma_ros.cli.imagine_cmd",
 }
 
 

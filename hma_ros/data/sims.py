@@ -108,11 +108,16 @@ class PushTSim(Sim):
         self.u = self.env.unwrapped
         self._info: dict = {}
         self._waypoint: np.ndarray | None = None
+        self._phase = "approach"
+        self._trail: list[np.ndarray] = []
+        self._unstick, self._escape = 0, None
 
     def reset(self, seed: int) -> None:
         _obs, self._info = self.env.reset(seed=int(seed))
         self._waypoint = None
-        self._last = np.asarray(self.u.agent.position, float)
+        self._phase = "approach"
+        self._trail: list[np.ndarray] = []
+        self._unstick, self._escape = 0, None
 
     def step(self, action: np.ndarray) -> None:
         _obs, _r, _term, _trunc, self._info = self.env.step(np.asarray(action, float))
@@ -131,29 +136,53 @@ class PushTSim(Sim):
                 "success": float(success)}
 
     def expert_action(self, rng: np.random.Generator) -> np.ndarray:
-        """Waypoint pusher: go behind the block (opposite the goal), then push through it."""
+        """Waypoint pusher: walk around the block to the side opposite the goal, push it
+        towards the goal, re-approach when it slips off the line; once the block is home,
+        wander to random points (so the scene keeps moving)."""
         agent = np.asarray(self.u.agent.position, float)
         block = np.asarray(self.u.block.position, float)
         goal = np.asarray(self.u.goal_pose[:2], float)
         to_goal = goal - block
         dist = np.linalg.norm(to_goal)
-        direction = to_goal / dist if dist > 1e-6 else np.array([1.0, 0.0])
-        behind = block - 60.0 * direction
-        if np.linalg.norm(agent - behind) > 25.0 and np.dot(agent - block, direction) > -40.0:
-            # approach from the side so we do not drag the block backwards
-            side = np.array([-direction[1], direction[0]])
-            side *= np.sign(np.dot(agent - block, side)) or 1.0
-            target = block + 70.0 * side - 40.0 * direction
-            if np.linalg.norm(agent - target) < 30.0:
-                target = behind
-        elif np.linalg.norm(agent - behind) > 25.0 and self._waypoint is None:
-            target = behind
-        else:
-            target = block + 40.0 * direction
+        self._trail = (self._trail + [agent])[-10:]
+        if self._unstick > 0 or (len(self._trail) == 10 and np.ptp(np.array(self._trail), axis=0).max() < 6.0):
+            if self._unstick <= 0:  # wedged against the block or a wall: back off somewhere random
+                self._unstick, self._escape = 8, rng.uniform(60.0, 452.0, 2)
+                self._phase = "approach"
+            self._unstick -= 1
+            return self._toward(agent, self._escape)
+        behind = block - 75.0 * to_goal / max(dist, 1e-9)
+        if dist < 12.0 or np.any(behind < 25.0) or np.any(behind > 487.0):
+            # home, or the block is against a wall (no room behind it): wander to random points
+            if self._waypoint is None or np.linalg.norm(agent - self._waypoint) < 20.0:
+                self._waypoint = rng.uniform(60.0, 452.0, 2)
+            return self._toward(agent, self._waypoint)
+        self._waypoint = None
+        u = to_goal / dist
+        perp = np.array([-u[1], u[0]])
+        behind = block - 75.0 * u
+        lateral = abs(np.dot(agent - block, perp))
+        if self._phase == "push":
+            if lateral > 35.0 or np.dot(block - agent, u) < 15.0:
+                self._phase = "approach"
+            else:
+                return self._toward(agent, agent + 50.0 * u + 0.5 * (np.dot(block - agent, perp)) * perp)
+        # approach: go around the block if it is in the way
+        if np.linalg.norm(agent - behind) < 18.0:
+            self._phase = "push"
+            return self._toward(agent, agent + 40.0 * u)
+        seg = behind - agent
+        tpar = np.clip(np.dot(block - agent, seg) / max(np.dot(seg, seg), 1e-9), 0.0, 1.0)
+        if np.linalg.norm(agent + tpar * seg - block) < 70.0 and np.dot(agent - block, u) > -50.0:
+            side = 1.0 if np.dot(agent - block, perp) >= 0 else -1.0
+            return self._toward(agent, block + side * 95.0 * perp - 45.0 * u)
+        return self._toward(agent, behind)
+
+    def _toward(self, agent: np.ndarray, target: np.ndarray, max_step: float = 60.0) -> np.ndarray:
         step = target - agent
         n = np.linalg.norm(step)
-        if n > 60.0:  # limit how far ahead the PD target is, like a teleoperator's mouse
-            step *= 60.0 / n
+        if n > max_step:  # limit how far ahead the PD target is, like a teleoperator's mouse
+            step *= max_step / n
         return self.clip(agent + step)
 
     def close(self) -> None:

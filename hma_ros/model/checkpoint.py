@@ -20,31 +20,25 @@ class CheckpointError(ValueError):
 
 def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: dict,
                     dtype: torch.dtype | None = None) -> Path:
-    """Write atomically (temp dir + rename). `dtype` (e.g. torch.float16) casts float weights."""
+    """Write weights then config, each to a temp file renamed into place (os.replace is atomic),
+    leaving other files in the directory (logs, samples) alone. `dtype` casts float weights."""
     from safetensors.torch import save_file
 
     path = Path(path)
-    tmp = path.parent / f".{path.name}.tmp-{os.getpid()}"
-    tmp.mkdir(parents=True, exist_ok=True)
+    path.mkdir(parents=True, exist_ok=True)
     tensors = {}
     for k, v in state.items():
         v = v.detach().cpu()
         if dtype is not None and v.is_floating_point():
             v = v.to(dtype)
         tensors[k] = v.contiguous()
-    save_file(tensors, str(tmp / WEIGHTS), metadata={"format": "hma_ros"})
+    tmp_w, tmp_c = path / f".{WEIGHTS}.tmp-{os.getpid()}", path / f".{CONFIG}.tmp-{os.getpid()}"
+    save_file(tensors, str(tmp_w), metadata={"format": "hma_ros"})
     config = dict(config)
-    config.setdefault("saved", time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    (tmp / CONFIG).write_text(yaml.safe_dump(config, sort_keys=False))
-    if path.exists():
-        old = path.parent / f".{path.name}.old-{os.getpid()}"
-        path.rename(old)
-        tmp.rename(path)
-        import shutil
-
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        tmp.rename(path)
+    config["saved"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    tmp_c.write_text(yaml.safe_dump(config, sort_keys=False))
+    os.replace(tmp_w, path / WEIGHTS)
+    os.replace(tmp_c, path / CONFIG)
     return path
 
 

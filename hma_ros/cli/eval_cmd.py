@@ -1,0 +1,242 @@
+"""`hma eval --ckpt C --data DIR`: held-out evaluation of an HMA checkpoint.
+
+Per embodiment, on the validation episodes' windows (prompt P steps, then imagine the rest with
+the true actions): PSNR (mean over imagined frames and on the last), PSNR over moving pixels,
+SSIM, teacher-forced perplexity and token accuracy, controllability dPSNR (true actions vs
+random actions drawn from the action statistics, 5 trials, 95% bootstrap interval over
+episodes), the tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and,
+with --passive, a passive model on the same windows. Writes JSON, a table and GIFs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="evaluate a checkpoint on held-out episodes", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--ckpt", required=True)
+    p.add_argument("--data", required=True, nargs="+")
+    p.add_argument("--embodiments", help="subset to evaluate (default: those in both checkpoint and data)")
+    p.add_argument("--passive", help="a passive (action-free) checkpoint to compare against")
+    p.add_argument("--windows", type=int, default=24, help="held-out windows per embodiment (spread over episodes)")
+    p.add_argument("--trials", type=int, default=5, help="random-action trials for dPSNR")
+    p.add_argument("--prompt", type=int, default=0, help="prompt steps (default: the model's)")
+    p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
+    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
+    p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
+    p.set_defaults(func=run)
+
+
+def pick_windows(ds, T: int, n: int, seed: int = 0) -> list[tuple[int, int]]:
+    """(episode, start) pairs from the validation episodes, round-robin over episodes."""
+    val = ds.split(0.1, seed=0)[1]
+    per_ep = {e: ds.window_starts(T, [e]) for e in val}
+    per_ep = {e: s for e, s in per_ep.items() if len(s)}
+    rng = np.random.default_rng(seed)
+    out = []
+    while len(out) < n and any(len(s) for s in per_ep.values()):
+        for e in list(per_ep):
+            s = per_ep[e]
+            if len(s) and len(out) < n:
+                i = rng.integers(len(s))
+                out.append((e, int(s[i])))
+                per_ep[e] = np.delete(s, i)
+    return out
+
+
+def random_chunks(stats: dict, shape, rng) -> np.ndarray:
+    """Random action chunks from the action statistics: Gaussian(mean, std) clipped to [min, max]."""
+    mean, std = np.array(stats["mean"]), np.array(stats["std"])
+    lo, hi = np.array(stats["min"]), np.array(stats["max"])
+    return np.clip(rng.normal(mean, std, size=shape), lo, hi).astype(np.float32)
+
+
+def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_dir: Path | None = None,
+             gifs: int = 0) -> dict:
+    import torch
+
+    from hma_ros.model.metrics import bootstrap_ci, masked_psnr, psnr_np, ssim_np
+
+    T = P + (wm.window - P)
+    rng = np.random.default_rng(seed)
+    rows = {k: [] for k in ("psnr", "psnr_last", "psnr_moving", "ssim", "copy", "copy_last", "copy_moving",
+                            "tok", "rand", "rand_last", "passive", "passive_last", "nll", "acc")}
+    episodes = []
+    for wi, (ep, start) in enumerate(windows):
+        w = ds.window(start, T)
+        truth = w.frames[P:]
+
+        def rollout(model, chunks, seed_offset=0, w=w, wi=wi):
+            model.reset(seed + wi * 101 + seed_offset)
+            for t in range(P):
+                model.observe(w.frames[t], w.actions[t - 1] if t else None)
+            return model.imagine(chunks)
+
+        pred = rollout(wm, w.actions[P - 1:T - 1])
+        copy = np.repeat(w.frames[P - 1:P], T - P, axis=0)
+        prev = w.frames[P - 1:T - 1]
+        p = psnr_np(pred, truth)
+        rows["psnr"].append(p.mean())
+        rows["psnr_last"].append(p[-1])
+        rows["psnr_moving"].append(np.nanmean(masked_psnr(pred, truth, prev)))
+        rows["ssim"].append(ssim_np(pred, truth).mean())
+        c = psnr_np(copy, truth)
+        rows["copy"].append(c.mean())
+        rows["copy_last"].append(c[-1])
+        rows["copy_moving"].append(np.nanmean(masked_psnr(copy, truth, prev)))
+        with torch.no_grad():
+            rec = wm.tok.decode(wm.tok.encode(torch.from_numpy(truth))).numpy()
+        rows["tok"].append(psnr_np(rec, truth).mean())
+        r_all, r_last = [], []
+        for k in range(trials):
+            rp = rollout(wm, random_chunks(wm.config["embodiments"][wm.embodiment]["stats"],
+                                           (T - P, wm.stride, wm.action_dim), rng), seed_offset=k + 1)
+            pr = psnr_np(rp, truth)
+            r_all.append(pr.mean())
+            r_last.append(pr[-1])
+        rows["rand"].append(np.mean(r_all))
+        rows["rand_last"].append(np.mean(r_last))
+        if passive is not None:
+            pp = psnr_np(rollout(passive, w.actions[P - 1:T - 1]), truth)
+            rows["passive"].append(pp.mean())
+            rows["passive_last"].append(pp[-1])
+        nll, acc = teacher_forced(wm, w, P)
+        rows["nll"].append(nll)
+        rows["acc"].append(acc)
+        episodes.append(ep)
+        if gif_dir is not None and wi < gifs:
+            import imageio.v2 as imageio
+
+            frames = [np.concatenate([g, i], axis=1) for g, i in zip(truth, pred, strict=True)]
+            imageio.mimsave(gif_dir / f"{wm.embodiment}_{wi}.gif", frames, duration=0.5, loop=0)
+    R = {k: np.array(v, dtype=np.float64) for k, v in rows.items() if v}
+    eps = np.array(episodes)
+
+    def per_episode(x):
+        return np.array([np.nanmean(x[eps == e]) for e in np.unique(eps)])
+
+    d_mean, d_last = R["psnr"] - R["rand"], R["psnr_last"] - R["rand_last"]
+    out = {
+        "windows": len(windows), "episodes": int(len(np.unique(eps))), "prompt": P, "imagined": T - P,
+        "psnr": float(np.mean(R["psnr"])), "psnr_last": float(np.mean(R["psnr_last"])),
+        "psnr_moving": float(np.nanmean(R["psnr_moving"])), "ssim": float(np.mean(R["ssim"])),
+        "copy_last_frame_psnr": float(np.mean(R["copy"])), "copy_last_frame_psnr_last": float(np.mean(R["copy_last"])),
+        "copy_last_frame_psnr_moving": float(np.nanmean(R["copy_moving"])),
+        "tokenizer_psnr": float(np.mean(R["tok"])),
+        "perplexity": float(np.exp(np.mean(R["nll"]))), "token_accuracy": float(np.mean(R["acc"])),
+        "delta_psnr": float(np.mean(d_mean)), "delta_psnr_ci95": bootstrap_ci(per_episode(d_mean)),
+        "delta_psnr_last": float(np.mean(d_last)), "delta_psnr_last_ci95": bootstrap_ci(per_episode(d_last)),
+    }
+    if passive is not None:
+        out["passive_psnr"] = float(np.mean(R["passive"]))
+        out["passive_psnr_last"] = float(np.mean(R["passive_last"]))
+    return out
+
+
+def teacher_forced(wm, w, P: int) -> tuple[float, float]:
+    """Mean NLL (nats, summed over FSQ factors) and exact-token accuracy of each target frame
+    predicted in one pass with all its tokens masked, given the true past."""
+    import torch
+    import torch.nn.functional as F
+
+    dyn = wm.dyn
+    S, K = dyn.cfg.tokens_per_frame, len(dyn.cfg.levels)
+    T = w.frames.shape[0]
+    with torch.no_grad():
+        codes = wm.tok.encode(torch.from_numpy(w.frames))  # (T, S, K)
+        acts = wm.stem.normalize(torch.from_numpy(w.actions))
+        wm.reset(0)
+        nll, acc = [], []
+        for t in range(T):
+            a = acts[t - 1] if t else None
+            if t >= P:
+                masked = torch.ones(1, 1, S, dtype=torch.bool)
+                logits, _, _ = dyn(wm.embodiment, torch.zeros(1, 1, S, K, dtype=torch.long), masked,
+                                   a[None, None] if a is not None else None, None, cache=wm.cache,
+                                   first_is_start=False)
+                lp = sum(F.cross_entropy(lg[0, 0], codes[t, :, k], reduction="none") for k, lg in enumerate(logits))
+                nll.append(float(lp.mean()))
+                pred = torch.stack([lg[0, 0].argmax(-1) for lg in logits], -1)
+                acc.append(float((pred == codes[t]).all(-1).float().mean()))
+            wm._commit(codes[t][None], a)
+    return float(np.mean(nll)), float(np.mean(acc))
+
+
+def format_table(results: dict) -> str:
+    has_passive = any("passive_psnr" in r for r in results.values())
+    head = ["embodiment", "PSNR", "PSNR last", "copy-last", "copy-last (last)", "PSNR moving", "copy moving",
+            "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc"]
+    if has_passive:
+        head[4:4] = ["passive", "passive (last)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
+        cells = [name, f"{r['psnr']:.2f}", f"{r['psnr_last']:.2f}", f"{r['copy_last_frame_psnr']:.2f}",
+                 f"{r['copy_last_frame_psnr_last']:.2f}", f"{r['psnr_moving']:.2f}",
+                 f"{r['copy_last_frame_psnr_moving']:.2f}", f"{r['ssim']:.3f}",
+                 f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
+                 f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
+                 f"{r['tokenizer_psnr']:.2f}", f"{r['perplexity']:.1f}", f"{r['token_accuracy']:.3f}"]
+        if has_passive:
+            cells[4:4] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def run(args) -> int:
+    from hma_ros.cli import CliError
+    from hma_ros.cli.train_tokenizer import find_datasets
+    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
+    from hma_ros.runtime.world_model import WorldModel, build_models
+
+    try:
+        config, state = load_checkpoint(args.ckpt)
+        if "dynamics" not in config:
+            raise CliError(f"{args.ckpt}: a tokenizer-only checkpoint")
+        tok, dyn = build_models(config, state, args.ckpt)
+        passive, pconfig = None, None
+        if args.passive:
+            pconfig, pstate = load_checkpoint(args.passive)
+            ptok, pdyn = build_models(pconfig, pstate, args.passive)
+    except CheckpointError as e:
+        raise CliError(str(e)) from None
+    datasets = find_datasets(args.data)
+    names = [n for n in datasets if n in config["embodiments"]]
+    if args.embodiments:
+        names = [n.strip() for n in args.embodiments.split(",")]
+        bad = [n for n in names if n not in datasets or n not in config["embodiments"]]
+        if bad:
+            raise CliError(f"{', '.join(bad)}: not in both the checkpoint ({', '.join(config['embodiments'])}) "
+                           f"and the data ({', '.join(datasets)})")
+    if not names:
+        raise CliError("no embodiment in both the checkpoint and the data")
+    out = Path(args.out or Path(args.ckpt) / "eval")
+    out.mkdir(parents=True, exist_ok=True)
+    P = args.prompt or dyn.cfg.prompt
+    results = {}
+    from tqdm import tqdm
+
+    for name in tqdm(names, desc="eval", unit="embodiment"):
+        ds = datasets[name]
+        wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature)
+        if pconfig is not None:
+            passive = WorldModel(ptok, pdyn, pconfig, name, seed=args.seed, mask_steps=args.steps,
+                                 temperature=args.temperature)
+        windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed)
+        if not windows:
+            raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
+        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, passive, out, args.gifs)
+    (out / "eval.json").write_text(json.dumps(results, indent=2))
+    table = format_table(results)
+    (out / "table.md").write_text(table + "\n")
+    print(table)
+    print(f"\nwrote {out / 'eval.json'}, {out / 'table.md'} and GIFs (truth | imagined)")
+    return 0

@@ -1,0 +1,292 @@
+"""The HMA dynamics model: per-embodiment stems and heads around one shared trunk.
+
+Tokens per frame slot t: S image tokens (an FSQ code vector each, or a mask token) plus, when
+the conditioning concatenates, one action token. The action attached to slot t is the chunk
+that LEADS INTO frame t (a_{t-1}); slot 0 gets a learned "no action yet" embedding.
+
+Each trunk block: bidirectional spatial attention within a slot -> (cross-attention to action
+tokens, for that variant) -> causal temporal attention per token position (rotary positions,
+so a KV cache can slide) -> MLP; every sub-layer modulated adaLN-Zero style by a per-slot
+condition c_t = learned bias (+ stem(a_{t-1}) when the conditioning modulates).
+
+Conditioning variants (paper Fig. 5b): "modulate+concat" (default), "modulate", "concat",
+"add", "cross", "none" (passive video model).
+Shapes: B batch, T slots, S tokens per slot (+1 action token), D width, K FSQ factors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CONDITIONINGS = ("modulate+concat", "modulate", "concat", "add", "cross", "none")
+OBJECTIVES = ("forward", "passive", "full", "policy")
+
+
+@dataclass
+class DynamicsConfig:
+    d_model: int = 192
+    n_layers: int = 4
+    n_heads: int = 4
+    mlp_ratio: float = 4.0
+    window: int = 12
+    prompt: int = 4
+    tokens_per_frame: int = 64
+    levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
+    conditioning: str = "modulate+concat"
+    objective: str = "forward"
+    mask_min_ratio: float = 0.1
+    label_smoothing: float = 0.1
+    corrupt_prob: float = 0.0
+    policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
+    cross_tokens: int = 4
+
+    def __post_init__(self):
+        self.levels = tuple(self.levels)
+        if self.conditioning not in CONDITIONINGS:
+            raise ValueError(f"conditioning must be one of {CONDITIONINGS}, got {self.conditioning!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "passive":
+            self.conditioning = "none"
+        if self.d_model % self.n_heads:
+            raise ValueError("d_model must be divisible by n_heads")
+
+    @property
+    def concat(self) -> bool:
+        return self.conditioning in ("modulate+concat", "concat")
+
+    @property
+    def modulate(self) -> bool:
+        return self.conditioning in ("modulate+concat", "modulate")
+
+    @property
+    def slot_tokens(self) -> int:
+        return self.tokens_per_frame + (1 if self.concat else 0)
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["levels"] = list(self.levels)
+        return d
+
+
+def xavier_(linear: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.xavier_uniform_(linear.weight, gain=gain)
+    nn.init.zeros_(linear.bias)
+    return linear
+
+
+class Stem(nn.Module):
+    """Per-embodiment action encoder: normalize (stats from the training data) -> MLP."""
+
+    def __init__(self, stride: int, action_dim: int, d: int, mean, std):
+        super().__init__()
+        self.stride, self.action_dim = stride, action_dim
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(action_dim))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(action_dim))
+        self.net = nn.Sequential(xavier_(nn.Linear(stride * action_dim, d), 0.1), nn.SiLU(),
+                                 xavier_(nn.Linear(d, d), 0.1))
+
+    def normalize(self, chunk: torch.Tensor) -> torch.Tensor:  # (..., stride, dim) -> same
+        return (chunk - self.mean) / self.std
+
+    def denormalize(self, chunk: torch.Tensor) -> torch.Tensor:
+        return chunk * self.std + self.mean
+
+    def forward(self, norm_chunk: torch.Tensor) -> torch.Tensor:  # (B, T, stride, dim) -> (B, T, D)
+        return self.net(norm_chunk.flatten(-2))
+
+
+class Head(nn.Module):
+    """Per-embodiment action decoder (regression, normalized units)."""
+
+    def __init__(self, stride: int, action_dim: int, d: int):
+        super().__init__()
+        self.stride, self.action_dim = stride, action_dim
+        self.net = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, d), nn.SiLU(),
+                                 xavier_(nn.Linear(d, stride * action_dim), 0.1))
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, D) -> (B, T, stride, dim)
+        return self.net(h).unflatten(-1, (self.stride, self.action_dim))
+
+
+def rotary(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
+    """Rotary embedding over the last dim of x (..., T, Dh) at integer positions pos (T,)."""
+    dh = x.shape[-1]
+    inv = 1.0 / (10000 ** (torch.arange(0, dh, 2, device=x.device, dtype=torch.float32) / dh))
+    ang = pos.to(torch.float32)[:, None] * inv[None]  # (T, Dh/2)
+    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    x1, x2 = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        d, self.h = cfg.d_model, cfg.n_heads
+        self.cfg = cfg
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d, elementwise_affine=False) for _ in range(3))
+        self.qkv_s, self.out_s = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        self.qkv_t, self.out_t = nn.Linear(d, 3 * d), nn.Linear(d, d)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 9 * d)  # shift/scale/gate for 3 sub-layers (adaLN-Zero)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+        if cfg.conditioning == "cross":
+            self.norm_x = nn.LayerNorm(d)
+            self.cross = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
+            nn.init.zeros_(self.cross.out_proj.weight)
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (N, L, D) -> (N, H, L, Dh)
+        return x.unflatten(-1, (self.h, -1)).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, past=None,
+                ctx: torch.Tensor | None = None):
+        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: cached (k, v) of
+        earlier slots, each (B*S', H, Tp, Dh). Returns (x, (k, v) of these T slots)."""
+        B, T, S, D = x.shape
+        sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
+        # spatial attention within each slot
+        h = self.norm1(x) * (1 + sc1) + sh1
+        q, k, v = self.qkv_s(h.reshape(B * T, S, D)).chunk(3, dim=-1)
+        a = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
+        x = x + g1 * self.out_s(a.transpose(1, 2).reshape(B, T, S, D))
+        if ctx is not None:  # cross-attention to the slot's action tokens: ctx (B, T, C, D)
+            q = self.norm_x(x).reshape(B * T, S, D)
+            kv = ctx.reshape(B * T, -1, D)
+            x = x + self.cross(q, kv, kv, need_weights=False)[0].reshape(B, T, S, D)
+        # causal temporal attention per token position, rotary positions
+        h = self.norm2(x) * (1 + sc2) + sh2
+        h = h.permute(0, 2, 1, 3).reshape(B * S, T, D)
+        q, k, v = (self._heads(t) for t in self.qkv_t(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
+        q, k = rotary(q, pos), rotary(k, pos)
+        new_kv = (k, v)
+        if past is not None:
+            k = torch.cat([past[0], k], dim=2)
+            v = torch.cat([past[1], v], dim=2)
+        tp = k.shape[2] - T
+        mask = torch.ones(T, tp + T, dtype=torch.bool, device=x.device).tril(diagonal=tp)
+        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        a = a.transpose(1, 2).reshape(B, S, T, D).permute(0, 2, 1, 3)
+        x = x + g2 * self.out_t(a)
+        h = self.norm3(x) * (1 + sc3) + sh3
+        x = x + g3 * self.mlp(h)
+        return x, new_kv
+
+
+class HMADynamics(nn.Module):
+    """Trunk + per-embodiment stems/heads over FSQ token slots."""
+
+    def __init__(self, cfg: DynamicsConfig, embodiments: dict[str, dict]):
+        super().__init__()
+        self.cfg = cfg
+        d, K = cfg.d_model, len(cfg.levels)
+        self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
+        self.mask_emb = nn.Parameter(torch.randn(d) * 0.02)
+        self.pos_emb = nn.Parameter(torch.randn(cfg.slot_tokens, d) * 0.02)
+        self.cond_bias = nn.Parameter(torch.zeros(d))
+        self.no_action = nn.Parameter(torch.randn(d) * 0.02)  # slot 0: no action led into it
+        self.action_mask_emb = nn.Parameter(torch.randn(d) * 0.02)  # action to be predicted
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_out = nn.LayerNorm(d)
+        self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
+        self.stems = nn.ModuleDict()
+        self.heads = nn.ModuleDict()
+        if cfg.conditioning == "cross":
+            self.cross_proj = nn.Linear(d, cfg.cross_tokens * d)
+        for name, e in embodiments.items():
+            self.add_embodiment(name, e["stride"], e["action_dim"], e["stats"]["mean"], e["stats"]["std"])
+        self.K = K
+
+    def add_embodiment(self, name: str, stride: int, action_dim: int, mean, std) -> None:
+        d = self.cfg.d_model
+        self.stems[name] = Stem(stride, action_dim, d, mean, std)
+        self.heads[name] = Head(stride, action_dim, d)
+
+    # ------------------------------------------------------------------ embedding
+    def action_features(self, emb: str, actions: torch.Tensor | None, action_masked: torch.Tensor | None,
+                        B: int, T: int, first_is_start: bool) -> torch.Tensor:
+        """(B, T, D) per-slot action feature: stem(a_{t-1}), the 'predict me' embedding where
+        masked, the 'no action' embedding for a window's first slot."""
+        d = self.cfg.d_model
+        if actions is None:
+            f = self.action_mask_emb.expand(B, T, d)
+        else:
+            f = self.stems[emb](actions)
+            if action_masked is not None:
+                f = torch.where(action_masked[..., None], self.action_mask_emb.expand_as(f), f)
+        if first_is_start:
+            f = torch.cat([self.no_action.expand(B, 1, d), f[:, 1:]], dim=1)
+        return f
+
+    def embed(self, codes: torch.Tensor, token_masked: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """codes (B, T, S, K) long, token_masked (B, T, S) bool, act (B, T, D) -> (B, T, S', D)."""
+        x = sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
+        x = torch.where(token_masked[..., None], self.mask_emb.expand_as(x), x)
+        if self.cfg.conditioning == "add":
+            x = x + act[:, :, None]
+        if self.cfg.concat:
+            x = torch.cat([x, act[:, :, None]], dim=2)
+        return x + self.pos_emb
+
+    def forward(self, emb: str, codes: torch.Tensor, token_masked: torch.Tensor,
+                actions: torch.Tensor | None, action_masked: torch.Tensor | None = None,
+                cache: KVCache | None = None, first_is_start: bool = True):
+        """codes (B, T, S, K); actions (B, T, stride, dim) normalized, slot t holding a_{t-1};
+        with a cache, the T slots follow the cached ones. Returns (logits: list of K tensors
+        (B, T, S, L_k), action prediction (B, T, stride, dim), per-layer (k, v) of the T slots)."""
+        B, T = codes.shape[:2]
+        cfg = self.cfg
+        act = self.action_features(emb, actions, action_masked, B, T, first_is_start)
+        x = self.embed(codes, token_masked, act)
+        c = self.cond_bias.expand(B, T, -1)
+        if cfg.modulate:
+            c = c + act
+        ctx = self.cross_proj(act).unflatten(-1, (cfg.cross_tokens, -1)) if cfg.conditioning == "cross" else None
+        t0 = cache.next_pos if cache is not None else 0
+        pos = torch.arange(t0, t0 + T, device=codes.device)
+        new = []
+        for i, blk in enumerate(self.blocks):
+            x, kv = blk(x, c, pos, cache.layer(i) if cache is not None else None, ctx)
+            new.append(kv)
+        x = self.norm_out(x)
+        img = x[:, :, : cfg.tokens_per_frame]
+        logits = [o(img) for o in self.out]
+        pooled = x[:, :, -1] if cfg.concat else img.mean(dim=2)
+        return logits, self.heads[emb](pooled), new
+
+
+class KVCache:
+    """Temporal keys/values of past slots, per layer, (B*S', H, T, Dh); slides at `max_slots`."""
+
+    def __init__(self, n_layers: int, max_slots: int):
+        self.kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+        self.max_slots = max_slots
+        self.next_pos = 0  # temporal position of the next slot (rotary: only differences matter)
+
+    def __len__(self) -> int:
+        return 0 if self.kv[0] is None else self.kv[0][0].shape[2]
+
+    def layer(self, i: int):
+        return self.kv[i]
+
+    def append(self, new: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        for i, (k, v) in enumerate(new):
+            if self.kv[i] is None:
+                self.kv[i] = (k, v)
+            else:
+                self.kv[i] = (torch.cat([self.kv[i][0], k], 2)[:, :, -self.max_slots:],
+                              torch.cat([self.kv[i][1], v], 2)[:, :, -self.max_slots:])
+        self.next_pos += new[0][0].shape[2]
+
+    def snapshot(self):
+        return list(self.kv), self.next_pos
+
+    def restore(self, snap) -> None:
+        self.kv, self.next_pos = list(snap[0]), snap[1]
+
+

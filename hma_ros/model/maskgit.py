@@ -1,0 +1,152 @@
+"""MaskGIT for video tokens: the training objective and the per-frame sampler.
+
+Training: frames 1..T-1 of a window are masked with ratios drawn from the cosine schedule
+(at least `mask_min_ratio`), sorted so later frames are masked more (the paper's horizon
+schedule); cross-entropy with label smoothing on masked tokens, summed over FSQ factors;
+optional random-token corruption of visible tokens. The forward objective also trains the
+action head on a share of windows whose last slot hides its frame and its action (so act()
+works); "full" masks action inputs at random and predicts them; "policy" trains actions only.
+
+Sampling: one frame at a time, M unmasking steps on the cosine schedule in a random (seeded)
+order; each step samples every still-masked token from softmax(logits / temperature) (a real
+temperature: 0 = argmax) and commits the ones whose turn it is.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from hma_ros.model.dynamics import HMADynamics, KVCache
+
+
+def cosine_ratio(u: torch.Tensor) -> torch.Tensor:
+    return torch.cos(u * math.pi / 2)
+
+
+def training_masks(B: int, T: int, S: int, min_ratio: float, gen: torch.Generator | None = None,
+                   device="cpu") -> torch.Tensor:
+    """(B, T, S) bool, True = masked. Slot 0 is context (never masked)."""
+    u = torch.rand(B, T - 1, generator=gen, device=device)
+    r = cosine_ratio(u).clamp(min=min_ratio).sort(dim=1).values  # later frames masked more
+    n = (r * S).ceil().long().clamp(1, S)  # (B, T-1)
+    scores = torch.rand(B, T - 1, S, generator=gen, device=device)
+    ranks = scores.argsort(dim=-1).argsort(dim=-1)
+    masked = ranks < n[..., None]
+    return torch.cat([torch.zeros(B, 1, S, dtype=torch.bool, device=device), masked], dim=1)
+
+
+def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: torch.Tensor,
+                  action_valid: torch.Tensor, gen: torch.Generator | None = None,
+                  forward=None) -> dict[str, torch.Tensor]:
+    """One training loss. codes (B, T, S, K); actions (B, T, stride, dim) RAW chunks in the data's
+    layout (chunk t follows frame t); action_valid (B, T). Returns {"loss", "token_loss",
+    "action_loss", "token_acc"}. `forward` runs the model (e.g. its DDP wrapper); default `model`."""
+    cfg = model.cfg
+    B, T, S, K = codes.shape
+    dev = codes.device
+    stem = model.stems[emb]
+    norm = stem.normalize(actions)
+    # slot t is conditioned on the chunk that led into it: a_{t-1}
+    inp = torch.cat([torch.zeros_like(norm[:, :1]), norm[:, :-1]], dim=1)
+    masked = training_masks(B, T, S, cfg.mask_min_ratio, gen, dev)
+    action_masked = torch.zeros(B, T, dtype=torch.bool, device=dev)
+    action_target = torch.zeros(B, T, dtype=torch.bool, device=dev)
+    use_actions = cfg.conditioning != "none"
+    if cfg.objective == "full":
+        action_masked[:, 1:] = torch.rand(B, T - 1, generator=gen, device=dev) < 0.5
+        action_target = action_masked.clone()
+    elif cfg.objective in ("forward", "policy"):
+        share = 1.0 if cfg.objective == "policy" else cfg.policy_prob
+        pick = torch.rand(B, generator=gen, device=dev) < share
+        action_masked[:, -1] = pick
+        action_target[:, -1] = pick
+        masked[:, -1] |= pick[:, None]  # the frame after the predicted action stays hidden
+    valid_in = torch.cat([torch.ones_like(action_valid[:, :1]), action_valid[:, :-1]], dim=1)
+    action_target &= valid_in
+    inputs = codes
+    if cfg.corrupt_prob > 0:
+        levels = torch.tensor(cfg.levels, device=dev)
+        rnd = (torch.rand(B, T, S, K, generator=gen, device=dev) * levels).long()
+        flip = (torch.rand(B, T, S, generator=gen, device=dev) < cfg.corrupt_prob) & ~masked
+        flip[:, 0] = False
+        inputs = torch.where(flip[..., None], rnd, codes)
+    logits, act_pred, _ = (forward or model)(emb, inputs, masked, inp if use_actions else None,
+                                action_masked if use_actions else None)
+    out: dict[str, torch.Tensor] = {}
+    if cfg.objective != "policy" and masked.any():
+        sel = masked
+        ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing)
+                 for k, lg in enumerate(logits))
+        with torch.no_grad():
+            pred = torch.stack([lg[sel].argmax(-1) for lg in logits], dim=-1)
+            out["token_acc"] = (pred == codes[sel]).all(-1).float().mean()
+        out["token_loss"] = ce
+    else:
+        out["token_loss"] = torch.zeros((), device=dev)
+        out["token_acc"] = torch.zeros((), device=dev)
+    if action_target.any():
+        target = inp  # normalized a_{t-1} for slot t
+        out["action_loss"] = F.mse_loss(act_pred[action_target], target[action_target])
+    else:
+        out["action_loss"] = torch.zeros((), device=dev) + 0.0 * act_pred.sum()
+    out["loss"] = out["token_loss"] + out["action_loss"]
+    return out
+
+
+@torch.no_grad()
+def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, cache: KVCache | None,
+                 context: tuple[torch.Tensor, torch.Tensor | None] | None = None, steps: int = 2,
+                 temperature: float = 1.0, gen: torch.Generator | None = None) -> torch.Tensor:
+    """Sample the codes of one new slot (B, S, K).
+
+    action_in: (B, stride, dim) normalized chunk leading into the new frame (None: passive).
+    With `cache`, only the new slot is run (past slots' keys/values are cached). Without it,
+    `context` = (past codes (B, Tp, S, K), past normalized action inputs (B, Tp, stride, dim))
+    and the whole window is recomputed at every unmasking step (the reference behaviour,
+    kept for tests and benchmarks)."""
+    cfg = model.cfg
+    S, K = cfg.tokens_per_frame, len(cfg.levels)
+    B = action_in.shape[0] if action_in is not None else (context[0].shape[0] if context else 1)
+    dev = model.mask_emb.device
+    codes = torch.zeros(B, 1, S, K, dtype=torch.long, device=dev)
+    masked = torch.ones(B, 1, S, dtype=torch.bool, device=dev)
+    order = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
+    done = 0
+    use_actions = cfg.conditioning != "none"
+    for i in range(steps):
+        remain = int(math.floor(S * float(cosine_ratio(torch.tensor((i + 1) / steps))))) if i + 1 < steps else 0
+        n_now = S - remain - done
+        if cache is not None:
+            a = action_in[:, None] if (use_actions and action_in is not None) else None
+            first = len(cache) == 0 and cache.next_pos == 0
+            logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)
+            logits = [lg[:, -1] for lg in logits]
+        else:
+            past_codes, past_act = context if context is not None else (codes[:, :0], None)
+            all_codes = torch.cat([past_codes, codes], dim=1)
+            all_mask = torch.cat([torch.zeros(past_codes.shape[:3], dtype=torch.bool, device=dev), masked], 1)
+            a = None
+            if use_actions and action_in is not None:
+                pa = past_act if past_act is not None else action_in[:, None][:, :0]
+                a = torch.cat([pa, action_in[:, None]], dim=1)
+            logits, _, _ = model(emb, all_codes, all_mask, a, None)
+            logits = [lg[:, -1] for lg in logits]
+        sampled = torch.stack([_sample(lg, temperature, gen) for lg in logits], dim=-1)  # (B, S, K)
+        idx = order[:, done: done + n_now]  # positions whose turn it is
+        bidx = torch.arange(B, device=dev)[:, None]
+        codes[bidx, 0, idx] = sampled[bidx, idx]
+        masked[bidx, 0, idx] = False
+        done += n_now
+    return codes[:, 0]
+
+
+def _sample(logits: torch.Tensor, temperature: float, gen: torch.Generator | None) -> torch.Tensor:
+    """logits (B, S, L) -> (B, S) samples; temperature 0 = argmax."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=gen).reshape(probs.shape[:-1])

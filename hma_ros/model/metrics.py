@@ -1,0 +1,57 @@
+"""Image metrics (PSNR, SSIM) and the bootstrap confidence interval used by `hma eval`."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+def psnr_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR (dB) per image over the last three axes of uint8 arrays (..., H, W, 3)."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).mean(axis=(-3, -2, -1))
+    return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+
+
+def masked_psnr(pred: np.ndarray, truth: np.ndarray, prev: np.ndarray, threshold: int = 10) -> np.ndarray:
+    """PSNR over the pixels that change (|truth - previous truth frame| > threshold in any
+    channel); NaN where nothing changed. Shows dynamics where the background dominates."""
+    moving = (np.abs(truth.astype(np.int16) - prev.astype(np.int16)).max(-1) > threshold)  # (..., H, W)
+    err = ((pred.astype(np.float64) - truth.astype(np.float64)) ** 2).mean(-1)
+    n = moving.sum(axis=(-2, -1))
+    mse = (err * moving).sum(axis=(-2, -1)) / np.maximum(n, 1)
+    out = 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
+    return np.where(n > 0, out, np.nan)
+
+
+def ssim_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """SSIM (Gaussian window 7, sigma 1.5, on luma) per image of (N, H, W, 3) uint8 arrays."""
+    def luma(x):
+        x = torch.from_numpy(np.ascontiguousarray(x)).double()
+        return (0.299 * x[..., 0] + 0.587 * x[..., 1] + 0.114 * x[..., 2])[:, None]
+
+    x, y = luma(a), luma(b)
+    k = torch.arange(7, dtype=torch.float64) - 3
+    g = torch.exp(-(k**2) / (2 * 1.5**2))
+    g = (g / g.sum())
+    w = (g[:, None] * g[None, :])[None, None]
+
+    def blur(z):
+        return F.conv2d(z, w)
+
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+    mx, my = blur(x), blur(y)
+    sxx, syy, sxy = blur(x * x) - mx**2, blur(y * y) - my**2, blur(x * y) - mx * my
+    s = ((2 * mx * my + c1) * (2 * sxy + c2)) / ((mx**2 + my**2 + c1) * (sxx + syy + c2))
+    return s.mean(dim=(1, 2, 3)).numpy()
+
+
+def bootstrap_ci(per_episode: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """95% interval of the mean by resampling episodes with replacement."""
+    v = np.asarray(per_episode, dtype=np.float64)
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    rng = np.random.default_rng(seed)
+    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))

@@ -1,0 +1,88 @@
+"""Training-side helpers shared by `hma train`, `hma eval` and tests: token caches of datasets,
+window batches, and resumable training state in safetensors (never pickle)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hma_ros.data.dataset import Dataset
+
+
+class TokenizedDataset:
+    """A dataset with every frame pre-encoded by a tokenizer: codes (N, S, K) uint8 in memory."""
+
+    def __init__(self, ds: Dataset, tokenizer, batch: int = 256, progress: bool = True):
+        from tqdm import tqdm
+
+        self.ds = ds
+        frames = ds.arrays["frames"]
+        chunks = []
+        with torch.no_grad():
+            for i in tqdm(range(0, len(ds), batch), desc=f"tokenize {ds.name}", disable=not progress, leave=False):
+                chunks.append(tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch]))).to(torch.uint8))
+        self.codes = torch.cat(chunks)  # (N, S, K)
+        self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
+        self.valid = torch.from_numpy(ds.valid())
+
+    def batch(self, starts, T: int):
+        idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
+        return self.codes[idx].long(), self.actions[idx], self.valid[idx]
+
+
+def embodiment_record(ds: Dataset) -> dict:
+    m = ds.meta
+    return {"stride": m["stride"], "action_dim": m["action_dim"], "action_hz": m["action_hz"],
+            "stats": {k: m["stats"][k] for k in ("mean", "std", "min", "max")},
+            "embodiment": m["embodiment"]}
+
+
+def optimizer_state_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimizer state dict into tensors + JSON-able metadata."""
+    sd = opt.state_dict()
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v
+            else:
+                meta["scalars"][f"{pid}.{k}"] = v
+    return tensors, meta
+
+
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    state: dict = {}
+    for key, v in tensors.items():
+        if key.startswith("opt."):
+            _, pid, k = key.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in meta["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def save_train_state(path: Path, opt, step: int, sampler_rng: np.random.Generator, extra: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors, meta = optimizer_state_tensors(opt)
+    tensors["rng.torch"] = torch.get_rng_state()
+    meta.update({"step": step, "sampler_rng": sampler_rng.bit_generator.state, **extra})
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    tmp.rename(path)
+    path.with_suffix(".json").write_text(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
+
+
+def load_train_state(path: Path, opt, sampler_rng: np.random.Generator) -> dict:
+    from safetensors.torch import load_file
+
+    tensors = load_file(str(path))
+    meta = json.loads(path.with_suffix(".json").read_text())
+    load_optimizer_state(opt, tensors, meta)
+    torch.set_rng_state(tensors["rng.torch"])
+    sampler_rng.bit_generator.state = meta["sampler_rng"]
+    return meta

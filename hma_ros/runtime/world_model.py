@@ -1,0 +1,196 @@
+"""WorldModel: the runtime API used by nodes, CLI, benchmarks and tests.
+
+    wm = WorldModel.load("models/hma_discrete_small", embodiment="pusht")
+    wm.reset()
+    wm.observe(frame_uint8_HxWx3, action_chunk)   # action_chunk (stride, action_dim): the chunk
+                                                  # that led INTO this frame (None for the first)
+    frames = wm.imagine(future_chunks)            # (K, stride, action_dim) -> (K, H, W, 3) uint8
+    chunk = wm.act()                              # next chunk (stride, action_dim), embodiment units
+
+One 2 Hz step per observe(). Past slots' temporal keys/values are cached, so imagining a frame
+costs only that frame's tokens per unmasking step; the cache slides past the training window.
+Deterministic for a given seed (reset(seed) restarts the random stream). Units are always the
+embodiment's own (normalization statistics live in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
+from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
+from hma_ros.model.maskgit import sample_frame
+from hma_ros.model.tokenizer import FSQTokenizer, TokenizerConfig
+
+
+def build_models(config: dict, state: dict | None = None, where: str = "checkpoint"):
+    """(tokenizer, dynamics) from a checkpoint config (+ weights)."""
+    try:
+        tok = FSQTokenizer(TokenizerConfig(**config["tokenizer"]))
+        dyn = None
+        if "dynamics" in config:
+            dyn = HMADynamics(DynamicsConfig(**config["dynamics"]), config["embodiments"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{where}: config does not describe an hma_ros model ({e})") from None
+    if state is not None:
+        try:
+            tok.load_state_dict(sub_state(state, "tokenizer"))
+            if dyn is not None:
+                dyn.load_state_dict(sub_state(state, "dynamics"))
+        except RuntimeError as e:
+            raise CheckpointError(f"{where}: weights do not match its config ({str(e)[:300]})") from None
+    return tok.eval(), (dyn.eval() if dyn is not None else None)
+
+
+class WorldModel:
+    def __init__(self, tokenizer: FSQTokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
+                 device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 1.0,
+                 use_cache: bool = True, name: str = ""):
+        if embodiment not in config["embodiments"]:
+            raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
+                             f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
+                             "(hma train --finetune) or pick one of these.")
+        self.tok, self.dyn = tokenizer.to(device), dynamics.to(device)
+        self.config, self.embodiment, self.device = config, embodiment, device
+        self.name = name
+        e = config["embodiments"][embodiment]
+        self.stride, self.action_dim = int(e["stride"]), int(e["action_dim"])
+        self.image_size = tuple(config["tokenizer"]["resolution"] for _ in range(2))
+        self.stem = self.dyn.stems[embodiment]
+        self.mask_steps, self.temperature, self.use_cache = mask_steps, temperature, use_cache
+        self.window = self.dyn.cfg.window
+        self.latency: dict[str, float] = {}
+        self.reset(seed)
+
+    @classmethod
+    def load(cls, checkpoint: str | Path, embodiment: str, device: str = "cpu", **kw) -> WorldModel:
+        config, state = load_checkpoint(checkpoint)
+        if "dynamics" not in config:
+            raise CheckpointError(f"{checkpoint}: a tokenizer-only checkpoint; train dynamics with `hma train`")
+        tok, dyn = build_models(config, state, str(checkpoint))
+        return cls(tok, dyn, config, embodiment, device=device, name=str(checkpoint), **kw)
+
+    # ------------------------------------------------------------------ state
+    def reset(self, seed: int | None = None) -> None:
+        if seed is not None:
+            self.seed = seed
+        self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.cache = KVCache(self.dyn.cfg.n_layers, self.window - 1)
+        self.codes: list[torch.Tensor] = []  # (S, K) per observed slot, last window-1
+        self.actions: list[torch.Tensor | None] = []  # normalized chunk into each slot
+        self.steps = 0
+
+    # ------------------------------------------------------------------ checks
+    def _frame(self, frame) -> torch.Tensor:
+        f = np.asarray(frame)
+        if f.ndim != 3 or f.shape[2] != 3 or f.dtype != np.uint8:
+            raise ValueError(f"frame must be an (H, W, 3) uint8 RGB array, got {f.shape} {f.dtype}")
+        if f.shape[:2] != self.image_size:
+            from hma_ros.data.images import ImageSpec
+
+            f = ImageSpec(size=self.image_size).prepare(f)
+        return torch.from_numpy(np.ascontiguousarray(f))[None].to(self.device)
+
+    def _chunk(self, chunk, what: str = "action chunk") -> torch.Tensor:
+        a = np.asarray(chunk, dtype=np.float32)
+        if a.shape != (self.stride, self.action_dim):
+            raise ValueError(f"{what} for {self.embodiment} must be ({self.stride}, {self.action_dim}) "
+                             f"(stride x action_dim), got {a.shape}")
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"{what} contains NaN or inf")
+        return self.stem.normalize(torch.from_numpy(a).to(self.device))
+
+    # ------------------------------------------------------------------ API
+    @torch.no_grad()
+    def observe(self, frame, action_chunk=None) -> None:
+        """Add one observed 2 Hz step: its frame and the action chunk that led into it."""
+        t = time.perf_counter()
+        x = self._frame(frame)
+        a = self._chunk(action_chunk) if action_chunk is not None else None
+        codes = self.tok.encode(x)  # (1, S, K)
+        self._commit(codes, a)
+        self.latency["observe_ms"] = 1e3 * (time.perf_counter() - t)
+
+    def _commit(self, codes: torch.Tensor, a: torch.Tensor | None) -> None:
+        S = codes.shape[1]
+        first = self.cache.next_pos == 0
+        act_in = a[None, None] if a is not None else None
+        masked_a = None
+        if act_in is None and not first:
+            act_in = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
+            masked_a = torch.ones(1, 1, dtype=torch.bool, device=self.device)
+        _, _, kv = self.dyn(self.embodiment, codes[:, None], torch.zeros(1, 1, S, dtype=torch.bool,
+                            device=self.device), act_in, masked_a, cache=self.cache, first_is_start=first)
+        self.cache.append(kv)
+        self.codes = (self.codes + [codes[0]])[-(self.window - 1):]
+        self.actions = (self.actions + [a])[-(self.window - 1):]
+        self.steps += 1
+
+    @torch.no_grad()
+    def imagine(self, future_chunks) -> np.ndarray:
+        """K imagined frames following the newest observed one; future_chunks[i] (embodiment
+        units) is the chunk leading into imagined frame i. History is left unchanged."""
+        if self.steps == 0:
+            raise RuntimeError("imagine() needs at least one observe() first")
+        fut = np.asarray(future_chunks, dtype=np.float32)
+        if fut.ndim != 3:
+            raise ValueError(f"future_chunks must be (K, {self.stride}, {self.action_dim}), got {fut.shape}")
+        acts = [self._chunk(c, f"future chunk {i}") for i, c in enumerate(fut)]
+        t = time.perf_counter()
+        snap = self.cache.snapshot()
+        codes_hist, act_hist, steps = list(self.codes), list(self.actions), self.steps
+        out = []
+        try:
+            for a in acts:
+                if self.use_cache:
+                    codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
+                                         temperature=self.temperature, gen=self.gen)
+                    self._commit(codes, a)
+                else:
+                    ctx = self._context()
+                    codes = sample_frame(self.dyn, self.embodiment, a[None], None, context=ctx,
+                                         steps=self.mask_steps, temperature=self.temperature, gen=self.gen)
+                    self.codes = (self.codes + [codes[0]])[-(self.window - 1):]
+                    self.actions = (self.actions + [a])[-(self.window - 1):]
+                    self.steps += 1
+                out.append(codes)
+            frames = self.tok.decode(torch.cat(out))
+        finally:
+            self.cache.restore(snap)
+            self.codes, self.actions, self.steps = codes_hist, act_hist, steps
+        self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
+        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, len(acts))
+        return frames.cpu().numpy()
+
+    def _context(self):
+        codes = torch.stack(self.codes)[None]  # (1, Tp, S, K)
+        acts = [a if a is not None else torch.zeros(self.stride, self.action_dim, device=self.device)
+                for a in self.actions]
+        return codes, torch.stack(acts)[None]
+
+    @torch.no_grad()
+    def act(self) -> np.ndarray:
+        """The policy head's next action chunk (stride, action_dim), in the embodiment's units."""
+        if self.steps == 0:
+            raise RuntimeError("act() needs at least one observe() first")
+        t = time.perf_counter()
+        S, K = self.dyn.cfg.tokens_per_frame, len(self.dyn.cfg.levels)
+        snap = self.cache.snapshot()
+        try:
+            codes = torch.zeros(1, 1, S, K, dtype=torch.long, device=self.device)
+            masked = torch.ones(1, 1, S, dtype=torch.bool, device=self.device)
+            a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
+            am = torch.ones(1, 1, dtype=torch.bool, device=self.device)
+            _, pred, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=self.cache, first_is_start=False)
+        finally:
+            self.cache.restore(snap)
+        self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
+        chunk = self.stem.denormalize(pred[0, 0]).cpu().numpy().astype(np.float64)
+        return chunk
+
+    def describe(self) -> str:
+        return f"{Path(self.name).name or 'model'} [{self.embodiment}]"

@@ -1,0 +1,279 @@
+"""HMA model core: tokenizer, trunk, MaskGIT, KV cache, WorldModel, checkpoints, training."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
+from hma_ros.model.maskgit import dynamics_loss, sample_frame, training_masks
+from hma_ros.model.tokenizer import FSQ, FSQTokenizer, TokenizerConfig
+from hma_ros.runtime.world_model import WorldModel
+
+EMB = {"pusht": {"stride": 5, "action_dim": 2,
+                 "stats": {"mean": [256.0, 256.0], "std": [100.0, 100.0], "min": [0, 0], "max": [512, 512]}}}
+
+
+def tiny(conditioning="modulate+concat", objective="forward", seed=0):
+    torch.manual_seed(seed)
+    tcfg = TokenizerConfig(resolution=32, grid=4, channels=(16, 16, 16), levels=(4, 3))
+    dcfg = DynamicsConfig(d_model=32, n_layers=2, n_heads=2, window=6, prompt=2, tokens_per_frame=16,
+                          levels=(4, 3), conditioning=conditioning, objective=objective)
+    tok, dyn = FSQTokenizer(tcfg).eval(), HMADynamics(dcfg, EMB).eval()
+    # non-zero adaLN so every sub-layer (and the action path) really contributes
+    for blk in dyn.blocks:
+        torch.nn.init.normal_(blk.ada.weight, std=0.05)
+        torch.nn.init.normal_(blk.ada.bias, std=0.3)
+        if hasattr(blk, "cross"):
+            torch.nn.init.normal_(blk.cross.out_proj.weight, std=0.05)
+    config = {"tokenizer": tcfg.to_dict(), "dynamics": dcfg.to_dict(), "embodiments": EMB}
+    return tok, dyn, config
+
+
+def test_fsq_codes_round_trip_and_the_papers_tokenizer_is_expressible():
+    fsq = FSQ((8, 5, 5, 5))
+    q, codes = fsq(torch.randn(1000, 4) * 3)
+    assert codes.min() >= 0 and torch.equal(codes.max(0).values, torch.tensor([7, 4, 4, 4]))
+    torch.testing.assert_close(fsq.codes_to_values(codes), q)  # the decoder sees what was quantized
+    big = FSQTokenizer(TokenizerConfig(resolution=256, grid=16, channels=(16, 16, 16, 16)))
+    assert big.encode(torch.zeros(1, 256, 256, 3, dtype=torch.uint8)).shape == (1, 256, 6)
+
+
+def test_training_masks_never_hide_the_first_frame_and_mask_later_frames_more():
+    m = training_masks(64, 6, 16, 0.1, torch.Generator().manual_seed(0))
+    assert not m[:, 0].any()
+    frac = m.float().mean(dim=(0, 2))
+    assert (frac[1:] > 0).all() and frac[-1] > frac[1]
+    assert (m[:, 1:].sum(-1) >= 2).all()  # minimum ratio 0.1 of 16 -> at least 2
+
+
+@pytest.mark.parametrize("conditioning", ["modulate+concat", "modulate", "concat", "add", "cross", "none"])
+def test_every_conditioning_variant_trains_and_only_action_free_ones_ignore_actions(conditioning):
+    tok, dyn, _ = tiny(conditioning)
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    masked = torch.zeros(2, 6, 16, dtype=torch.bool)
+    a1 = torch.zeros(2, 6, 5, 2)
+    a2 = torch.randn(2, 6, 5, 2) * 3
+    l1 = dyn("pusht", codes, masked, a1)[0][0]
+    l2 = dyn("pusht", codes, masked, a2)[0][0]
+    changed = not torch.allclose(l1, l2)
+    assert changed == (conditioning != "none")
+    dyn.train()
+    out = dynamics_loss(dyn, "pusht", codes, a2, torch.ones(2, 6, dtype=torch.bool), torch.Generator().manual_seed(0))
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"])
+
+
+def test_action_projectors_use_xavier_gain_0_1():
+    _, dyn, _ = tiny()
+    w = dyn.stems["pusht"].net[0].weight
+    bound = 0.1 * np.sqrt(6 / (w.shape[0] + w.shape[1]))
+    assert w.abs().max() <= bound + 1e-6 and w.abs().max() > 0.5 * bound
+
+
+def test_kv_cached_and_recomputed_windows_give_the_same_samples_for_the_same_seed():
+    tok, dyn, _ = tiny()
+    past = torch.randint(0, 3, (1, 3, 16, 2))
+    acts = torch.randn(1, 4, 5, 2)
+    cache = KVCache(2, 5)
+    for t in range(3):
+        _, _, kv = dyn("pusht", past[:, t:t + 1], torch.zeros(1, 1, 16, dtype=torch.bool),
+                       acts[:, t:t + 1] if t else None, None, cache=cache, first_is_start=t == 0)
+        cache.append(kv)
+    ctx = (past, acts[:, :3])
+    for temperature in (1.0, 0.0):
+        a = sample_frame(dyn, "pusht", acts[:, 3], cache, steps=3, temperature=temperature,
+                         gen=torch.Generator().manual_seed(7))
+        b = sample_frame(dyn, "pusht", acts[:, 3], None, context=ctx, steps=3, temperature=temperature,
+                         gen=torch.Generator().manual_seed(7))
+        assert torch.equal(a, b)
+    assert len(cache) == 3  # sampling never commits to the cache
+
+
+def test_temperature_really_changes_the_distribution():
+    tok, dyn, _ = tiny()
+    cache = KVCache(2, 5)
+    _, _, kv = dyn("pusht", torch.zeros(1, 1, 16, 2, dtype=torch.long), torch.zeros(1, 1, 16, dtype=torch.bool),
+                   None, None, cache=cache)
+    cache.append(kv)
+    a = torch.zeros(1, 5, 2)
+
+    def distinct(temp):
+        draws = {tuple(sample_frame(dyn, "pusht", a, cache, steps=1, temperature=temp,
+                                    gen=torch.Generator().manual_seed(s)).flatten().tolist()) for s in range(20)}
+        return len(draws)
+
+    assert distinct(0.0) == 1  # argmax
+    assert distinct(0.05) < distinct(5.0)
+
+
+def test_world_model_observe_imagine_act_shapes_determinism_and_history():
+    tok, dyn, config = tiny()
+    wm = WorldModel(tok, dyn, config, "pusht", seed=3)
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    chunk = np.full((5, 2), 300.0)
+    wm.observe(frames[0])
+    wm.observe(frames[1], chunk)
+    fut = np.stack([chunk] * 4)
+    a = wm.imagine(fut)
+    assert a.shape == (4, 32, 32, 3) and a.dtype == np.uint8
+    assert wm.steps == 2 and len(wm.cache) == 2  # imagination leaves the history alone
+    wm.reset(3)
+    wm.observe(frames[0])
+    wm.observe(frames[1], chunk)
+    assert np.array_equal(wm.imagine(fut), a)  # same seed, same frames
+    act = wm.act()
+    assert act.shape == (5, 2) and np.isfinite(act).all()
+    with pytest.raises(ValueError, match=r"must be \(5, 2\)"):
+        wm.observe(frames[2], np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="NaN"):
+        wm.imagine(np.full((1, 5, 2), np.nan))
+    with pytest.raises(ValueError, match="no embodiment 'cheetah'.*pusht"):
+        WorldModel(tok, dyn, config, "cheetah")
+
+
+def test_long_rollouts_slide_the_window_and_stay_finite():
+    tok, dyn, config = tiny()
+    wm = WorldModel(tok, dyn, config, "pusht", seed=0)
+    wm.observe(np.zeros((32, 32, 3), np.uint8))
+    frames = wm.imagine(np.random.default_rng(0).uniform(0, 512, (100, 5, 2)))
+    assert frames.shape == (100, 32, 32, 3)
+    assert len(wm.cache) == 1
+    for _ in range(12):
+        wm.observe(frames[0], np.zeros((5, 2)))
+    assert len(wm.cache) == dyn.cfg.window - 1  # the cache slides
+
+
+def test_checkpoints_round_trip_in_fp16_and_bad_ones_are_explained(tmp_path):
+    tok, dyn, config = tiny()
+    state = {**{f"tokenizer.{k}": v for k, v in tok.state_dict().items()},
+             **{f"dynamics.{k}": v for k, v in dyn.state_dict().items()}}
+    save_checkpoint(tmp_path / "c", state, config, dtype=torch.float16)
+    wm = WorldModel.load(tmp_path / "c", "pusht")
+    assert wm.stride == 5
+    cfg, st = load_checkpoint(tmp_path / "c")
+    assert st["dynamics.mask_emb"].dtype == torch.float32
+    with pytest.raises(CheckpointError, match="missing model.safetensors"):
+        (tmp_path / "c" / "model.safetensors").rename(tmp_path / "w")
+        load_checkpoint(tmp_path / "c")
+    (tmp_path / "c" / "model.safetensors").write_bytes(b"garbage" * 10)
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_checkpoint(tmp_path / "c")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nope")
+
+
+def test_a_tiny_model_learns_a_window_token_accuracy_rises():
+    tok, dyn, _ = tiny()
+    dyn.train()
+    codes = torch.randint(0, 3, (1, 6, 16, 2)).repeat(4, 1, 1, 1)
+    acts = torch.randn(4, 6, 5, 2) * 100 + 256
+    opt = torch.optim.AdamW(dyn.parameters(), lr=3e-3)
+    accs = []
+    for step in range(60):
+        out = dynamics_loss(dyn, "pusht", codes, acts, torch.ones(4, 6, dtype=torch.bool),
+                            torch.Generator().manual_seed(step))
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+        accs.append(float(out["token_acc"]))
+    assert np.mean(accs[-10:]) > np.mean(accs[:10]) + 0.3
+
+
+@pytest.fixture(scope="module")
+def small_data(tmp_path_factory):
+    from hma_ros.cli.main import main as hma
+
+    out = tmp_path_factory.mktemp("d")
+    assert hma(["gen-data", "--out", str(out), "--embodiments", "pusht,reacher", "--episodes", "4",
+                "--seconds", "7", "--workers", "1"]) == 0
+    assert hma(["train-tokenizer", "--data", str(out), "--out", str(out / "tok"), "--max-steps", "3",
+                "--batch-size", "4", "--channels", "16,16,16", "--levels", "4,3"]) == 0
+    return out
+
+
+TINY = ["--d-model", "32", "--layers", "1", "--heads", "2", "--window", "6", "--prompt", "2",
+        "--batch-size", "2", "--eval-every", "0"]
+
+
+def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
+    from hma_ros.cli.main import main as hma
+
+    common = ["train", "--data", str(small_data / "pusht"), str(small_data / "reacher"), "--tokenizer",
+              str(small_data / "tok"), "--save-every", "3", *TINY]
+    assert hma(common + ["--out", str(tmp_path / "a"), "--steps", "6"]) == 0
+    assert hma(common + ["--out", str(tmp_path / "b"), "--steps", "3"]) == 0
+    # the interrupted run continues with the full schedule
+    assert hma(["train", "--data", str(small_data / "pusht"), str(small_data / "reacher"), "--out",
+                str(tmp_path / "b"), "--resume", "--steps", "6", "--save-every", "3", *TINY]) == 0
+    _, sa = load_checkpoint(tmp_path / "a")
+    _, sb = load_checkpoint(tmp_path / "b")
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], msg=k)
+
+
+def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data, tmp_path):
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "pre"), "--steps", "2", *TINY]) == 0
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "pre"),
+                "--freeze-trunk", "--out", str(tmp_path / "ft"), "--steps", "3", *TINY]) == 0
+    cfg, st = load_checkpoint(tmp_path / "ft")
+    _, pre = load_checkpoint(tmp_path / "pre")
+    assert set(cfg["embodiments"]) == {"pusht", "reacher"}
+    assert "dynamics.stems.reacher.net.0.weight" in st
+    torch.testing.assert_close(st["dynamics.blocks.0.qkv_t.weight"], pre["dynamics.blocks.0.qkv_t.weight"])
+    WorldModel.load(tmp_path / "ft", "reacher").observe(np.zeros((32, 32, 3), np.uint8))
+
+
+def test_two_process_ddp_training_with_gloo(small_data, tmp_path):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "hma_ros.cli.main", "train", "--data", str(small_data / "pusht"), "--tokenizer",
+           str(small_data / "tok"), "--out", str(tmp_path / "ddp"), "--steps", "3", *TINY]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=170, env={**__import__("os").environ,
+                                                                             "OMP_NUM_THREADS": "1"})
+    assert r.returncode == 0, r.stderr[-2000:]
+    cfg, _ = load_checkpoint(tmp_path / "ddp")
+    assert cfg["training"]["steps"] == 3 and cfg["training"]["batch_size"] == 4
+
+
+def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_path, capsys):
+    import json
+
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "m"), "--steps", "2", *TINY]) == 0
+    assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "2",
+                "--trials", "2", "--passive", str(tmp_path / "m")]) == 0
+    res = json.loads((tmp_path / "m/eval/eval.json").read_text())["pusht"]
+    for k in ("psnr", "copy_last_frame_psnr", "delta_psnr_ci95", "tokenizer_psnr", "perplexity", "passive_psnr"):
+        assert k in res
+    assert len(list((tmp_path / "m/eval").glob("pusht_*.gif"))) == 2
+    capsys.readouterr()
+    assert hma(["bench", "--ckpt", str(tmp_path / "m"), "--repeats", "2"]) == 0
+    bench = json.loads(capsys.readouterr().out)
+    assert bench["kv_cache"]["imagined_fps"] > 0 and bench["peak_rss_mb"] > 0
+    assert hma(["imagine", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"),
+                "--horizon", "4", "--out", str(tmp_path / "i.gif")]) == 0
+    assert (tmp_path / "i.gif").stat().st_size > 0
+
+
+def test_loading_with_an_unknown_embodiment_is_a_clear_error(small_data, tmp_path):
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "m"), "--steps", "1", *TINY]) == 0
+    with pytest.raises(ValueError, match="has no embodiment 'cheetah'"):
+        WorldModel.load(tmp_path / "m", "cheetah")
+    with pytest.raises(CheckpointError, match="tokenizer-only"):
+        WorldModel.load(small_data / "tok", "pusht")
+
+
