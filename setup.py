@@ -30,6 +30,9 @@ for folder in ("launch", "config", "rviz", "models"):
 NODES = {
     "sim_robot_node": "hma_ros.nodes.sim_robot_node:main",
     "recorder_node": "hma_ros.nodes.recorder_node:main",
+    "imagine_node": "hma_ros.nodes.imagine_node:main",
+    "policy_node": "hma_ros.nodes.policy_node:main",
+    "simulate_node": "hma_ros.nodes.simulate_node:main",
 }
 
 setup(

@@ -13,11 +13,13 @@ import numpy as np
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Float64MultiArray, MultiArrayDimension
 from std_srvs.srv import Trigger
 
 from hma_ros.data.sims import SIM_NAMES, Policy, make_sim
 from hma_ros.nodes.common import now_sec, rgb_to_image_msg, run_node, sec_to_stamp, sensor_qos
+
+BUILTIN_LABEL = "sim_robot_builtin"
 
 
 class SimRobotNode(Node):
@@ -48,6 +50,10 @@ class SimRobotNode(Node):
 
         self.pub_image = self.create_publisher(Image, "image_raw", sensor_qos())
         self.pub_joints = self.create_publisher(JointState, "joint_states", sensor_qos(10))
+        # the built-in controller's commands go out on joint_commands too, as a robot's teleop or
+        # controller would record them; tagged so this node does not take them as external
+        self.declare_parameter("publish_builtin_commands", True)
+        self.pub_builtin = self.create_publisher(Float64MultiArray, "joint_commands", sensor_qos(10))
         # best effort accepts both reliable and best-effort command publishers
         self.create_subscription(Float64MultiArray, "joint_commands", self.on_command, sensor_qos(10))
         self.create_service(Trigger, "~/reset", self.on_reset)
@@ -76,6 +82,8 @@ class SimRobotNode(Node):
         return resp
 
     def on_command(self, msg: Float64MultiArray) -> None:
+        if msg.layout.dim and msg.layout.dim[0].label == BUILTIN_LABEL:
+            return  # our own built-in controller's echo
         a = np.asarray(msg.data, float)
         if a.shape != (self.info.action_dim,) or not np.all(np.isfinite(a)):
             self.bad_commands += 1
@@ -106,6 +114,10 @@ class SimRobotNode(Node):
             action = self.last_command
         else:
             action = self.policy()
+            if self.get_parameter("publish_builtin_commands").value:
+                cmd = Float64MultiArray(data=[float(v) for v in action])
+                cmd.layout.dim = [MultiArrayDimension(label=BUILTIN_LABEL, size=len(action), stride=len(action))]
+                self.pub_builtin.publish(cmd)
         self.sim.step(action)
         self.steps += 1
 

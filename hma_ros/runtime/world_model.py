@@ -131,21 +131,32 @@ class WorldModel:
         self.steps += 1
 
     @torch.no_grad()
-    def imagine(self, future_chunks) -> np.ndarray:
-        """K imagined frames following the newest observed one; future_chunks[i] (embodiment
-        units) is the chunk leading into imagined frame i. History is left unchanged."""
-        if self.steps == 0:
+    def imagine(self, future_chunks=None, horizon: int | None = None, start=None) -> np.ndarray:
+        """K imagined frames following the newest observed one. future_chunks (K, stride, dim)
+        in embodiment units: chunk i leads into imagined frame i. With future_chunks None, the
+        policy head plans: each chunk is act() on the imagined history (horizon K required).
+        start=(frame, chunk) first observes one more real step temporarily (e.g. the newest
+        camera frame, which no completed step holds yet). The history is left unchanged."""
+        if self.steps == 0 and start is None:
             raise RuntimeError("imagine() needs at least one observe() first")
-        fut = np.asarray(future_chunks, dtype=np.float32)
-        if fut.ndim != 3:
-            raise ValueError(f"future_chunks must be (K, {self.stride}, {self.action_dim}), got {fut.shape}")
-        acts = [self._chunk(c, f"future chunk {i}") for i, c in enumerate(fut)]
+        acts = None
+        if future_chunks is not None:
+            fut = np.asarray(future_chunks, dtype=np.float32)
+            if fut.ndim != 3:
+                raise ValueError(f"future_chunks must be (K, {self.stride}, {self.action_dim}), got {fut.shape}")
+            acts = [self._chunk(c, f"future chunk {i}") for i, c in enumerate(fut)]
+            horizon = len(acts)
+        elif not horizon or horizon < 1:
+            raise ValueError("imagine(None) plans with the policy head and needs horizon >= 1")
         t = time.perf_counter()
         snap = self.cache.snapshot()
         codes_hist, act_hist, steps = list(self.codes), list(self.actions), self.steps
         out = []
         try:
-            for a in acts:
+            if start is not None:
+                self.observe(*start)
+            for i in range(horizon):
+                a = acts[i] if acts is not None else self._chunk(self.act(), "policy chunk")
                 if self.use_cache:
                     codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
                                          temperature=self.temperature, gen=self.gen)
@@ -163,7 +174,7 @@ class WorldModel:
             self.cache.restore(snap)
             self.codes, self.actions, self.steps = codes_hist, act_hist, steps
         self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
-        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, len(acts))
+        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon)
         return frames.cpu().numpy()
 
     def _context(self):

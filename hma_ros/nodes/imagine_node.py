@@ -1,0 +1,124 @@
+"""imagine_node (hma_imagine): imagines the next K camera frames at every completed 2 Hz step.
+
+Inputs (relative names, remappable): image_raw (or image_raw/compressed with use_compressed),
+joint_states, the embodiment's command topic, imagine_actions (Float64MultiArray [K, stride,
+action_dim] in the embodiment's units, used while fresh: 1 s).
+Outputs: imagined/image (rgb8 filmstrip: the newest real frame then K imagined ones, stamped
+with that frame's time and the camera's frame_id), imagined/frames (each imagined frame
+stamped at its future time), /diagnostics.
+Future actions when no fresh plan: `future_actions` = hold (repeat the last chunk) | zero |
+policy (the model's own action head).
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rcl_interfaces.msg import ParameterDescriptor
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
+
+from hma_ros.data.chunker import Step
+from hma_ros.nodes.common import reliable_qos, rgb_to_image_msg, run_node
+from hma_ros.nodes.pipeline import StepPipelineNode
+
+FUTURE_MODES = ("hold", "zero", "policy")
+
+
+class ImagineNode(StepPipelineNode):
+    def __init__(self):
+        self._plan: tuple[float, np.ndarray] | None = None
+        self._prev_chunk: np.ndarray | None = None
+        self._episode = None
+        super().__init__("hma_imagine")
+        d = ParameterDescriptor
+        self.declare_parameter("horizon", 8, d(description="imagined frames per step (K)"))
+        self.declare_parameter("future_actions", "hold", d(description="hold | zero | policy"))
+        self.declare_parameter("plan_timeout", 1.0, d(description="s an imagine_actions plan stays fresh"))
+        self.declare_parameter("display_scale", 2, d(description="integer upscale of the filmstrip for RViz"))
+        for name in ("horizon", "future_actions", "display_scale"):
+            err = self.validate_parameter(name, self.get_parameter(name).value)
+            if err:
+                raise ValueError(err)
+        self.pub_strip = self.create_publisher(Image, "imagined/image", reliable_qos(2))
+        self.pub_frames = self.create_publisher(Image, "imagined/frames", reliable_qos(16))
+        self.create_subscription(Float64MultiArray, "imagine_actions", self.on_plan, reliable_qos(2))
+        self.published = 0
+
+    def validate_parameter(self, name: str, value) -> str:
+        if name == "horizon" and not (isinstance(value, int) and 1 <= value <= 64):
+            return "horizon must be an integer in 1..64"
+        if name == "future_actions" and value not in FUTURE_MODES:
+            return f"future_actions must be one of {FUTURE_MODES}"
+        if name == "display_scale" and not (isinstance(value, int) and 1 <= value <= 8):
+            return "display_scale must be an integer in 1..8"
+        return super().validate_parameter(name, value)
+
+    def on_plan(self, msg: Float64MultiArray) -> None:
+        if self.wm is None:
+            return
+        a = np.asarray(msg.data, float)
+        per = self.wm.stride * self.wm.action_dim
+        if a.size == 0 or a.size % per or not np.all(np.isfinite(a)):
+            self.problem("bad_commands", f"imagine_actions: expected K x {self.wm.stride} x {self.wm.action_dim} "
+                         f"finite values (layout [K, stride, action_dim]), got {a.size}. Plan ignored.")
+            return
+        self._plan = (time.monotonic(), a.reshape(-1, self.wm.stride, self.wm.action_dim))
+
+    def futures(self, K: int, last_chunk: np.ndarray) -> np.ndarray | None:
+        plan = self._plan
+        if plan is not None and time.monotonic() - plan[0] <= float(self.get_parameter("plan_timeout").value):
+            p = plan[1]
+            return np.concatenate([p, np.repeat(p[-1:], max(0, K - len(p)), 0)])[:K]
+        mode = self.get_parameter("future_actions").value
+        if mode == "policy":
+            return None
+        if mode == "zero":
+            return np.zeros((K, self.wm.stride, self.wm.action_dim))
+        return np.repeat(last_chunk[None], K, 0)
+
+    def process(self, step: Step) -> bool:
+        wm = self.wm
+        if step.episode != self._episode:
+            wm.reset()
+            self._prev_chunk, self._episode = None, step.episode
+        if not step.frame_valid:  # a camera gap: start the history again at the next frame
+            wm.reset()
+            self._prev_chunk = None
+            return False
+        wm.observe(step.frame, self._prev_chunk)
+        chunk_ok = bool(step.action_mask.all())
+        self._prev_chunk = step.actions.astype(np.float64) if chunk_ok else None
+        K = int(self.get_parameter("horizon").value)
+        base_t, base_frame, start = step.t, step.frame, None
+        latest = self.latest_frame
+        if chunk_ok and latest is not None and latest[0] > step.t + 0.25:
+            # the newest camera frame (step k+1's) is the starting point; chunk k led into it
+            base_t, base_frame = latest
+            start = (base_frame, self._prev_chunk)
+        last = self._prev_chunk if self._prev_chunk is not None else np.zeros((wm.stride, wm.action_dim))
+        frames = wm.imagine(self.futures(K, last), horizon=K, start=start)
+        scale = int(self.get_parameter("display_scale").value)
+        strip = np.concatenate([base_frame, *frames], axis=1)
+        if scale > 1:
+            strip = strip.repeat(scale, 0).repeat(scale, 1)
+        fid = self.camera_frame_id
+        self.pub_strip.publish(rgb_to_image_msg(strip, base_t, fid))
+        for i, f in enumerate(frames):
+            self.pub_frames.publish(rgb_to_image_msg(f, base_t + 0.5 * (i + 1), fid))
+        self.published += 1
+        return True
+
+    def extra_diagnostics(self) -> dict[str, str]:
+        return {"published_filmstrips": str(self.published),
+                "horizon": str(self.get_parameter("horizon").value),
+                "future_actions": str(self.get_parameter("future_actions").value)}
+
+
+def main() -> int:
+    return run_node(ImagineNode)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

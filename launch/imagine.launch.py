@@ -1,0 +1,50 @@
+"""Imagine the next seconds live: camera + joint states in, imagined frames out (RViz).
+
+    ros2 launch hma_ros imagine.launch.py embodiment:=pusht camera_topic:=/camera/image_raw rviz:=true
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+
+def generate_launch_description():
+    share = get_package_share_directory("hma_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("embodiment", default_value="pusht"),
+        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("camera_topic", default_value="image_raw"),
+        DeclareLaunchArgument("joint_states_topic", default_value="joint_states"),
+        DeclareLaunchArgument("use_compressed", default_value="false"),
+        DeclareLaunchArgument("rviz", default_value="false"),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               os.path.join(share, "config", "fastdds_shm.xml")),
+        Node(
+            package="hma_ros",
+            executable="imagine_node",
+            name="hma_imagine",
+            output="screen",
+            parameters=[
+                os.path.join(share, "config", "imagine.yaml"),
+                {"embodiment": LaunchConfiguration("embodiment"),
+                 "checkpoint": LaunchConfiguration("checkpoint"),
+                 "use_compressed": LaunchConfiguration("use_compressed")},
+            ],
+            remappings=[
+                ("image_raw", LaunchConfiguration("camera_topic")),
+                ("joint_states", LaunchConfiguration("joint_states_topic")),
+            ],
+        ),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            arguments=["-d", os.path.join(share, "rviz", "imagine.rviz")],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+        ),
+    ])

@@ -1,0 +1,60 @@
+"""HMA as a policy. With sim_robot:=true the simulated robot executes the streamed commands,
+closing the loop (enable the policy: ros2 param set /hma_policy enabled true).
+
+    ros2 launch hma_ros policy.launch.py sim_robot:=true enabled:=true
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+
+def generate_launch_description():
+    share = get_package_share_directory("hma_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("embodiment", default_value="pusht"),
+        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("camera_topic", default_value="image_raw"),
+        DeclareLaunchArgument("use_compressed", default_value="false"),
+        DeclareLaunchArgument("enabled", default_value="false"),
+        DeclareLaunchArgument("sim_robot", default_value="false"),
+        DeclareLaunchArgument("rviz", default_value="false"),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               os.path.join(share, "config", "fastdds_shm.xml")),
+        Node(
+            package="hma_ros",
+            executable="policy_node",
+            name="hma_policy",
+            output="screen",
+            parameters=[
+                os.path.join(share, "config", "policy.yaml"),
+                {"embodiment": LaunchConfiguration("embodiment"),
+                 "checkpoint": LaunchConfiguration("checkpoint"),
+                 "use_compressed": LaunchConfiguration("use_compressed"),
+                 "enabled": LaunchConfiguration("enabled")},
+            ],
+            remappings=[("image_raw", LaunchConfiguration("camera_topic"))],
+        ),
+        Node(
+            package="hma_ros",
+            executable="sim_robot_node",
+            name="sim_robot",
+            output="screen",
+            parameters=[os.path.join(share, "config", "sim_robot.yaml"),
+                        {"embodiment": LaunchConfiguration("embodiment"),
+                         "publish_builtin_commands": False}],
+            condition=IfCondition(LaunchConfiguration("sim_robot")),
+        ),
+        Node(
+            package="rviz2",
+            executable="rviz2",
+            arguments=["-d", os.path.join(share, "rviz", "imagine.rviz")],
+            condition=IfCondition(LaunchConfiguration("rviz")),
+        ),
+    ])

@@ -1,0 +1,38 @@
+"""HMA as a learned simulator: actions on sim/action, imagined frames on sim/image.
+
+    ros2 launch hma_ros simulate.launch.py initial_image:=/path/start.png
+"""
+
+import os
+
+from ament_index_python.packages import get_package_share_directory
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.substitutions import LaunchConfiguration
+from launch_ros.actions import Node
+
+from launch import LaunchDescription
+
+
+def generate_launch_description():
+    share = get_package_share_directory("hma_ros")
+    return LaunchDescription([
+        DeclareLaunchArgument("embodiment", default_value="pusht"),
+        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("initial_image", default_value=""),
+        DeclareLaunchArgument("dataset", default_value=""),
+        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
+                               os.path.join(share, "config", "fastdds_shm.xml")),
+        Node(
+            package="hma_ros",
+            executable="simulate_node",
+            name="hma_simulate",
+            output="screen",
+            parameters=[
+                os.path.join(share, "config", "simulate.yaml"),
+                {"embodiment": LaunchConfiguration("embodiment"),
+                 "checkpoint": LaunchConfiguration("checkpoint"),
+                 "initial_image": LaunchConfiguration("initial_image"),
+                 "dataset": LaunchConfiguration("dataset")},
+            ],
+        ),
+    ])

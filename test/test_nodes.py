@@ -1,0 +1,263 @@
+"""The model nodes over real DDS: imagine, policy, simulate; bad inputs; launch files."""
+
+from __future__ import annotations
+
+import ast
+import time
+from importlib.metadata import entry_points
+from pathlib import Path
+
+import numpy as np
+import pytest
+from diagnostic_msgs.msg import DiagnosticArray
+from node_fixtures import JOINTS_YAML, Feeder, tiny_checkpoint
+from sensor_msgs.msg import Image
+from std_msgs.msg import Float64MultiArray
+from trajectory_msgs.msg import JointTrajectory
+
+from ros_harness import REPO
+
+
+@pytest.fixture(scope="module")
+def ckpt(tmp_path_factory):
+    d = tmp_path_factory.mktemp("ckpt")
+    (d / "pusht_joints.yaml").write_text(JOINTS_YAML)
+    return tiny_checkpoint(d / "tiny"), d / "pusht_joints.yaml"
+
+
+def _stamp(msg) -> float:
+    return msg.header.stamp.sec + 1e-9 * msg.header.stamp.nanosec
+
+
+def _level(status) -> int:
+    lv = status.level
+    return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+def _diag(msgs, key):
+    for m in reversed(msgs):
+        for s in m.status:
+            for kv in s.values:
+                if kv.key == key:
+                    return kv.value
+    return None
+
+
+def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_robot(probe, launch_node, ckpt):
+    robot = launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
+    node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                       params={"checkpoint": str(ckpt[0]), "horizon": 4, "display_scale": 1})
+    probe.subscribe(Image, "image_raw")
+    probe.subscribe(Image, "imagined/frames", qos=10)
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    strips = probe.subscribe(Image, "imagined/image", qos=10)
+    probe.wait_for("imagined/image", count=4, timeout=40)
+    assert node.alive() and robot.alive(), node.output()
+    s = strips[-1][1]
+    assert (s.encoding, s.height, s.width) == ("rgb8", 32, 32 * 5)  # current frame + 4 imagined (tiny model: 32 px)
+    assert s.header.frame_id == "sim_camera"
+    cams = {round(_stamp(m), 6) for _, m in probe.received["image_raw"]}
+    assert round(_stamp(s), 6) in cams  # stamped with a real camera frame's time
+    frames = [m for _, m in probe.received["imagined/frames"]]
+    base = _stamp(s)
+    stamps = np.array([_stamp(m) for m in frames])
+    for i in range(1, 5):  # each imagined frame is stamped at its own future time
+        assert np.abs(stamps - (base + 0.5 * i)).min() < 1e-6
+    t_strips = [t for t, _ in strips]
+    assert 1.6 < (len(t_strips) - 1) / (t_strips[-1] - t_strips[0]) < 2.5  # ~2 Hz
+    diags = probe.wait_for("/diagnostics", count=2)
+    assert float(_diag(diags, "tick_rate_hz")) == pytest.approx(2.0, abs=0.4)
+    assert _diag(diags, "model").endswith("[pusht]")
+
+
+def test_runtime_parameters_change_with_validation(probe, launch_node, ckpt):
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
+    launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                params={"checkpoint": str(ckpt[0]), "horizon": 2, "display_scale": 1})
+    strips = probe.subscribe(Image, "imagined/image", qos=10)
+    probe.wait_for("imagined/image", count=1, timeout=40)
+    cli = probe.node.create_client(SetParameters, "hma_imagine/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+
+    def set_param(name, value):
+        v = ParameterValue(type=ParameterType.PARAMETER_INTEGER, integer_value=value) if isinstance(value, int) else \
+            ParameterValue(type=ParameterType.PARAMETER_STRING, string_value=value)
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(name=name, value=v)]))
+        deadline = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return fut.result().results[0]
+
+    bad = set_param("horizon", 500)
+    assert not bad.successful and "1..64" in bad.reason
+    assert not set_param("future_actions", "teleport").successful
+    assert set_param("horizon", 3).successful and set_param("future_actions", "policy").successful
+    probe.wait_for("imagined/image", count=1, timeout=20, predicate=lambda m: m.width == 32 * 4)
+
+
+@pytest.mark.parametrize("case", ["encoding", "step", "nan_joints", "missing_joints", "backwards", "camera_silent"])
+def test_bad_inputs_are_reported_and_the_node_recovers(probe, launch_node, ckpt, case):
+    state = {"bad": False}
+
+    def mutate(kind, msg):
+        if not state["bad"]:
+            return msg
+        if case == "encoding" and kind == "image":
+            msg.encoding = "yuv422_yuy2"
+        elif case == "step" and kind == "image":
+            msg.step = 10
+        elif case == "nan_joints" and kind == "joints":
+            msg.position = [float("nan"), 1.0]
+        elif case == "missing_joints" and kind == "joints":
+            msg.name, msg.position = ["elbow"], [0.1]
+        return msg
+
+    node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                       params={"checkpoint": str(ckpt[0]), "embodiment": str(ckpt[1]), "horizon": 2,
+                               "camera_timeout": 1.0, "diagnostics_period": 0.5})
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.subscribe(Image, "imagined/image", qos=10)
+    feeder = Feeder(probe, mutate=mutate)
+    try:
+        probe.wait_for("imagined/image", count=1, timeout=30)
+        state["bad"] = True
+        if case == "backwards":
+            feeder.offset = -100.0
+        if case == "camera_silent":
+            feeder.camera_on = False
+        expected = {"encoding": "unsupported image encoding 'yuv422_yuy2'", "step": "step 10 is smaller than one row",
+                    "nan_joints": "NaN/inf position", "missing_joints": "missing joints ['agent_x', 'agent_y']",
+                    "backwards": "time went backwards", "camera_silent": "no camera images"}[case]
+        if case != "camera_silent":
+            assert node.wait_for_output(expected, timeout=10), node.output()[-2000:]
+        probe.wait_for("/diagnostics", count=1, timeout=10, predicate=lambda m: any(
+            expected in s.message and _level(s) >= 1 for s in m.status))
+        assert node.alive()
+        state["bad"] = False
+        feeder.camera_on = True
+        n = len(probe.received["imagined/image"])
+        probe.wait_for("imagined/image", count=n + 2, timeout=30)  # recovered
+        assert node.alive()
+    finally:
+        feeder.stop()
+    assert diags
+
+
+def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(probe, launch_node, ckpt):
+    node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                       params={"checkpoint": str(ckpt[0]), "embodiment": "cheetah", "diagnostics_period": 0.5})
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    msgs = probe.wait_for("/diagnostics", count=1, timeout=20, predicate=lambda m: any(
+        _level(s) == 2 and "no embodiment 'cheetah'" in s.message for s in m.status))
+    assert msgs and node.alive()
+    assert "ERROR" in node.output() or "error" in node.output().lower()
+
+
+def test_policy_node_stays_passive_until_enabled_then_drives_the_simulated_robot(probe, launch_node, ckpt):
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml",
+                params={"publish_builtin_commands": True})
+    policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
+                         params={"checkpoint": str(ckpt[0])})
+    probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=50)
+    traj = probe.wait_for("joint_trajectory", count=2, timeout=40)
+    t = traj[-1]
+    assert list(t.joint_names) == ["agent_x", "agent_y"] and len(t.points) == 5
+    assert all(0 <= v <= 512 for p in t.points for v in p.positions)  # clamped to the limits
+    dt = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in t.points]
+    np.testing.assert_allclose(np.diff(dt), 0.1, atol=1e-6)
+    own = [m for _, m in cmds if not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")]
+    assert own == []  # disabled: no commands from the policy
+    import subprocess  # enable through the parameter service, as `ros2 param set` would
+
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    cli = probe.node.create_client(SetParameters, "hma_policy/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+    fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
+        name="enabled", value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True))]))
+    deadline = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fut.result().results[0].successful
+    probe.wait_for("joint_commands", count=5, timeout=30, predicate=lambda m: not m.layout.dim)
+    assert policy.wait_for_output("policy ENABLED", timeout=5)
+    del subprocess
+
+
+def test_simulate_node_turns_actions_into_frames_and_resets(probe, launch_node, ckpt, tmp_path):
+    import imageio.v2 as imageio
+    from std_srvs.srv import Trigger
+
+    img = np.zeros((64, 64, 3), np.uint8)
+    img[20:40, 20:40] = (200, 50, 50)
+    imageio.imwrite(tmp_path / "start.png", img)
+    node = launch_node("simulate_node", params_file=REPO / "config/simulate.yaml",
+                       params={"checkpoint": str(ckpt[0]), "initial_image": str(tmp_path / "start.png")})
+    out = probe.subscribe(Image, "sim/image", qos=10)
+    pub = probe.publisher(Float64MultiArray, "sim/action", qos=10)
+    probe.wait_for("sim/image", count=1, timeout=30)  # the initial frame
+    for _ in range(3):
+        pub.publish(Float64MultiArray(data=[300.0, 200.0]))
+        time.sleep(0.3)
+    msgs = probe.wait_for("sim/image", count=4, timeout=20)
+    assert [round(_stamp(m), 3) for m in msgs[-3:]] == [0.5, 1.0, 1.5]
+    assert msgs[-1].width == 32 and msgs[-1].encoding == "rgb8"
+    pub.publish(Float64MultiArray(data=[1.0, 2.0, 3.0]))
+    assert node.wait_for_output("expected 2 values", timeout=10)
+    cli = probe.node.create_client(Trigger, "hma_simulate/reset")
+    assert cli.wait_for_service(timeout_sec=10)
+    fut = cli.call_async(Trigger.Request())
+    deadline = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert fut.result().success
+    # the initial frame again, stamped at the start of the rollout
+    assert len(probe.wait_for("sim/image", count=2, timeout=10, predicate=lambda m: _stamp(m) == 0.0)) == 2
+    assert len(out) == 5
+
+
+# ------------------------------------------------------------------ launch files (no `launch` here)
+LAUNCH = sorted((REPO / "launch").glob("*.launch.py"))
+
+
+def _launch_nodes(path: Path):
+    """(package, executable, [parameter file names]) of each launch_ros Node(...) in the file."""
+    tree = ast.parse(path.read_text())
+    found = []
+    for call in ast.walk(tree):
+        if isinstance(call, ast.Call) and getattr(call.func, "id", "") == "Node":
+            kw = {k.arg: k.value for k in call.keywords}
+            pkg = kw["package"].value
+            exe = kw["executable"].value
+            files = []
+            for el in getattr(kw.get("parameters"), "elts", []):
+                if isinstance(el, ast.Call):  # os.path.join(share, "config", "x.yaml")
+                    files.append([a.value for a in el.args if isinstance(a, ast.Constant)])
+            found.append((pkg, exe, files))
+    return found
+
+
+@pytest.mark.parametrize("path", LAUNCH, ids=[p.name for p in LAUNCH])
+def test_launch_files_name_registered_executables_and_existing_parameter_files(path):
+    compile(path.read_text(), str(path), "exec")
+    nodes = _launch_nodes(path)
+    assert nodes
+    registered = {ep.name for ep in entry_points(group="console_scripts")}
+    for pkg, exe, files in nodes:
+        if pkg == "hma_ros":
+            assert exe in registered, f"{path.name}: {exe} is not a console script of hma_ros"
+            for parts in files:
+                assert (REPO.joinpath(*parts)).is_file(), f"{path.name}: {parts} missing"
+    assert "generate_launch_description" in path.read_text()
+
+
+def test_the_four_required_launch_files_and_the_rviz_config_exist():
+    names = {p.name for p in LAUNCH}
+    assert {"imagine.launch.py", "policy.launch.py", "simulate.launch.py", "demo.launch.py"} <= names
+    rviz = (REPO / "rviz/imagine.rviz").read_text()
+    assert "/imagined/image" in rviz and "Best Effort" in rviz
