@@ -77,7 +77,7 @@ def test_runtime_parameters_change_with_validation(probe, launch_node, ckpt):
     launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
     launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
                 params={"checkpoint": str(ckpt[0]), "horizon": 2, "display_scale": 1})
-    strips = probe.subscribe(Image, "imagined/image", qos=10)
+    probe.subscribe(Image, "imagined/image", qos=10)
     probe.wait_for("imagined/image", count=1, timeout=40)
     cli = probe.node.create_client(SetParameters, "hma_imagine/set_parameters")
     assert cli.wait_for_service(timeout_sec=10)
@@ -186,7 +186,6 @@ def test_policy_node_stays_passive_until_enabled_then_drives_the_simulated_robot
     assert fut.result().results[0].successful
     probe.wait_for("joint_commands", count=5, timeout=30, predicate=lambda m: not m.layout.dim)
     assert policy.wait_for_output("policy ENABLED", timeout=5)
-    del subprocess
 
 
 def test_simulate_node_turns_actions_into_frames_and_resets(probe, launch_node, ckpt, tmp_path):
