@@ -171,7 +171,6 @@ def test_policy_node_stays_passive_until_enabled_then_drives_the_simulated_robot
     np.testing.assert_allclose(np.diff(dt), 0.1, atol=1e-6)
     own = [m for _, m in cmds if not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")]
     assert own == []  # disabled: no commands from the policy
-    import subprocess  # enable through the parameter service, as `ros2 param set` would
 
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
