@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """`make demo`: the hma_ros graph against a simulated robot, as real ROS 2 processes.
 
-Current graph: sim_robot_node (PushT on the real gym-pusht simulator) publishing camera frames
-and joint states over DDS, and recorder_node subscribing for DURATION seconds; writes
-out/demo.gif and out/recording.json and prints the measured rates. (The imagine node joins this
-graph when the model lands; see the issue tracker.)
+sim_robot_node (PushT on the real gym-pusht simulator: camera + joint states + its controller's
+commands over DDS) -> imagine_node (the shipped checkpoint imagines the next 4 s at every 2 Hz
+step) -> recorder_node (records the camera and the filmstrips for DURATION s, scores each
+imagined frame against what the camera really showed at that time). Writes out/demo.gif (what
+really happened next | what the model imagined, 0.5 s ahead) and out/recording.json, and prints
+tick rate, latency p50/p99 and PSNR. All processes run in a private, localhost-only DDS domain.
 """
 
 from __future__ import annotations
@@ -29,26 +31,36 @@ def start(exe: str, params: dict, log: Path) -> subprocess.Popen:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--duration", type=float, default=15.0)
-    ap.add_argument("--embodiment", default="pusht")
+    ap.add_argument("--duration", type=float, default=30.0)
+    ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_small"))
+    ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--out", default=str(REPO / "out"))
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    if not (Path(args.checkpoint) / "model.safetensors").is_file():
+        print(f"[demo] no checkpoint at {args.checkpoint}", file=sys.stderr)
+        return 1
     os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
     os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(REPO / "config/fastdds_shm.xml"))
-    print(f"[demo] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only); "
-          f"running {args.duration:.0f} s; logs in {out}/")
-    robot = start("sim_robot_node", {"embodiment": args.embodiment}, out / "sim_robot.log")
-    recorder = start("recorder_node", {"duration": args.duration, "out_dir": str(out),
-                                       "gif_name": "demo.gif"}, out / "recorder.log")
+    print(f"[demo] ROS_DOMAIN_ID={os.environ['ROS_DOMAIN_ID']} (localhost only); sim_robot_node (PushT) + "
+          f"imagine_node ({Path(args.checkpoint).name}, K={args.horizon}) + recorder for {args.duration:.0f} s; "
+          f"logs in {out}/")
+    procs = [
+        start("sim_robot_node", {"embodiment": "pusht", "policy": "noisy"}, out / "sim_robot.log"),
+        start("imagine_node", {"checkpoint": args.checkpoint, "embodiment": "pusht", "horizon": args.horizon},
+              out / "imagine.log"),
+    ]
+    recorder = start("recorder_node", {"duration": args.duration, "out_dir": str(out), "gif_name": "demo.gif",
+                                       "imagined_topic": "imagined/image", "horizon": args.horizon},
+                     out / "recorder.log")
     try:
-        recorder.wait(timeout=args.duration + 60)
+        recorder.wait(timeout=args.duration + 90)
     except subprocess.TimeoutExpired:
         print("[demo] recorder did not finish in time", file=sys.stderr)
     finally:
-        for p in (robot, recorder):
+        for p in procs + [recorder]:
             if p.poll() is None:
                 os.killpg(p.pid, signal.SIGINT)
                 try:
@@ -57,13 +69,19 @@ def main() -> int:
                     os.killpg(p.pid, signal.SIGKILL)
     summary_path = out / "recording.json"
     if not summary_path.exists():
-        print("[demo] FAILED: no recording; see", out / "sim_robot.log", out / "recorder.log", file=sys.stderr)
+        print(f"[demo] FAILED: no recording; see the logs in {out}/", file=sys.stderr)
         return 1
     s = json.loads(summary_path.read_text())
-    print(f"[demo] received {s['frames']} camera frames at {s['camera_hz']} Hz and "
-          f"{s['joint_states']} joint states at {s['joint_hz']} Hz over DDS")
-    print(f"[demo] wrote {s.get('gif', '(no gif)')}")
-    return 0 if s["frames"] > 0 else 1
+    d = s.get("diagnostics", {})
+    print(f"[demo] camera: {s['frames']} frames at {s['camera_hz']} Hz; joint states at {s['joint_hz']} Hz")
+    print(f"[demo] imagine_node: {s.get('filmstrips', 0)} filmstrips at {s.get('strip_hz', 0)} Hz "
+          f"(tick rate {d.get('tick_rate_hz', '?')} Hz); latency step->publish p50 {d.get('latency_p50_ms', '?')} ms, "
+          f"p99 {d.get('latency_p99_ms', '?')} ms; dropped steps {d.get('dropped_steps', '?')}")
+    for h, v in s.get("imagined_vs_actual", {}).items():
+        print(f"[demo]   {float(h) * 0.5:.1f} s ahead: PSNR imagined vs actual {v['psnr']:.2f} dB "
+              f"(copy the current frame: {v['copy_psnr']:.2f} dB, n={v['n']})")
+    print(f"[demo] wrote {s.get('gif', '(no gif)')}  (left: what really happened next | right: imagined)")
+    return 0 if s.get("filmstrips", 0) > 0 else 1
 
 
 if __name__ == "__main__":

@@ -104,3 +104,17 @@ def test_image_spec_center_crops_then_resizes_to_the_model_size():
     assert out.max() == 0
     squashed = ImageSpec(size=(16, 16), crop="none").prepare(wide)
     assert squashed[:, 0].mean() > 200
+
+
+def test_filmstrips_split_back_into_model_size_tiles_and_score_against_the_camera():
+    from hma_ros.runtime.compare import match_imagined, split_filmstrip
+
+    rng = np.random.default_rng(1)
+    tiles = rng.integers(0, 255, (4, 8, 8, 3), dtype=np.uint8)
+    strip = np.concatenate(list(tiles), axis=1).repeat(2, 0).repeat(2, 1)  # display_scale 2
+    np.testing.assert_array_equal(split_filmstrip(strip, 4, 8), tiles)
+    camera = [(10.0 + 0.1 * i, tiles[min(3, round(i / 5))]) for i in range(16)]  # tile k seen at 10 + 0.5 k
+    res = match_imagined([(10.0, strip)], camera, tiles=4)
+    assert sorted(res["horizons"]) == [1, 2, 3]
+    assert all(v["psnr"] == 60.0 for v in res["horizons"].values())  # a perfect imagination (capped)
+    assert res["horizons"][1]["copy_psnr"] < 20

@@ -1,5 +1,7 @@
 """recorder_node: records camera frames (and their stamps) for a fixed time, then writes a GIF
-and a JSON summary (frame count, rate from header stamps, joint-state rate) and exits.
+and a JSON summary (frame count, rate from header stamps, joint-state rate) and exits. With
+`imagined_topic`, it also records imagine_node's filmstrips and its diagnostics, and scores
+each imagined frame against the camera frame that really arrived at that time.
 
 Used by `make demo` and by tests to observe a running graph from the outside.
 """
@@ -12,11 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
 
-from hma_ros.data.images import ImageError
-from hma_ros.nodes.common import image_msg_to_rgb, run_node, sensor_qos, stamp_to_sec
+from hma_ros.data.images import ImageError, ImageSpec
+from hma_ros.nodes.common import image_msg_to_rgb, reliable_qos, run_node, sensor_qos, stamp_to_sec
+from hma_ros.runtime.compare import match_imagined
 
 
 def rate_from_stamps(stamps: list[float]) -> float:
@@ -33,6 +38,13 @@ class RecorderNode(Node):
         self.declare_parameter("out_dir", "out")
         self.declare_parameter("gif_name", "recording.gif")
         self.declare_parameter("max_gif_frames", 60)
+        self.declare_parameter("imagined_topic", "", ParameterDescriptor(
+            description="filmstrip topic to compare with the camera (empty: camera only)"))
+        self.declare_parameter("horizon", 8)
+        self.declare_parameter("frame_size", 64, ParameterDescriptor(description="camera frames are resized to this for comparison"))
+        self.strips: list[tuple[float, np.ndarray]] = []
+        self.camera_small: list[tuple[float, np.ndarray]] = []
+        self.diagnostics: dict[str, str] = {}
         self.duration = float(self.get_parameter("duration").value)
         self.out_dir = Path(self.get_parameter("out_dir").value)
         self.frames: list[np.ndarray] = []
@@ -42,6 +54,12 @@ class RecorderNode(Node):
         self.bad_images = 0
         self.create_subscription(Image, "image_raw", self.on_image, sensor_qos(5))
         self.create_subscription(JointState, "joint_states", self.on_joints, sensor_qos(50))
+        topic = str(self.get_parameter("imagined_topic").value)
+        if topic:
+            self.create_subscription(Image, topic, self.on_strip, reliable_qos(5))
+            self.create_subscription(DiagnosticArray, "/diagnostics", self.on_diag, reliable_qos(10))
+        size = int(self.get_parameter("frame_size").value)
+        self.spec = ImageSpec(size=(size, size))
         self.t0 = time.monotonic()
         self.create_timer(0.2, self.check_done)
         self.done = False
@@ -55,9 +73,22 @@ class RecorderNode(Node):
             return
         self.frame_stamps.append(stamp_to_sec(msg.header.stamp))
         self.frame_ids.add(msg.header.frame_id)
+        if self.get_parameter("imagined_topic").value:
+            self.camera_small.append((self.frame_stamps[-1], self.spec.prepare(rgb)))
         max_frames = int(self.get_parameter("max_gif_frames").value)
         if len(self.frames) < max_frames:
             self.frames.append(rgb)
+
+    def on_strip(self, msg: Image) -> None:
+        try:
+            self.strips.append((stamp_to_sec(msg.header.stamp), image_msg_to_rgb(msg)))
+        except ImageError as e:
+            self.get_logger().warn(f"filmstrip: {e}")
+
+    def on_diag(self, msg: DiagnosticArray) -> None:
+        for st in msg.status:
+            if "hma_imagine" in st.name:
+                self.diagnostics = {kv.key: kv.value for kv in st.values}
 
     def on_joints(self, msg: JointState) -> None:
         self.joint_stamps.append(stamp_to_sec(msg.header.stamp))
@@ -79,10 +110,24 @@ class RecorderNode(Node):
         self.done = True
         self.out_dir.mkdir(parents=True, exist_ok=True)
         summary = self.summary()
-        if self.frames:
-            import imageio.v2 as imageio
+        import imageio.v2 as imageio
 
-            gif = self.out_dir / str(self.get_parameter("gif_name").value)
+        gif = self.out_dir / str(self.get_parameter("gif_name").value)
+        if self.strips:
+            K = int(self.get_parameter("horizon").value)
+            cmp = match_imagined(self.strips, self.camera_small, K + 1)
+            summary["filmstrips"] = len(self.strips)
+            summary["strip_hz"] = round(rate_from_stamps([t for t, _ in self.strips]), 3)
+            summary["imagined_vs_actual"] = cmp["horizons"]
+            summary["diagnostics"] = self.diagnostics
+            if cmp["pairs"]:
+                # what really happened next | what the model imagined (1 step = 0.5 s ahead), 4x
+                tiles = [np.concatenate([a, np.full((a.shape[0], 2, 3), 255, np.uint8), b], 1)
+                         for a, b in cmp["pairs"][-40:]]
+                tiles = [t.repeat(4, 0).repeat(4, 1) for t in tiles]
+                imageio.mimsave(gif, tiles, duration=0.5, loop=0)
+                summary["gif"] = str(gif)
+        elif self.frames:
             imageio.mimsave(gif, self.frames, duration=0.1, loop=0)
             summary["gif"] = str(gif)
         (self.out_dir / "recording.json").write_text(json.dumps(summary, indent=2))
