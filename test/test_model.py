@@ -277,3 +277,17 @@ def test_loading_with_an_unknown_embodiment_is_a_clear_error(small_data, tmp_pat
         WorldModel.load(small_data / "tok", "pusht")
 
 
+
+
+def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (4, 5, 2))  # 2 observed + 4 imagined = the 6-slot window
+    out = []
+    for use_cache in (True, False):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=11, use_cache=use_cache)
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+        out.append(wm.imagine(fut))
+    np.testing.assert_array_equal(out[0], out[1])

@@ -99,8 +99,14 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
 @torch.no_grad()
 def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, cache: KVCache | None,
                  context: tuple[torch.Tensor, torch.Tensor | None] | None = None, steps: int = 2,
-                 temperature: float = 1.0, gen: torch.Generator | None = None) -> torch.Tensor:
+                 temperature: float = 1.0, gen: torch.Generator | None = None,
+                 pending: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
     """Sample the codes of one new slot (B, S, K).
+
+    pending (cached path only): (codes (B, S, K), normalized action (B, stride, dim)) of the
+    previous, fully decided slot that is not in the cache yet. It is run together with the
+    first unmasking step (one forward of two slots instead of a separate commit pass) and its
+    keys/values are appended to the cache -- the same numbers, one model call fewer per frame.
 
     action_in: (B, stride, dim) normalized chunk leading into the new frame (None: passive).
     With `cache`, only the new slot is run (past slots' keys/values are cached). Without it,
@@ -119,7 +125,16 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
     for i in range(steps):
         remain = int(math.floor(S * float(cosine_ratio(torch.tensor((i + 1) / steps))))) if i + 1 < steps else 0
         n_now = S - remain - done
-        if cache is not None:
+        if cache is not None and pending is not None and i == 0:
+            a = None
+            if use_actions and action_in is not None:
+                a = torch.stack([pending[1], action_in], dim=1)
+            both = torch.cat([pending[0][:, None], codes], dim=1)
+            both_mask = torch.cat([torch.zeros_like(masked), masked], dim=1)
+            logits, _, kv = model(emb, both, both_mask, a, None, cache=cache, first_is_start=False)
+            cache.append([(k[:, :, :1], v[:, :, :1]) for k, v in kv])
+            logits = [lg[:, -1] for lg in logits]
+        elif cache is not None:
             a = action_in[:, None] if (use_actions and action_in is not None) else None
             first = len(cache) == 0 and cache.next_pos == 0
             logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)

@@ -155,9 +155,14 @@ class WorldModel:
         try:
             if start is not None:
                 self.observe(*start)
+            pending = None  # with planned actions, each frame's commit rides on the next frame's first pass
             for i in range(horizon):
                 a = acts[i] if acts is not None else self._chunk(self.act(), "policy chunk")
-                if self.use_cache:
+                if self.use_cache and acts is not None:
+                    codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
+                                         temperature=self.temperature, gen=self.gen, pending=pending)
+                    pending = (codes, a[None])
+                elif self.use_cache:  # policy-planned: act() must see the frame just imagined
                     codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
                                          temperature=self.temperature, gen=self.gen)
                     self._commit(codes, a)
