@@ -230,7 +230,7 @@ def run(args) -> int:
                                                                    ("loss", "token_loss", "action_loss", "token_acc")] + [lr]
             log.writerow(row)
             log_f.flush()
-            bar.set_postfix(emb=name[:8], loss=f"{float(loss):.3f}", acc=f"{float(losses['token_acc']):.3f}")
+            bar.set_postfix(emb=name[:8], loss=f"{float(loss.detach()):.3f}", acc=f"{float(losses['token_acc']):.3f}")
             if tb:
                 for k in ("loss", "token_loss", "action_loss", "token_acc"):
                     tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
