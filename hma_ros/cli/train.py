@@ -103,8 +103,10 @@ def run(args) -> int:
             base_config, base_state = load_checkpoint(out)
         elif args.init:
             base_config, base_state = load_checkpoint(args.init)
-        elif args.tokenizer:
+        elif args.tokenizer:  # only the tokenizer is taken, also from a full HMA checkpoint
             base_config, base_state = load_checkpoint(args.tokenizer)
+            base_config = {k: v for k, v in base_config.items() if k not in ("dynamics", "embodiments")}
+            base_state = {k: v for k, v in base_state.items() if k.startswith("tokenizer.")}
         else:
             raise CliError("give --tokenizer (pretraining), --init (finetuning) or --resume")
     except CheckpointError as e:
