@@ -254,7 +254,8 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "2",
                 "--trials", "2", "--passive", str(tmp_path / "m")]) == 0
     res = json.loads((tmp_path / "m/eval/eval.json").read_text())["pusht"]
-    for k in ("psnr", "copy_last_frame_psnr", "delta_psnr_ci95", "tokenizer_psnr", "perplexity", "passive_psnr"):
+    for k in ("psnr", "copy_last_frame_psnr", "delta_psnr_ci95", "tokenizer_psnr", "perplexity", "passive_psnr",
+              "action_mse", "mean_action_mse"):
         assert k in res
     assert len(list((tmp_path / "m/eval").glob("pusht_*.gif"))) == 2
     capsys.readouterr()

@@ -68,7 +68,10 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
     T = P + (wm.window - P)
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in ("psnr", "psnr_last", "psnr_moving", "ssim", "copy", "copy_last", "copy_moving",
-                            "tok", "rand", "rand_last", "passive", "passive_last", "nll", "acc")}
+                            "tok", "rand", "rand_last", "passive", "passive_last", "nll", "acc",
+                            "act_mse", "mean_act_mse")}
+    stats = wm.config["embodiments"][wm.embodiment]["stats"]
+    a_mean, a_std = np.array(stats["mean"]), np.array(stats["std"])
     episodes = []
     for wi, (ep, start) in enumerate(windows):
         w = ds.window(start, T)
@@ -81,6 +84,14 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
             return model.imagine(chunks)
 
         pred = rollout(wm, w.actions[P - 1:T - 1])
+        # act(): the next chunk after the prompt, vs the true one, in normalized units
+        wm.reset(seed + wi * 101)
+        for t in range(P):
+            wm.observe(w.frames[t], w.actions[t - 1] if t else None)
+        if w.action_mask[P - 1].all():
+            target = (w.actions[P - 1] - a_mean) / a_std
+            rows["act_mse"].append(float(np.mean(((wm.act() - a_mean) / a_std - target) ** 2)))
+            rows["mean_act_mse"].append(float(np.mean(target**2)))
         copy = np.repeat(w.frames[P - 1:P], T - P, axis=0)
         prev = w.frames[P - 1:T - 1]
         p = psnr_np(pred, truth)
@@ -135,6 +146,9 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
         "delta_psnr": float(np.mean(d_mean)), "delta_psnr_ci95": bootstrap_ci(per_episode(d_mean)),
         "delta_psnr_last": float(np.mean(d_last)), "delta_psnr_last_ci95": bootstrap_ci(per_episode(d_last)),
     }
+    if "act_mse" in R:
+        out["action_mse"] = float(np.mean(R["act_mse"]))
+        out["mean_action_mse"] = float(np.mean(R["mean_act_mse"]))
     if passive is not None:
         out["passive_psnr"] = float(np.mean(R["passive"]))
         out["passive_psnr_last"] = float(np.mean(R["passive_last"]))
@@ -173,7 +187,8 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
 def format_table(results: dict) -> str:
     has_passive = any("passive_psnr" in r for r in results.values())
     head = ["embodiment", "PSNR", "PSNR last", "copy-last", "copy-last (last)", "PSNR moving", "copy moving",
-            "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc"]
+            "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc",
+            "act() MSE", "mean-action MSE"]
     if has_passive:
         head[4:4] = ["passive", "passive (last)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -184,7 +199,8 @@ def format_table(results: dict) -> str:
                  f"{r['copy_last_frame_psnr_moving']:.2f}", f"{r['ssim']:.3f}",
                  f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
                  f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
-                 f"{r['tokenizer_psnr']:.2f}", f"{r['perplexity']:.1f}", f"{r['token_accuracy']:.3f}"]
+                 f"{r['tokenizer_psnr']:.2f}", f"{r['perplexity']:.1f}", f"{r['token_accuracy']:.3f}",
+                 f"{r.get('action_mse', float('nan')):.3f}", f"{r.get('mean_action_mse', float('nan')):.3f}"]
         if has_passive:
             cells[4:4] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
