@@ -98,6 +98,10 @@ class SimRobotNode(Node):
 
     def tick(self) -> None:
         now = now_sec(self)
+        if now <= 0.0:
+            return  # use_sim_time and no /clock yet: wait for simulated time to start
+        if self.t_start <= 0.0 or now < self.t_start:
+            self.t_start, self.steps, self.next_frame_index = now, 0, 0  # first clock, or time reset
         if self.episode_seconds > 0 and now - self.t_start >= self.episode_seconds:
             self.episode += 1
             self._reset_episode()
