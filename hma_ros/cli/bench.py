@@ -19,6 +19,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--json", help="also write the JSON here")
     p.set_defaults(func=run)
 
@@ -76,6 +77,8 @@ def run(args) -> int:
         if emb is None:
             raise CliError(f"{args.ckpt}: no embodiments (tokenizer-only checkpoint?)")
         wm = WorldModel.load(args.ckpt, emb, mask_steps=args.steps)
+        if args.ddim_steps:
+            wm.dyn.cfg.ddim_steps = args.ddim_steps
     except (CheckpointError, ValueError) as e:
         raise CliError(str(e)) from None
     cached = measure(wm, args.horizon, args.repeats)
@@ -86,6 +89,7 @@ def run(args) -> int:
         "checkpoint": str(args.ckpt), "embodiment": emb, "device": device_name(),
         "torch_threads": torch.get_num_threads(), "batch": 1, "horizon": args.horizon,
         "mask_steps": args.steps, "params_millions": round(params / 1e6, 2),
+        "tokens": wm.dyn.cfg.token_kind, "ddim_steps": wm.dyn.cfg.ddim_steps if wm.dyn.continuous else None,
         "kv_cache": cached, "no_cache": uncached,
         "kv_cache_speedup": round(uncached["ms_per_frame"] / cached["ms_per_frame"], 2),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

@@ -29,6 +29,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--prompt", type=int, default=0, help="prompt steps (default: the model's)")
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
     p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
@@ -162,6 +163,8 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
     import torch.nn.functional as F
 
     dyn = wm.dyn
+    if dyn.continuous:
+        return float("nan"), float("nan")  # no categorical distribution over soft tokens
     S, K = dyn.cfg.tokens_per_frame, len(dyn.cfg.levels)
     T = w.frames.shape[0]
     with torch.no_grad():
@@ -242,6 +245,8 @@ def run(args) -> int:
 
     for name in tqdm(names, desc="eval", unit="embodiment"):
         ds = datasets[name]
+        if args.ddim_steps:
+            dyn.cfg.ddim_steps = args.ddim_steps
         wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature)
         if pconfig is not None:
             passive = WorldModel(ptok, pdyn, pconfig, name, seed=args.seed, mask_steps=args.steps,

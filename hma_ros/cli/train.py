@@ -1,4 +1,5 @@
 """`hma train`: pretrain HMA dynamics on a mixture of embodiments, or finetune a new one.
+The token kind follows the tokenizer: FSQ -> discrete MaskGIT model, continuous -> MAR model.
 
     hma train --data data/sim --embodiments pusht,reacher,cheetah --tokenizer runs/tokenizer \\
               --out runs/hma --steps 4000
@@ -48,6 +49,8 @@ def add_parser(sub, name: str) -> None:
                    help="modulate+concat | modulate | concat | add | cross | none")
     p.add_argument("--objective", default="forward", help="forward | passive | full | policy")
     p.add_argument("--corrupt-prob", type=float, default=0.0)
+    p.add_argument("--ddim-steps", type=int, default=10,
+                   help="continuous (MAR) models: DDIM steps per token at sampling (stored in the checkpoint)")
     p.add_argument("--save-every", type=int, default=500)
     p.add_argument("--eval-every", type=int, default=1000, help="quick held-out eval + sample GIF")
     p.add_argument("--seed", type=int, default=0)
@@ -71,7 +74,7 @@ def run(args) -> int:
     from hma_ros.data.dataset import MixtureSampler
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
-    from hma_ros.model.maskgit import dynamics_loss
+    from hma_ros.model.maskgit import TrainingLoss
     from hma_ros.model.training import TokenizedDataset, embodiment_record, load_train_state, save_train_state
     from hma_ros.runtime.world_model import build_models
 
@@ -119,7 +122,9 @@ def run(args) -> int:
         dcfg = DynamicsConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                               window=args.window, prompt=args.prompt, tokens_per_frame=tok.tokens_per_frame,
                               levels=tok.cfg.levels, conditioning=args.conditioning, objective=args.objective,
-                              corrupt_prob=args.corrupt_prob)
+                              corrupt_prob=args.corrupt_prob,
+                              token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
+                              token_dim=tok.cfg.latent_dim, ddim_steps=args.ddim_steps)
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
         dyn = HMADynamics(dcfg, embodiments)
     new = [n for n in datasets if n not in embodiments]
@@ -143,9 +148,9 @@ def run(args) -> int:
             p.requires_grad_(id(p) in trainable)
     params = [p for p in dyn.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.05, betas=(0.9, 0.95))
-    model = dyn
+    loss_fn = TrainingLoss(dyn)  # the whole loss in one forward, so DDP sees every parameter it uses
     if world > 1:
-        model = torch.nn.parallel.DistributedDataParallel(dyn, find_unused_parameters=True)
+        loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
 
     # ---- data
     tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0) for n, ds in datasets.items()}
@@ -212,7 +217,7 @@ def run(args) -> int:
         lr = _lr(step, args.steps, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        losses = dynamics_loss(dyn, name, codes, actions, valid, gen, forward=model)
+        losses = loss_fn(name, codes, actions, valid, gen)
         loss = losses["loss"]
         if not torch.isfinite(loss):
             status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "

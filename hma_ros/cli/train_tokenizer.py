@@ -26,6 +26,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--channels", default="32,64,128")
     p.add_argument("--levels", default="8,8,8,5,5,5")
     p.add_argument("--grid", type=int, default=8)
+    p.add_argument("--kind", default="fsq", choices=("fsq", "continuous"),
+                   help="fsq: discrete tokens (MaskGIT); continuous: soft tokens (MAR)")
+    p.add_argument("--latent-dim", type=int, default=8, help="continuous: channels per soft token")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.set_defaults(func=run)
@@ -56,7 +59,7 @@ def run(args) -> int:
     from tqdm import tqdm
 
     from hma_ros.model.checkpoint import save_checkpoint
-    from hma_ros.model.tokenizer import FSQTokenizer, TokenizerConfig, psnr, tokenizer_loss
+    from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -66,10 +69,10 @@ def run(args) -> int:
     res = {ds.meta["image_size"][0] for ds in datasets.values()}
     if len(res) != 1:
         raise SystemExit(f"datasets have different frame sizes {res}; convert them to one size")
-    cfg = TokenizerConfig(resolution=res.pop(), grid=args.grid,
+    cfg = TokenizerConfig(kind=args.kind, resolution=res.pop(), grid=args.grid,
                           channels=tuple(int(c) for c in args.channels.split(",")),
-                          levels=tuple(int(v) for v in args.levels.split(",")))
-    model = FSQTokenizer(cfg)
+                          levels=tuple(int(v) for v in args.levels.split(",")), latent_dim=args.latent_dim)
+    model = build_tokenizer(cfg)
     train_idx, val_idx = {}, {}
     for name, ds in datasets.items():
         tr, va = ds.split(0.1, seed=0)
@@ -101,7 +104,7 @@ def run(args) -> int:
             batch.append(datasets[name].arrays["frames"][int(rng.choice(train_idx[name]))])
         x = torch.from_numpy(np.stack(batch))
         recon, target = model(x)
-        loss = tokenizer_loss(recon, target)
+        loss = tokenizer_loss(recon, target) + getattr(model, "last_latent_penalty", 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -113,6 +116,12 @@ def run(args) -> int:
             log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
     bar.close()
     model.eval()
+    if cfg.kind == "continuous":  # bring soft tokens to ~unit std for the diffusion head
+        with torch.no_grad():
+            sample = torch.from_numpy(np.stack([datasets[n].arrays["frames"][int(i)] for n in names
+                                                for i in train_idx[n][:64]]))
+            cfg.latent_scale = 1.0
+            cfg.latent_scale = float(1.0 / model.encode(sample).std().clamp_min(1e-6))
     report = {}
     with torch.no_grad():
         for name, ds in datasets.items():

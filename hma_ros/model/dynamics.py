@@ -22,6 +22,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from hma_ros.model.diffusion import DiffusionHead
+
 CONDITIONINGS = ("modulate+concat", "modulate", "concat", "add", "cross", "none")
 OBJECTIVES = ("forward", "passive", "full", "policy")
 
@@ -43,6 +45,12 @@ class DynamicsConfig:
     corrupt_prob: float = 0.0
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     cross_tokens: int = 4
+    token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
+    token_dim: int = 8  # continuous: channels per soft token
+    diff_width: int = 256  # MAR diffusion heads (tokens and actions)
+    diff_depth: int = 3
+    ddim_steps: int = 10
+    ddim_clip: float = 3.0
 
     def __post_init__(self):
         self.levels = tuple(self.levels)
@@ -54,6 +62,8 @@ class DynamicsConfig:
             self.conditioning = "none"
         if self.d_model % self.n_heads:
             raise ValueError("d_model must be divisible by n_heads")
+        if self.token_kind not in ("discrete", "continuous"):
+            raise ValueError(f"token_kind must be 'discrete' or 'continuous', got {self.token_kind!r}")
 
     @property
     def concat(self) -> bool:
@@ -185,7 +195,12 @@ class HMADynamics(nn.Module):
         super().__init__()
         self.cfg = cfg
         d, K = cfg.d_model, len(cfg.levels)
-        self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
+        if cfg.token_kind == "discrete":
+            self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
+            self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
+        else:
+            self.token_in = nn.Linear(cfg.token_dim, d)
+            self.token_head = DiffusionHead(cfg.token_dim, d, cfg.diff_width, cfg.diff_depth)
         self.mask_emb = nn.Parameter(torch.randn(d) * 0.02)
         self.pos_emb = nn.Parameter(torch.randn(cfg.slot_tokens, d) * 0.02)
         self.cond_bias = nn.Parameter(torch.zeros(d))
@@ -193,7 +208,6 @@ class HMADynamics(nn.Module):
         self.action_mask_emb = nn.Parameter(torch.randn(d) * 0.02)  # action to be predicted
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(d)
-        self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         if cfg.conditioning == "cross":
@@ -205,7 +219,30 @@ class HMADynamics(nn.Module):
     def add_embodiment(self, name: str, stride: int, action_dim: int, mean, std) -> None:
         d = self.cfg.d_model
         self.stems[name] = Stem(stride, action_dim, d, mean, std)
-        self.heads[name] = Head(stride, action_dim, d)
+        if self.cfg.token_kind == "discrete":
+            self.heads[name] = Head(stride, action_dim, d)
+        else:  # MAR: a diffusion decoder of the whole chunk
+            self.heads[name] = DiffusionHead(stride * action_dim, d, self.cfg.diff_width, self.cfg.diff_depth)
+
+    @property
+    def continuous(self) -> bool:
+        return self.cfg.token_kind == "continuous"
+
+    def action_loss(self, emb: str, feat: torch.Tensor, target: torch.Tensor, gen=None) -> torch.Tensor:
+        """feat (N, D) trunk features at action slots, target (N, stride, dim) normalized chunks."""
+        head = self.heads[emb]
+        if self.continuous:
+            return head.loss(target.flatten(1), feat, gen)
+        return F.mse_loss(head(feat), target)
+
+    def predict_actions(self, emb: str, feat: torch.Tensor, gen=None, temperature: float = 1.0) -> torch.Tensor:
+        """feat (N, D) -> normalized chunks (N, stride, dim): regression, or a DDIM sample."""
+        head = self.heads[emb]
+        if self.continuous:
+            stem = self.stems[emb]
+            x = head.sample(feat, self.cfg.ddim_steps, self.cfg.ddim_clip, temperature, gen)
+            return x.unflatten(-1, (stem.stride, stem.action_dim))
+        return head(feat)
 
     # ------------------------------------------------------------------ embedding
     def action_features(self, emb: str, actions: torch.Tensor | None, action_masked: torch.Tensor | None,
@@ -224,8 +261,12 @@ class HMADynamics(nn.Module):
         return f
 
     def embed(self, codes: torch.Tensor, token_masked: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """codes (B, T, S, K) long, token_masked (B, T, S) bool, act (B, T, D) -> (B, T, S', D)."""
-        x = sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
+        """codes (B, T, S, K) long FSQ codes or (B, T, S, C) float soft tokens; token_masked
+        (B, T, S) bool; act (B, T, D) -> (B, T, S', D)."""
+        if self.continuous:
+            x = self.token_in(codes.float())
+        else:
+            x = sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
         x = torch.where(token_masked[..., None], self.mask_emb.expand_as(x), x)
         if self.cfg.conditioning == "add":
             x = x + act[:, :, None]
@@ -237,8 +278,10 @@ class HMADynamics(nn.Module):
                 actions: torch.Tensor | None, action_masked: torch.Tensor | None = None,
                 cache: KVCache | None = None, first_is_start: bool = True):
         """codes (B, T, S, K); actions (B, T, stride, dim) normalized, slot t holding a_{t-1};
-        with a cache, the T slots follow the cached ones. Returns (logits: list of K tensors
-        (B, T, S, L_k), action prediction (B, T, stride, dim), per-layer (k, v) of the T slots)."""
+        with a cache, the T slots follow the cached ones. Returns (token output: discrete, a list
+        of K logits (B, T, S, L_k); continuous, conditions z (B, T, S, D) for the diffusion head;
+        action features (B, T, D) for the head (predict_actions / action_loss); per-layer (k, v)
+        of the T slots)."""
         B, T = codes.shape[:2]
         cfg = self.cfg
         act = self.action_features(emb, actions, action_masked, B, T, first_is_start)
@@ -255,9 +298,9 @@ class HMADynamics(nn.Module):
             new.append(kv)
         x = self.norm_out(x)
         img = x[:, :, : cfg.tokens_per_frame]
-        logits = [o(img) for o in self.out]
+        out = img if self.continuous else [o(img) for o in self.out]
         pooled = x[:, :, -1] if cfg.concat else img.mean(dim=2)
-        return logits, self.heads[emb](pooled), new
+        return out, pooled, new
 
 
 class KVCache:

@@ -1,4 +1,6 @@
-"""MaskGIT for video tokens: the training objective and the per-frame sampler.
+"""Masked autoregression for video tokens: the training objective and the per-frame sampler,
+for discrete FSQ tokens (MaskGIT: cross-entropy, categorical sampling) and continuous soft
+tokens (MAR: a diffusion head per token, DDIM sampling) through the same code.
 
 Training: frames 1..T-1 of a window are masked with ratios drawn from the cosine schedule
 (at least `mask_min_ratio`), sorted so later frames are masked more (the paper's horizon
@@ -39,11 +41,10 @@ def training_masks(B: int, T: int, S: int, min_ratio: float, gen: torch.Generato
 
 
 def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: torch.Tensor,
-                  action_valid: torch.Tensor, gen: torch.Generator | None = None,
-                  forward=None) -> dict[str, torch.Tensor]:
+                  action_valid: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
     """One training loss. codes (B, T, S, K); actions (B, T, stride, dim) RAW chunks in the data's
     layout (chunk t follows frame t); action_valid (B, T). Returns {"loss", "token_loss",
-    "action_loss", "token_acc"}. `forward` runs the model (e.g. its DDP wrapper); default `model`."""
+    "action_loss", "token_acc"}."""
     cfg = model.cfg
     B, T, S, K = codes.shape
     dev = codes.device
@@ -67,33 +68,48 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     valid_in = torch.cat([torch.ones_like(action_valid[:, :1]), action_valid[:, :-1]], dim=1)
     action_target &= valid_in
     inputs = codes
-    if cfg.corrupt_prob > 0:
+    if cfg.corrupt_prob > 0 and not model.continuous:
         levels = torch.tensor(cfg.levels, device=dev)
         rnd = (torch.rand(B, T, S, K, generator=gen, device=dev) * levels).long()
         flip = (torch.rand(B, T, S, generator=gen, device=dev) < cfg.corrupt_prob) & ~masked
         flip[:, 0] = False
         inputs = torch.where(flip[..., None], rnd, codes)
-    logits, act_pred, _ = (forward or model)(emb, inputs, masked, inp if use_actions else None,
-                                action_masked if use_actions else None)
+    tok_out, act_feat, _ = model(emb, inputs, masked, inp if use_actions else None,
+                                              action_masked if use_actions else None)
     out: dict[str, torch.Tensor] = {}
     if cfg.objective != "policy" and masked.any():
         sel = masked
-        ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing)
-                 for k, lg in enumerate(logits))
-        with torch.no_grad():
-            pred = torch.stack([lg[sel].argmax(-1) for lg in logits], dim=-1)
-            out["token_acc"] = (pred == codes[sel]).all(-1).float().mean()
-        out["token_loss"] = ce
+        if model.continuous:  # MAR: diffusion loss on the masked soft tokens
+            out["token_loss"] = model.token_head.loss(codes[sel].float(), tok_out[sel], gen)
+            out["token_acc"] = torch.zeros((), device=dev)
+        else:
+            ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing)
+                     for k, lg in enumerate(tok_out))
+            with torch.no_grad():
+                pred = torch.stack([lg[sel].argmax(-1) for lg in tok_out], dim=-1)
+                out["token_acc"] = (pred == codes[sel]).all(-1).float().mean()
+            out["token_loss"] = ce
     else:
         out["token_loss"] = torch.zeros((), device=dev)
         out["token_acc"] = torch.zeros((), device=dev)
     if action_target.any():
-        target = inp  # normalized a_{t-1} for slot t
-        out["action_loss"] = F.mse_loss(act_pred[action_target], target[action_target])
+        out["action_loss"] = model.action_loss(emb, act_feat[action_target], inp[action_target], gen)
     else:
-        out["action_loss"] = torch.zeros((), device=dev) + 0.0 * act_pred.sum()
+        out["action_loss"] = torch.zeros((), device=dev) + 0.0 * act_feat.sum()
     out["loss"] = out["token_loss"] + out["action_loss"]
     return out
+
+
+class TrainingLoss(torch.nn.Module):
+    """dynamics_loss as a module: wrap this (not the model) in DistributedDataParallel, so every
+    parameter the loss touches -- action heads included -- is used inside DDP's forward."""
+
+    def __init__(self, model: HMADynamics):
+        super().__init__()
+        self.model = model
+
+    def forward(self, emb, codes, actions, action_valid, gen=None):
+        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen)
 
 
 @torch.no_grad()
@@ -114,10 +130,11 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
     and the whole window is recomputed at every unmasking step (the reference behaviour,
     kept for tests and benchmarks)."""
     cfg = model.cfg
-    S, K = cfg.tokens_per_frame, len(cfg.levels)
+    S = cfg.tokens_per_frame
+    K = cfg.token_dim if model.continuous else len(cfg.levels)
     B = action_in.shape[0] if action_in is not None else (context[0].shape[0] if context else 1)
     dev = model.mask_emb.device
-    codes = torch.zeros(B, 1, S, K, dtype=torch.long, device=dev)
+    codes = torch.zeros(B, 1, S, K, dtype=torch.float32 if model.continuous else torch.long, device=dev)
     masked = torch.ones(B, 1, S, dtype=torch.bool, device=dev)
     order = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
     done = 0
@@ -133,12 +150,12 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
             both_mask = torch.cat([torch.zeros_like(masked), masked], dim=1)
             logits, _, kv = model(emb, both, both_mask, a, None, cache=cache, first_is_start=False)
             cache.append([(k[:, :, :1], v[:, :, :1]) for k, v in kv])
-            logits = [lg[:, -1] for lg in logits]
+            logits = _last_slot(logits)
         elif cache is not None:
             a = action_in[:, None] if (use_actions and action_in is not None) else None
             first = len(cache) == 0 and cache.next_pos == 0
             logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)
-            logits = [lg[:, -1] for lg in logits]
+            logits = _last_slot(logits)
         else:
             past_codes, past_act = context if context is not None else (codes[:, :0], None)
             all_codes = torch.cat([past_codes, codes], dim=1)
@@ -148,14 +165,24 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
                 pa = past_act if past_act is not None else action_in[:, None][:, :0]
                 a = torch.cat([pa, action_in[:, None]], dim=1)
             logits, _, _ = model(emb, all_codes, all_mask, a, None)
-            logits = [lg[:, -1] for lg in logits]
-        sampled = torch.stack([_sample(lg, temperature, gen) for lg in logits], dim=-1)  # (B, S, K)
+            logits = _last_slot(logits)
         idx = order[:, done: done + n_now]  # positions whose turn it is
         bidx = torch.arange(B, device=dev)[:, None]
-        codes[bidx, 0, idx] = sampled[bidx, idx]
+        if model.continuous:  # logits are conditions z (B, S, D): denoise only this turn's tokens
+            z = logits[bidx, idx]  # (B, n, D)
+            x = model.token_head.sample(z.reshape(-1, z.shape[-1]), cfg.ddim_steps, cfg.ddim_clip, temperature, gen)
+            codes[bidx, 0, idx] = x.reshape(B, n_now, K)
+        else:
+            sampled = torch.stack([_sample(lg, temperature, gen) for lg in logits], dim=-1)  # (B, S, K)
+            codes[bidx, 0, idx] = sampled[bidx, idx]
         masked[bidx, 0, idx] = False
         done += n_now
     return codes[:, 0]
+
+
+def _last_slot(out):
+    """The newest slot's token output: per-factor logits (B, S, L_k) or conditions (B, S, D)."""
+    return [lg[:, -1] for lg in out] if isinstance(out, list) else out[:, -1]
 
 
 def _sample(logits: torch.Tensor, temperature: float, gen: torch.Generator | None) -> torch.Tensor:

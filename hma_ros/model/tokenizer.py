@@ -21,21 +21,30 @@ import torch.nn.functional as F
 
 @dataclass
 class TokenizerConfig:
-    kind: str = "fsq"  # "fsq" (discrete) | "continuous" (planned: MAR soft tokens)
+    kind: str = "fsq"  # "fsq" (discrete, MaskGIT) | "continuous" (soft tokens, MAR)
     resolution: int = 64
     grid: int = 8
     channels: tuple[int, ...] = (48, 96, 192)
     levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
     res_blocks: int = 1
+    latent_dim: int = 8  # continuous: channels per soft token
+    latent_scale: float = 1.0  # continuous: multiplies latents so they have ~unit std (set after training)
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         self.levels = tuple(self.levels)
+        if self.kind not in ("fsq", "continuous"):
+            raise ValueError(f"tokenizer kind must be 'fsq' or 'continuous', got {self.kind!r}")
         down = self.resolution // self.grid
         if self.resolution % self.grid or down & (down - 1):
             raise ValueError(f"resolution/grid must be a power of two, got {self.resolution}/{self.grid}")
         if 2 ** (len(self.channels)) != down and len(self.channels) != int(math.log2(down)):
             raise ValueError(f"need log2({down}) = {int(math.log2(down))} channel stages, got {len(self.channels)}")
+
+    @property
+    def token_dim(self) -> int:
+        """Values per token: FSQ factors, or latent channels."""
+        return len(self.levels) if self.kind == "fsq" else self.latent_dim
 
     @property
     def codebook_size(self) -> int:
@@ -93,26 +102,29 @@ class FSQ(nn.Module):
         return codes.float() - half - torch.where(self.levels % 2 == 0, 1.0, 0.0)
 
 
+def conv_stacks(cfg: TokenizerConfig, k: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """Encoder (3 -> k channels at grid x grid) and decoder (k -> 3) of the tokenizers."""
+    enc: list[nn.Module] = [nn.Conv2d(3, cfg.channels[0], 3, padding=1)]
+    c_prev = cfg.channels[0]
+    for c in cfg.channels:
+        enc += [nn.Conv2d(c_prev, c, 4, stride=2, padding=1)]
+        enc += [ResBlock(c) for _ in range(cfg.res_blocks)]
+        c_prev = c
+    enc += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, k, 1)]
+    dec: list[nn.Module] = [nn.Conv2d(k, c_prev, 3, padding=1)]
+    for c in reversed(cfg.channels):
+        dec += [ResBlock(c_prev) for _ in range(cfg.res_blocks)]
+        dec += [nn.ConvTranspose2d(c_prev, c, 4, stride=2, padding=1)]
+        c_prev = c
+    dec += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, 3, 3, padding=1)]
+    return nn.Sequential(*enc), nn.Sequential(*dec)
+
+
 class FSQTokenizer(nn.Module):
     def __init__(self, cfg: TokenizerConfig):
         super().__init__()
         self.cfg = cfg
-        k = len(cfg.levels)
-        enc: list[nn.Module] = [nn.Conv2d(3, cfg.channels[0], 3, padding=1)]
-        c_prev = cfg.channels[0]
-        for c in cfg.channels:
-            enc += [nn.Conv2d(c_prev, c, 4, stride=2, padding=1)]
-            enc += [ResBlock(c) for _ in range(cfg.res_blocks)]
-            c_prev = c
-        enc += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, k, 1)]
-        self.encoder = nn.Sequential(*enc)
-        dec: list[nn.Module] = [nn.Conv2d(k, c_prev, 3, padding=1)]
-        for c in reversed(cfg.channels):
-            dec += [ResBlock(c_prev) for _ in range(cfg.res_blocks)]
-            dec += [nn.ConvTranspose2d(c_prev, c, 4, stride=2, padding=1)]
-            c_prev = c
-        dec += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, 3, 3, padding=1)]
-        self.decoder = nn.Sequential(*dec)
+        self.encoder, self.decoder = conv_stacks(cfg, len(cfg.levels))
         self.fsq = FSQ(cfg.levels)
 
     @property
@@ -136,6 +148,45 @@ class FSQTokenizer(nn.Module):
         x = to_float(frames_u8)
         q, _ = self.fsq(self.encoder(x).movedim(1, -1))
         return self.decoder(q.movedim(-1, 1)), x
+
+
+class ContinuousTokenizer(nn.Module):
+    """Conv autoencoder with `latent_dim` real channels per token ("soft tokens", MAR). Latents
+    are noised a little in training so the decoder tolerates the diffusion head's errors;
+    `latent_scale` (measured after training) brings them to ~unit std for the diffusion head."""
+
+    def __init__(self, cfg: TokenizerConfig, train_noise: float = 0.1):
+        super().__init__()
+        self.cfg = cfg
+        self.train_noise = train_noise
+        self.encoder, self.decoder = conv_stacks(cfg, cfg.latent_dim)
+
+    @property
+    def tokens_per_frame(self) -> int:
+        return self.cfg.grid**2
+
+    def encode(self, frames_u8: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 3) uint8 -> soft tokens (B, grid*grid, latent_dim) float, scaled."""
+        z = self.encoder(to_float(frames_u8))  # (B, C, g, g)
+        return z.movedim(1, -1).flatten(1, 2) * self.cfg.latent_scale
+
+    def decode(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, grid*grid, latent_dim) -> (B, H, W, 3) uint8."""
+        g = self.cfg.grid
+        z = (tokens / self.cfg.latent_scale).reshape(tokens.shape[0], g, g, -1).movedim(-1, 1)
+        return to_uint8(self.decoder(z).clamp(-1, 1))
+
+    def forward(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_float(frames_u8)
+        z = self.encoder(x)
+        self.last_latent_penalty = 1e-3 * z.pow(2).mean()  # keeps the latent scale bounded
+        if self.training and self.train_noise > 0:
+            z = z + self.train_noise * z.detach().std() * torch.randn_like(z)
+        return self.decoder(z), x
+
+
+def build_tokenizer(cfg: TokenizerConfig) -> nn.Module:
+    return FSQTokenizer(cfg) if cfg.kind == "fsq" else ContinuousTokenizer(cfg)
 
 
 def psnr(a_u8: torch.Tensor, b_u8: torch.Tensor) -> torch.Tensor:

@@ -23,14 +23,16 @@ class TokenizedDataset:
         chunks = []
         with torch.no_grad():
             for i in tqdm(range(0, len(ds), batch), desc=f"tokenize {ds.name}", disable=not progress, leave=False):
-                chunks.append(tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch]))).to(torch.uint8))
-        self.codes = torch.cat(chunks)  # (N, S, K)
+                z = tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch])))
+                chunks.append(z.to(torch.float16) if z.is_floating_point() else z.to(torch.uint8))
+        self.codes = torch.cat(chunks)  # (N, S, K) FSQ codes (uint8) or soft tokens (float16)
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
         self.valid = torch.from_numpy(ds.valid())
 
     def batch(self, starts, T: int):
         idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
-        return self.codes[idx].long(), self.actions[idx], self.valid[idx]
+        c = self.codes[idx]
+        return (c.float() if c.is_floating_point() else c.long()), self.actions[idx], self.valid[idx]
 
 
 def embodiment_record(ds: Dataset) -> dict:

@@ -24,13 +24,13 @@ import torch
 from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
 from hma_ros.model.maskgit import sample_frame
-from hma_ros.model.tokenizer import FSQTokenizer, TokenizerConfig
+from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 
 
 def build_models(config: dict, state: dict | None = None, where: str = "checkpoint"):
     """(tokenizer, dynamics) from a checkpoint config (+ weights)."""
     try:
-        tok = FSQTokenizer(TokenizerConfig(**config["tokenizer"]))
+        tok = build_tokenizer(TokenizerConfig(**config["tokenizer"]))
         dyn = None
         if "dynamics" in config:
             dyn = HMADynamics(DynamicsConfig(**config["dynamics"]), config["embodiments"])
@@ -47,7 +47,7 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
 
 
 class WorldModel:
-    def __init__(self, tokenizer: FSQTokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
+    def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 1.0,
                  use_cache: bool = True, name: str = ""):
         if embodiment not in config["embodiments"]:
@@ -194,18 +194,21 @@ class WorldModel:
         if self.steps == 0:
             raise RuntimeError("act() needs at least one observe() first")
         t = time.perf_counter()
-        S, K = self.dyn.cfg.tokens_per_frame, len(self.dyn.cfg.levels)
+        S = self.dyn.cfg.tokens_per_frame
+        K = self.dyn.cfg.token_dim if self.dyn.continuous else len(self.dyn.cfg.levels)
         snap = self.cache.snapshot()
         try:
-            codes = torch.zeros(1, 1, S, K, dtype=torch.long, device=self.device)
+            codes = torch.zeros(1, 1, S, K, dtype=torch.float32 if self.dyn.continuous else torch.long,
+                                device=self.device)
             masked = torch.ones(1, 1, S, dtype=torch.bool, device=self.device)
             a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
             am = torch.ones(1, 1, dtype=torch.bool, device=self.device)
-            _, pred, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=self.cache, first_is_start=False)
+            _, feat, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=self.cache, first_is_start=False)
+            pred = self.dyn.predict_actions(self.embodiment, feat[:, 0], gen=self.gen, temperature=self.temperature)
         finally:
             self.cache.restore(snap)
         self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
-        chunk = self.stem.denormalize(pred[0, 0]).cpu().numpy().astype(np.float64)
+        chunk = self.stem.denormalize(pred[0]).cpu().numpy().astype(np.float64)
         return chunk
 
     def describe(self) -> str:
