@@ -265,6 +265,12 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert hma(["imagine", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"),
                 "--horizon", "4", "--out", str(tmp_path / "i.gif")]) == 0
     assert (tmp_path / "i.gif").stat().st_size > 0
+    assert hma(["export", "--ckpt", str(tmp_path / "m"), "--out", str(tmp_path / "shipped")]) == 0
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "shipped/model.safetensors"), "pt") as f:
+        assert f.get_tensor("dynamics.mask_emb").dtype == torch.float16
+    assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["config.yaml", "model.safetensors"]
 
 
 def test_loading_with_an_unknown_embodiment_is_a_clear_error(small_data, tmp_path):
