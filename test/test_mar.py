@@ -92,7 +92,7 @@ def test_mar_cached_and_recomputed_sampling_agree_for_a_seed():
 
 def test_mar_world_model_is_deterministic_acts_and_survives_100_frames():
     tok, dyn, config = tiny_mar()
-    wm = WorldModel(tok, dyn, config, "pusht", seed=2)
+    wm = WorldModel(tok, dyn, config, "pusht", seed=2, temperature=1.0)
     f = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
     fut = np.random.default_rng(1).uniform(0, 512, (100, 5, 2))
     wm.observe(f)

@@ -30,7 +30,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--random-actions", action="store_true")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=2)
-    p.add_argument("--temperature", type=float, default=1.0)
+    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--out", default="out/imagine.gif")
     p.set_defaults(func=run)

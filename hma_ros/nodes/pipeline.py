@@ -42,7 +42,7 @@ class StepPipelineNode(Node):
         self.declare_parameter("use_compressed", False, d(description="subscribe image_raw/compressed"))
         self.declare_parameter("seed", 0)
         self.declare_parameter("mask_steps", 2, d(description="MaskGIT unmasking steps per frame"))
-        self.declare_parameter("temperature", 1.0)
+        self.declare_parameter("temperature", 0.0, d(description="sampling temperature; 0 = greedy (best PSNR)"))
         self.declare_parameter("camera_timeout", 2.0, d(description="s without frames before a diagnostics warning"))
         self.declare_parameter("diagnostics_period", 1.0)
         self.counters = {"images": 0, "bad_images": 0, "joint_states": 0, "bad_joint_states": 0,
