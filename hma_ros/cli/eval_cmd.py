@@ -193,7 +193,7 @@ def format_table(results: dict) -> str:
             "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc",
             "act() MSE", "mean-action MSE"]
     if has_passive:
-        head[4:4] = ["passive", "passive (last)"]
+        head[5:5] = ["passive", "passive (last)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
@@ -205,7 +205,7 @@ def format_table(results: dict) -> str:
                  f"{r['tokenizer_psnr']:.2f}", f"{r['perplexity']:.1f}", f"{r['token_accuracy']:.3f}",
                  f"{r.get('action_mse', float('nan')):.3f}", f"{r.get('mean_action_mse', float('nan')):.3f}"]
         if has_passive:
-            cells[4:4] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}"]
+            cells[5:5] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
