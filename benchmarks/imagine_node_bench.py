@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_small"))
+    ap.add_argument("--torch-threads", type=int, default=0, help="imagine_node's torch_threads parameter")
     args = ap.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
@@ -50,7 +51,7 @@ def main() -> int:
     log = open("/tmp/hma_imagine_bench.log", "w")
     node_proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imagine_node"), "--ros-args", "-p", f"checkpoint:={args.checkpoint}",
-         "-p", f"horizon:={args.horizon}", "-p", "embodiment:=pusht"],
+         "-p", f"horizon:={args.horizon}", "-p", "embodiment:=pusht", "-p", f"torch_threads:={args.torch_threads}"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("hma_bench_feeder")
@@ -126,7 +127,7 @@ def main() -> int:
         "node_peak_rss_mb": round(rss_kb / 1024, 1),
         "frame_ids_ok": all(m.header.frame_id == "bench_camera" for _, m in strips),
         "stamps_are_camera_stamps": all(round(s, 6) in cam_stamps for s in stamps),
-        "horizon": args.horizon, "cpu_cores": os.cpu_count(),
+        "horizon": args.horizon, "torch_threads": args.torch_threads, "cpu_cores": os.cpu_count(),
     }
     print(json.dumps(result, indent=2))
     node.destroy_node()

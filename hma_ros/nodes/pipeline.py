@@ -45,6 +45,7 @@ class StepPipelineNode(Node):
         self.declare_parameter("temperature", 0.0, d(description="sampling temperature; 0 = greedy (best PSNR)"))
         self.declare_parameter("camera_timeout", 2.0, d(description="s without frames before a diagnostics warning"))
         self.declare_parameter("diagnostics_period", 1.0)
+        self.declare_parameter("torch_threads", 0, d(description="CPU threads for inference (0: torch's default)"))
         self.counters = {"images": 0, "bad_images": 0, "joint_states": 0, "bad_joint_states": 0,
                          "commands": 0, "bad_commands": 0, "steps": 0, "invalid_steps": 0,
                          "dropped_steps": 0, "processed_steps": 0, "resets": 0}
@@ -95,7 +96,13 @@ class StepPipelineNode(Node):
             self.create_subscription(Float64MultiArray, self.emb.command_topic, self.on_command, sensor_qos(50))
 
     def _load_model(self) -> None:
+        import torch
+
         from hma_ros.runtime.world_model import WorldModel
+
+        threads = int(self.get_parameter("torch_threads").value)
+        if threads > 0:
+            torch.set_num_threads(threads)
 
         ckpt = str(self.get_parameter("checkpoint").value)
         path = Path(ckpt).expanduser()
