@@ -29,8 +29,6 @@ FUTURE_MODES = ("hold", "zero", "policy")
 class ImagineNode(StepPipelineNode):
     def __init__(self):
         self._plan: tuple[float, np.ndarray] | None = None
-        self._prev_chunk: np.ndarray | None = None
-        self._episode = None
         super().__init__("hma_imagine")
         d = ParameterDescriptor
         self.declare_parameter("horizon", 8, d(description="imagined frames per step (K)"))
@@ -80,24 +78,17 @@ class ImagineNode(StepPipelineNode):
 
     def process(self, step: Step) -> bool:
         wm = self.wm
-        if step.episode != self._episode:
-            wm.reset()
-            self._prev_chunk, self._episode = None, step.episode
-        if not step.frame_valid:  # a camera gap: start the history again at the next frame
-            wm.reset()
-            self._prev_chunk = None
+        if not self.observe_step(step):
             return False
-        wm.observe(step.frame, self._prev_chunk)
-        chunk_ok = bool(step.action_mask.all())
-        self._prev_chunk = step.actions.astype(np.float64) if chunk_ok else None
+        chunk_ok = self.prev_chunk is not None
         K = int(self.get_parameter("horizon").value)
         base_t, base_frame, start = step.t, step.frame, None
         latest = self.latest_frame
         if chunk_ok and latest is not None and latest[0] > step.t + 0.25:
             # the newest camera frame (step k+1's) is the starting point; chunk k led into it
             base_t, base_frame = latest
-            start = (base_frame, self._prev_chunk)
-        last = self._prev_chunk if self._prev_chunk is not None else np.zeros((wm.stride, wm.action_dim))
+            start = (base_frame, self.prev_chunk)
+        last = self.prev_chunk if self.prev_chunk is not None else np.zeros((wm.stride, wm.action_dim))
         frames = wm.imagine(self.futures(K, last), horizon=K, start=start)
         scale = int(self.get_parameter("display_scale").value)
         strip = np.concatenate([base_frame, *frames], axis=1)

@@ -57,6 +57,8 @@ class StepPipelineNode(Node):
         self.camera_frame_id = ""
         self.latest_frame: tuple[float, np.ndarray] | None = None
         self.wm = None
+        self.prev_chunk: np.ndarray | None = None  # chunk k: leads into the next step's frame
+        self._episode = None
         self.model_error = ""
         self.emb: Embodiment | None = None
         self._mailbox: Step | None = None
@@ -224,6 +226,19 @@ class StepPipelineNode(Node):
 
     def process(self, step: Step) -> bool:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def observe_step(self, step: Step) -> bool:
+        """Feed one completed step to the WorldModel (worker thread). A new episode or a step
+        without a frame restarts the model's history. Returns False when nothing was observed."""
+        wm = self.wm
+        if step.episode != self._episode or not step.frame_valid:
+            wm.reset()
+            self.prev_chunk, self._episode = None, step.episode
+        if not step.frame_valid:
+            return False
+        wm.observe(step.frame, self.prev_chunk)
+        self.prev_chunk = step.actions.astype(np.float64) if step.action_mask.all() else None
+        return True
 
     # ------------------------------------------------------------------ parameters, diagnostics
     def _on_set_parameters(self, params) -> SetParametersResult:

@@ -30,8 +30,6 @@ from hma_ros.nodes.pipeline import StepPipelineNode
 
 class PolicyNode(StepPipelineNode):
     def __init__(self):
-        self._prev_chunk = None
-        self._episode = None
         self._queue: list[np.ndarray] = []
         self._qlock = threading.Lock()
         self._last_step_wall = 0.0
@@ -62,17 +60,9 @@ class PolicyNode(StepPipelineNode):
         return super().validate_parameter(name, value)
 
     def process(self, step: Step) -> bool:
-        wm = self.wm
-        if step.episode != self._episode:
-            wm.reset()
-            self._prev_chunk, self._episode = None, step.episode
-        if not step.frame_valid:
-            wm.reset()
-            self._prev_chunk = None
+        if not self.observe_step(step):
             return False
-        wm.observe(step.frame, self._prev_chunk)
-        self._prev_chunk = step.actions.astype(np.float64) if step.action_mask.all() else None
-        chunk = wm.act()
+        chunk = self.wm.act()
         if not np.all(np.isfinite(chunk)):
             self.rejected += 1
             self.problem("invalid_steps", "policy head produced NaN/inf: chunk discarded, nothing published")
