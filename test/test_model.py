@@ -273,6 +273,25 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["config.yaml", "model.safetensors"]
 
 
+def test_policy_eval_runs_act_in_closed_loop_in_gym_pusht_against_random(small_data, tmp_path, capsys):
+    import json
+
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "m"), "--steps", "2", *TINY]) == 0
+    assert hma(["policy-eval", "--ckpt", str(tmp_path / "m"), "--episodes", "2", "--seconds", "2", "--scripted",
+                "--json", str(tmp_path / "pe.json"), "--gif", str(tmp_path / "pe.gif")]) == 0
+    res = json.loads((tmp_path / "pe.json").read_text())
+    assert set(res["arms"]) == {"model act()", "random", "scripted"}
+    for arm in res["arms"].values():
+        assert 0.0 <= arm["coverage_max"]["mean"] <= 1.0 and arm["coverage_end"]["mean"] <= arm["coverage_max"]["mean"]
+        assert arm["success_max"]["mean"] in (0.0, 0.5, 1.0)
+    assert res["act_ms_p50"] > 0 and res["seeds"].startswith("1000000")
+    assert "| model act() |" in capsys.readouterr().out
+    assert (tmp_path / "pe.gif").stat().st_size > 0
+
+
 def test_loading_with_an_unknown_embodiment_is_a_clear_error(small_data, tmp_path):
     from hma_ros.cli.main import main as hma
 
@@ -284,6 +303,36 @@ def test_loading_with_an_unknown_embodiment_is_a_clear_error(small_data, tmp_pat
         WorldModel.load(small_data / "tok", "pusht")
 
 
+
+
+def test_residual_rendering_keeps_real_pixels_where_nothing_changes_and_decoded_ones_where_it_does():
+    from hma_ros.runtime.world_model import render_residual
+
+    real = torch.full((8, 8, 3), 120, dtype=torch.uint8)
+    recon = torch.full((8, 8, 3), 110, dtype=torch.uint8)  # the tokenizer's 10-level error
+    decoded = recon.clone()[None].repeat(2, 1, 1, 1)
+    decoded[1, :4] = 250  # frame 1: top half predicted to change a lot
+    out = render_residual(decoded, real, recon, tau=8.0)
+    assert torch.equal(out[0], real)  # unchanged prediction -> the real frame exactly
+    assert torch.equal(out[1, 4:], real[4:])
+    assert (out[1, :4].int() - 250).abs().max() <= 1  # changed pixels: the decoding (gate ~ e^-17.5)
+
+
+def test_world_model_render_modes_tokens_vs_residual():
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(2)
+    frame = rng.integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (3, 5, 2))
+    outs = {}
+    for render in ("tokens", "residual"):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=3, render=render)
+        wm.observe(frame)
+        outs[render] = wm.imagine(fut)
+        assert wm._newest is not None and torch.equal(wm._newest[0], torch.from_numpy(frame))
+    assert outs["tokens"].shape == outs["residual"].shape == (3, 32, 32, 3)
+    assert not np.array_equal(outs["tokens"], outs["residual"])  # random-noise frames: a real residual
+    with pytest.raises(ValueError, match="render must be one of"):
+        WorldModel(tok, dyn, config, "pusht", render="blurry")
 
 
 def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():

@@ -94,6 +94,9 @@ def test_runtime_parameters_change_with_validation(probe, launch_node, ckpt):
     bad = set_param("horizon", 500)
     assert not bad.successful and "1..64" in bad.reason
     assert not set_param("future_actions", "teleport").successful
+    bad = set_param("render", "blurry")
+    assert not bad.successful and "residual" in bad.reason
+    assert set_param("render", "tokens").successful
     assert set_param("horizon", 3).successful and set_param("future_actions", "policy").successful
     probe.wait_for("imagined/image", count=1, timeout=20, predicate=lambda m: m.width == 32 * 4)
 

@@ -30,6 +30,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
+    p.add_argument("--render", default="residual", choices=("residual", "tokens"),
+                   help="imagined-frame rendering (WorldModel.render); the passive model uses the same")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
     p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
@@ -247,14 +249,16 @@ def run(args) -> int:
         ds = datasets[name]
         if args.ddim_steps:
             dyn.cfg.ddim_steps = args.ddim_steps
-        wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature)
+        wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
+                        render=args.render)
         if pconfig is not None:
             passive = WorldModel(ptok, pdyn, pconfig, name, seed=args.seed, mask_steps=args.steps,
-                                 temperature=args.temperature)
+                                 temperature=args.temperature, render=args.render)
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
         results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, passive, out, args.gifs)
+        results[name]["render"] = args.render
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     table = format_table(results)
     (out / "table.md").write_text(table + "\n")

@@ -31,6 +31,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
+    p.add_argument("--render", default="residual", choices=("residual", "tokens"),
+                   help="residual: keep the real frame's detail where nothing is predicted to change")
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--out", default="out/imagine.gif")
     p.set_defaults(func=run)
@@ -52,7 +54,8 @@ def run(args) -> int:
         raise CliError(str(e)) from None
     emb = args.embodiment or (ds.name if ds else next(iter(config["embodiments"])))
     try:
-        wm = WorldModel.load(args.ckpt, emb, seed=args.seed, mask_steps=args.steps, temperature=args.temperature)
+        wm = WorldModel.load(args.ckpt, emb, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
+                                render=args.render)
     except ValueError as e:
         raise CliError(str(e)) from None
     rng = np.random.default_rng(args.seed)

@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, str] = {
     "eval": "hma_ros.cli.eval_cmd",
     "bench": "hma_ros.cli.bench",
     "imagine": "hma_ros.cli.imagine_cmd",
+    "policy-eval": "hma_ros.cli.policy_eval",
     "export": "hma_ros.cli.export_cmd",
 }
 

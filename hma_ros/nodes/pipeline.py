@@ -43,6 +43,8 @@ class StepPipelineNode(Node):
         self.declare_parameter("seed", 0)
         self.declare_parameter("mask_steps", 2, d(description="MaskGIT unmasking steps per frame"))
         self.declare_parameter("temperature", 0.0, d(description="sampling temperature; 0 = greedy (best PSNR)"))
+        self.declare_parameter("render", "residual", d(description="imagined frames: residual (keep the camera's "
+                                                                   "detail where nothing changes) | tokens"))
         self.declare_parameter("camera_timeout", 2.0, d(description="s without frames before a diagnostics warning"))
         self.declare_parameter("diagnostics_period", 1.0)
         self.declare_parameter("torch_threads", 0, d(description="CPU threads for inference (0: torch's default)"))
@@ -116,7 +118,8 @@ class StepPipelineNode(Node):
         try:
             self.wm = WorldModel.load(path, self.emb.name, seed=int(self.get_parameter("seed").value),
                                       mask_steps=int(self.get_parameter("mask_steps").value),
-                                      temperature=float(self.get_parameter("temperature").value))
+                                      temperature=float(self.get_parameter("temperature").value),
+                                      render=str(self.get_parameter("render").value))
         except Exception as e:  # CheckpointError, unknown embodiment, ...: report, stay up
             self.wm = None
             self.model_error = f"cannot load checkpoint {path}: {e}"
@@ -255,8 +258,10 @@ class StepPipelineNode(Node):
             return "temperature must be >= 0"
         if name == "mask_steps" and not (isinstance(value, int) and 1 <= value <= 64):
             return "mask_steps must be an integer in 1..64"
-        if name in ("temperature", "mask_steps") and self.wm is not None:
-            setattr(self.wm, "temperature" if name == "temperature" else "mask_steps", value)
+        if name == "render" and value not in ("residual", "tokens"):
+            return "render must be 'residual' or 'tokens'"
+        if name in ("temperature", "mask_steps", "render") and self.wm is not None:
+            setattr(self.wm, name, value)
         return ""
 
     def tick_rate(self) -> float:

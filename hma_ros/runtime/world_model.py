@@ -12,6 +12,12 @@ costs only that frame's tokens per unmasking step; the cache slides past the tra
 Deterministic for a given seed (reset(seed) restarts the random stream). Temperature 0 (the
 default) decodes greedily: on held-out PushT windows it scored ~4 dB higher than sampling at 1.0. Units are always the
 embodiment's own (normalization statistics live in the checkpoint).
+
+Rendering (`render`): "tokens" shows the tokenizer's decoding of the imagined tokens;
+"residual" (default) also adds back the tokenizer's reconstruction error of the newest real
+frame wherever the imagined frame does not differ from that frame's reconstruction -- static
+background keeps the camera's detail instead of the tokenizer's approximation of it. See
+`render_residual` and docs/architecture.md for why and what it measured.
 """
 
 from __future__ import annotations
@@ -26,6 +32,22 @@ from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
 from hma_ros.model.maskgit import sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
+
+RENDER_MODES = ("residual", "tokens")
+
+
+def render_residual(decoded: torch.Tensor, real: torch.Tensor, recon: torch.Tensor, tau: float = 8.0) -> torch.Tensor:
+    """Imagined frames rendered as corrections of the newest real frame.
+
+    decoded (K, H, W, 3) uint8: the tokenizer's decoding of K imagined frames; real (H, W, 3)
+    uint8: the newest observed frame; recon (H, W, 3) uint8: the tokenizer's decoding of that
+    frame's own tokens. Where an imagined frame equals `recon` (nothing predicted to change) the
+    real frame's pixels come back exactly; where it departs by much more than `tau` grey levels
+    the decoded pixels are kept: out = decoded + exp(-max_c |decoded - recon| / tau) * (real - recon)."""
+    d = decoded.float()
+    r = recon.float()
+    gate = torch.exp(-(d - r).abs().amax(-1, keepdim=True) / tau)
+    return (d + gate * (real.float() - r)).round().clamp(0, 255).to(torch.uint8)
 
 
 def build_models(config: dict, state: dict | None = None, where: str = "checkpoint"):
@@ -50,7 +72,7 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
 class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
-                 use_cache: bool = True, name: str = ""):
+                 use_cache: bool = True, name: str = "", render: str = "residual"):
         if embodiment not in config["embodiments"]:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
@@ -63,6 +85,9 @@ class WorldModel:
         self.image_size = tuple(config["tokenizer"]["resolution"] for _ in range(2))
         self.stem = self.dyn.stems[embodiment]
         self.mask_steps, self.temperature, self.use_cache = mask_steps, temperature, use_cache
+        if render not in RENDER_MODES:
+            raise ValueError(f"render must be one of {RENDER_MODES}, got {render!r}")
+        self.render = render
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -84,6 +109,7 @@ class WorldModel:
         self.codes: list[torch.Tensor] = []  # (S, K) per observed slot, last window-1
         self.actions: list[torch.Tensor | None] = []  # normalized chunk into each slot
         self.steps = 0
+        self._newest: tuple[torch.Tensor, torch.Tensor] | None = None  # newest real frame, its codes
 
     # ------------------------------------------------------------------ checks
     def _frame(self, frame) -> torch.Tensor:
@@ -114,6 +140,7 @@ class WorldModel:
         a = self._chunk(action_chunk) if action_chunk is not None else None
         codes = self.tok.encode(x)  # (1, S, K)
         self._commit(codes, a)
+        self._newest = (x[0], codes)
         self.latency["observe_ms"] = 1e3 * (time.perf_counter() - t)
 
     def _commit(self, codes: torch.Tensor, a: torch.Tensor | None) -> None:
@@ -151,7 +178,7 @@ class WorldModel:
             raise ValueError("imagine(None) plans with the policy head and needs horizon >= 1")
         t = time.perf_counter()
         snap = self.cache.snapshot()
-        codes_hist, act_hist, steps = list(self.codes), list(self.actions), self.steps
+        codes_hist, act_hist, steps, newest = list(self.codes), list(self.actions), self.steps, self._newest
         out = []
         try:
             if start is not None:
@@ -176,9 +203,12 @@ class WorldModel:
                     self.steps += 1
                 out.append(codes)
             frames = self.tok.decode(torch.cat(out))
+            if self.render == "residual" and self._newest is not None:
+                real, real_codes = self._newest
+                frames = render_residual(frames, real, self.tok.decode(real_codes)[0])
         finally:
             self.cache.restore(snap)
-            self.codes, self.actions, self.steps = codes_hist, act_hist, steps
+            self.codes, self.actions, self.steps, self._newest = codes_hist, act_hist, steps, newest
         self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
         self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon)
         return frames.cpu().numpy()
