@@ -3,6 +3,8 @@
 # (figures in its MODEL_CARD.md). Datasets and runs are regenerated, never committed.
 #   bash scripts/recipe.sh            # everything
 #   STAGE=finetune bash scripts/recipe.sh
+# Stages: data tokenizer pretrain finetune eval (models/hma_discrete_small), then
+# mar mar_eval (models/hma_mar_small: continuous tokenizer + MAR dynamics, same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -27,19 +29,39 @@ fi
 if [[ $STAGE == all || $STAGE == finetune ]]; then
   # held-out embodiment: new stem+head on the frozen trunk, then full finetuning,
   # against the same number of steps from scratch (same tokenizer)
+  # at two budgets: 400 steps (scratch 400 | frozen 200 + full 200) and 800 (400 + 400)
   FT="--d-model 192 --layers 4 --heads 4 --batch-size 8 --eval-every 0 --threads 1 --warmup 40"
-  OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --tokenizer runs/hma_main \
-      --out runs/ft_scratch --steps 400 $FT &
-  OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/hma_main \
-      --freeze-trunk --out runs/ft_frozen --steps 200 --lr 1e-3 $FT &
-  wait
-  OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/ft_frozen \
-      --out runs/ft_full --steps 200 --lr 3e-4 $FT
+  for B in 400 800; do
+    H=$((B / 2)); P=ft; [[ $B == 800 ]] && P=ft800
+    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --tokenizer runs/hma_main \
+        --out runs/${P}_scratch --steps $B $FT &
+    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/hma_main \
+        --freeze-trunk --out runs/${P}_frozen --steps $H --lr 1e-3 $FT &
+    wait
+    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/${P}_frozen \
+        --out runs/${P}_full --steps $H --lr 3e-4 $FT
+  done
 fi
 if [[ $STAGE == all || $STAGE == eval ]]; then
   hma eval --ckpt runs/hma_main --data data/sim --embodiments $PRE --passive runs/hma_passive --out runs/eval_main
-  for r in ft_scratch ft_frozen ft_full; do
+  hma eval --ckpt runs/hma_main --data data/sim --embodiments $PRE --passive runs/hma_passive \
+      --render tokens --out runs/eval_main_tokens                           # the pure decoding
+  for r in ft_scratch ft_frozen ft_full ft800_scratch ft800_frozen ft800_full; do
     hma eval --ckpt runs/$r --data data/sim --embodiments manipulator --out runs/eval_$r
   done
   hma bench --ckpt runs/hma_main --json runs/bench.json
+  hma policy-eval --ckpt runs/hma_main --episodes 50 --scripted --json runs/policy_eval_discrete.json
+fi
+if [[ $STAGE == all || $STAGE == mar ]]; then
+  hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
+  hma train --data data/sim --embodiments $PRE --tokenizer runs/tokenizer_cont --out runs/hma_mar \
+      --steps 2400 --threads 1 $MODEL
+fi
+if [[ $STAGE == all || $STAGE == mar_eval ]]; then
+  for k in 5 10 25 50; do
+    hma eval --ckpt runs/hma_mar --data data/sim --embodiments $PRE --ddim-steps $k --out runs/eval_mar_ddim$k
+    hma bench --ckpt runs/hma_mar --ddim-steps $k --json runs/bench_mar_ddim$k.json
+  done
+  hma eval --ckpt runs/hma_mar --data data/sim --embodiments $PRE --render tokens --out runs/eval_mar_tokens
+  hma policy-eval --ckpt runs/hma_mar --episodes 50 --json runs/policy_eval_mar.json
 fi
