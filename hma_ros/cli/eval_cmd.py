@@ -25,6 +25,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--embodiments", help="subset to evaluate (default: those in both checkpoint and data)")
     p.add_argument("--passive", help="a passive (action-free) checkpoint to compare against")
     p.add_argument("--windows", type=int, default=24, help="held-out windows per embodiment (spread over episodes)")
+    p.add_argument("--episodes", default="val", choices=("val", "all"),
+                   help="val: the 10%% validation split training never sees (default); all: every episode, "
+                        "for a test set generated apart (e.g. hma gen-data --seed 100)")
     p.add_argument("--trials", type=int, default=5, help="random-action trials for dPSNR")
     p.add_argument("--prompt", type=int, default=0, help="prompt steps (default: the model's)")
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
@@ -38,9 +41,9 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def pick_windows(ds, T: int, n: int, seed: int = 0) -> list[tuple[int, int]]:
-    """(episode, start) pairs from the validation episodes, round-robin over episodes."""
-    val = ds.split(0.1, seed=0)[1]
+def pick_windows(ds, T: int, n: int, seed: int = 0, episodes: str = "val") -> list[tuple[int, int]]:
+    """(episode, start) pairs from the validation episodes (or all of them), round-robin over episodes."""
+    val = ds.split(0.1, seed=0)[1] if episodes == "val" else list(range(len(ds.episodes)))
     per_ep = {e: ds.window_starts(T, [e]) for e in val}
     per_ep = {e: s for e, s in per_ep.items() if len(s)}
     rng = np.random.default_rng(seed)
@@ -155,6 +158,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
     if passive is not None:
         out["passive_psnr"] = float(np.mean(R["passive"]))
         out["passive_psnr_last"] = float(np.mean(R["passive_last"]))
+        out["vs_passive_ci95"] = bootstrap_ci(per_episode(R["psnr"] - R["passive"]))
     return out
 
 
@@ -195,7 +199,7 @@ def format_table(results: dict) -> str:
             "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc",
             "act() MSE", "mean-action MSE"]
     if has_passive:
-        head[5:5] = ["passive", "passive (last)"]
+        head[5:5] = ["passive", "passive (last)", "vs passive [95% CI]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
@@ -207,7 +211,9 @@ def format_table(results: dict) -> str:
                  f"{r['tokenizer_psnr']:.2f}", f"{r['perplexity']:.1f}", f"{r['token_accuracy']:.3f}",
                  f"{r.get('action_mse', float('nan')):.3f}", f"{r.get('mean_action_mse', float('nan')):.3f}"]
         if has_passive:
-            cells[5:5] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}"]
+            pci = r.get("vs_passive_ci95", (float("nan"), float("nan")))
+            cells[5:5] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}",
+                          f"{r.get('psnr', 0) - r.get('passive_psnr', float('nan')):+.2f} [{pci[0]:+.2f}, {pci[1]:+.2f}]"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -254,11 +260,12 @@ def run(args) -> int:
         if pconfig is not None:
             passive = WorldModel(ptok, pdyn, pconfig, name, seed=args.seed, mask_steps=args.steps,
                                  temperature=args.temperature, render=args.render)
-        windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed)
+        windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
         results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, passive, out, args.gifs)
         results[name]["render"] = args.render
+        results[name]["episode_set"] = args.episodes
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     table = format_table(results)
     (out / "table.md").write_text(table + "\n")
