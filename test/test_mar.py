@@ -102,6 +102,14 @@ def test_mar_world_model_is_deterministic_acts_and_survives_100_frames():
     assert np.array_equal(wm.imagine(fut[:3]), a)
     chunk = wm.act()
     assert chunk.shape == (5, 2) and np.isfinite(chunk).all()
+    # the mean of N samples: one batched head call, deterministic per seed, not one sample
+    wm.reset(5)
+    wm.observe(f)
+    m8 = wm.act(samples=8, temperature=1.0)
+    wm.reset(5)
+    wm.observe(f)
+    assert np.array_equal(wm.act(samples=8, temperature=1.0), m8)
+    assert m8.shape == (5, 2) and not np.allclose(m8, wm.act(temperature=1.0))
     long = wm.imagine(fut)
     assert long.shape == (100, 32, 32, 3)
     dyn.cfg.ddim_steps = 2
@@ -128,7 +136,9 @@ def test_mar_through_the_commands_tokenizer_train_eval_bench(tmp_path, capsys):
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(tmp_path / "pusht"), "--windows", "1",
                 "--trials", "1", "--ddim-steps", "2"]) == 0
     res = json.loads((tmp_path / "m/eval/eval.json").read_text())["pusht"]
-    assert np.isfinite(res["psnr"]) and np.isfinite(res["action_mse"])
+    assert np.isfinite(res["psnr"]) and np.isfinite(res["action_mse"]) and np.isfinite(res["action_mse_avg8"])
+    assert res["perplexity"] is None and res["token_accuracy"] is None  # no categorical over soft tokens
+    assert "| - | - |" in (tmp_path / "m/eval/table.md").read_text()
     capsys.readouterr()
     assert hma(["bench", "--ckpt", str(tmp_path / "m"), "--repeats", "1", "--ddim-steps", "5"]) == 0
     bench = json.loads(capsys.readouterr().out)

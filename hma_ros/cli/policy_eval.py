@@ -35,6 +35,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30.0, help="episode length (gym-pusht's own limit is 300 steps = 30 s)")
     p.add_argument("--temperature", type=float, default=0.0, help="act() sampling temperature (MAR heads)")
+    p.add_argument("--act-samples", type=int, default=1,
+                   help="MAR heads: execute the mean of this many act() samples (default 1: one sample)")
     p.add_argument("--scripted", action="store_true", help="also run the scripted controller (reference)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
@@ -115,7 +117,7 @@ def run(args) -> int:
             if arm == "model act()":
                 def choose():
                     t = time.perf_counter()
-                    c = wm.act()
+                    c = wm.act(samples=args.act_samples)
                     ms.append(1e3 * (time.perf_counter() - t))
                     return c
                 row, frames = run_episode(sim, spec, stride, steps, seed, choose, wm)
@@ -130,6 +132,7 @@ def run(args) -> int:
             arms[arm].append(row)
     sim.close()
     results = {"checkpoint": str(args.ckpt), "embodiment": args.embodiment, "episodes": args.episodes,
+               "temperature": args.temperature, "act_samples": args.act_samples,
                "seconds": args.seconds, "seeds": f"{SEED_BASE + args.seed * 10_000}..+{args.episodes - 1}",
                "act_ms_p50": float(np.percentile(ms, 50)) if ms else None,
                "wall_s": round(time.time() - t0, 1),

@@ -235,13 +235,18 @@ class HMADynamics(nn.Module):
             return head.loss(target.flatten(1), feat, gen)
         return F.mse_loss(head(feat), target)
 
-    def predict_actions(self, emb: str, feat: torch.Tensor, gen=None, temperature: float = 1.0) -> torch.Tensor:
-        """feat (N, D) -> normalized chunks (N, stride, dim): regression, or a DDIM sample."""
+    def predict_actions(self, emb: str, feat: torch.Tensor, gen=None, temperature: float = 1.0,
+                        samples: int = 1) -> torch.Tensor:
+        """feat (N, D) -> normalized chunks (N, stride, dim): regression, or a DDIM sample -- or,
+        with samples > 1, the mean of that many DDIM samples (an estimate of the conditional
+        mean, the MSE-optimal chunk, where one sample is one mode of a multimodal policy)."""
         head = self.heads[emb]
         if self.continuous:
             stem = self.stems[emb]
-            x = head.sample(feat, self.cfg.ddim_steps, self.cfg.ddim_clip, temperature, gen)
-            return x.unflatten(-1, (stem.stride, stem.action_dim))
+            n = feat.shape[0]
+            x = head.sample(feat.repeat_interleave(samples, 0), self.cfg.ddim_steps, self.cfg.ddim_clip,
+                            temperature, gen)
+            return x.view(n, samples, -1).mean(1).unflatten(-1, (stem.stride, stem.action_dim))
         return head(feat)
 
     # ------------------------------------------------------------------ embedding

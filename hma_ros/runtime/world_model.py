@@ -220,8 +220,10 @@ class WorldModel:
         return codes, torch.stack(acts)[None]
 
     @torch.no_grad()
-    def act(self) -> np.ndarray:
-        """The policy head's next action chunk (stride, action_dim), in the embodiment's units."""
+    def act(self, samples: int = 1, temperature: float | None = None) -> np.ndarray:
+        """The policy head's next action chunk (stride, action_dim), in the embodiment's units.
+        MAR (diffusion) heads: one DDIM sample at `temperature` (default: the model's), or the
+        mean of `samples` of them. The discrete model's regression head ignores both."""
         if self.steps == 0:
             raise RuntimeError("act() needs at least one observe() first")
         t = time.perf_counter()
@@ -235,7 +237,9 @@ class WorldModel:
             a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
             am = torch.ones(1, 1, dtype=torch.bool, device=self.device)
             _, feat, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=self.cache, first_is_start=False)
-            pred = self.dyn.predict_actions(self.embodiment, feat[:, 0], gen=self.gen, temperature=self.temperature)
+            temp = self.temperature if temperature is None else temperature
+            pred = self.dyn.predict_actions(self.embodiment, feat[:, 0], gen=self.gen, temperature=temp,
+                                            samples=max(1, int(samples)))
         finally:
             self.cache.restore(snap)
         self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
