@@ -34,6 +34,7 @@ def save_checkpoint(path: str | Path, state: dict[str, torch.Tensor], config: di
         tensors[k] = v.contiguous()
     tmp_w, tmp_c = path / f".{WEIGHTS}.tmp-{os.getpid()}", path / f".{CONFIG}.tmp-{os.getpid()}"
     save_file(tensors, str(tmp_w), metadata={"format": "hma_ros"})
+    os.chmod(tmp_w, 0o644)  # safetensors writes 0600; checkpoints are meant to be shared (nodes, other users)
     config = dict(config)
     config["saved"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     tmp_c.write_text(yaml.safe_dump(config, sort_keys=False))
