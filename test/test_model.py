@@ -218,6 +218,33 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
         torch.testing.assert_close(sa[k], sb[k], msg=k)
 
 
+def test_optimizer_state_follows_parameter_names_when_registration_order_changes():
+    from hma_ros.model.training import load_optimizer_state, optimizer_state_tensors
+
+    class AB(torch.nn.Module):
+        def __init__(self, reverse: bool):
+            super().__init__()
+            mods = [("a", torch.nn.Linear(3, 4)), ("b", torch.nn.Linear(4, 2))]
+            for name, m in (reversed(mods) if reverse else mods):
+                self.add_module(name, m)
+
+    torch.manual_seed(0)
+    m1 = AB(reverse=False)
+    opt1 = torch.optim.AdamW(m1.parameters(), lr=0.1)
+    m1.a(torch.randn(5, 3)).pow(2).sum().backward()
+    m1.b(torch.randn(5, 4)).pow(2).sum().backward()
+    opt1.step()
+    tensors, meta = optimizer_state_tensors(opt1, m1)
+    m2 = AB(reverse=True)  # the same parameters, registered in the other order (a code change)
+    opt2 = torch.optim.AdamW(m2.parameters(), lr=0.1)
+    load_optimizer_state(opt2, tensors, meta, m2)
+    s1 = {n: opt1.state[p]["exp_avg"] for n, p in m1.named_parameters()}
+    s2 = {n: opt2.state[p]["exp_avg"] for n, p in m2.named_parameters()}
+    assert set(s1) == set(s2)
+    for n in s1:
+        torch.testing.assert_close(s1[n], s2[n], msg=n)
+
+
 def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data, tmp_path):
     from hma_ros.cli.main import main as hma
 

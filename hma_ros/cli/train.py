@@ -160,7 +160,10 @@ def run(args) -> int:
     step = 0
     out.mkdir(parents=True, exist_ok=True)
     if args.resume:
-        meta = load_train_state(state_path, opt, sampler.rng)
+        try:
+            meta = load_train_state(state_path, opt, sampler.rng, dyn)
+        except ValueError as e:
+            raise CliError(f"--resume: {state_path} does not fit this model ({e})") from None
         step = int(meta["step"])
         print(f"resumed {out} at step {step}")
 
@@ -182,7 +185,7 @@ def run(args) -> int:
             return
         save_checkpoint(out, state_dict(), config({"minutes": round(train_minutes(), 1)}),
                         dtype=torch.float16 if (final and args.fp16) else None)
-        save_train_state(state_path, opt, step, sampler.rng, {"args": vars(args) | {"func": None}})
+        save_train_state(state_path, opt, step, sampler.rng, {"args": vars(args) | {"func": None}}, dyn)
 
     log_f = open(out / "train_log.csv", "a", newline="") if rank == 0 else None
     log = csv.writer(log_f) if log_f else None

@@ -42,35 +42,58 @@ def embodiment_record(ds: Dataset) -> dict:
             "embodiment": m["embodiment"]}
 
 
-def optimizer_state_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Flatten an optimizer state dict into tensors + JSON-able metadata."""
+def _param_names(opt: torch.optim.Optimizer, model: torch.nn.Module | None) -> list[str]:
+    """The optimizer's parameters in its own order, named by the model (index when unnamed)."""
+    names = {id(p): n for n, p in model.named_parameters()} if model is not None else {}
+    params = [p for g in opt.param_groups for p in g["params"]]
+    return [names.get(id(p), str(i)) for i, p in enumerate(params)]
+
+
+def optimizer_state_tensors(opt: torch.optim.Optimizer, model: torch.nn.Module | None = None
+                            ) -> tuple[dict[str, torch.Tensor], dict]:
+    """Flatten an optimizer state dict into tensors + JSON-able metadata. Per-parameter state is
+    keyed by the parameter's name in `model`, so a resume does not depend on the order in which
+    modules happen to be registered (a code change may reorder them; shapes then mismatch)."""
     sd = opt.state_dict()
-    tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}}
+    names = _param_names(opt, model)
+    tensors, meta = {}, {"param_groups": sd["param_groups"], "scalars": {}, "param_names": names}
     for pid, st in sd["state"].items():
         for k, v in st.items():
             if torch.is_tensor(v):
-                tensors[f"opt.{pid}.{k}"] = v
+                tensors[f"opt.{names[pid]}.{k}"] = v
             else:
-                meta["scalars"][f"{pid}.{k}"] = v
+                meta["scalars"][f"{names[pid]}.{k}"] = v
     return tensors, meta
 
 
-def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
+                         model: torch.nn.Module | None = None) -> None:
+    """Inverse of optimizer_state_tensors: name-keyed state goes to the parameter of that name
+    wherever it now sits; states saved before names were recorded fall back to indices."""
+    saved = meta.get("param_names") or [str(i) for i in range(len(_param_names(opt, None)))]
+    now = {n: i for i, n in enumerate(_param_names(opt, model if "param_names" in meta else None))}
+    missing = [n for n in saved if n not in now]
+    if missing:
+        raise ValueError(f"optimizer state names parameters this model lacks: {', '.join(missing[:5])}")
     state: dict = {}
     for key, v in tensors.items():
         if key.startswith("opt."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
+            name, k = key[4:].rsplit(".", 1)
+            state.setdefault(now[name], {})[k] = v
     for key, v in meta["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+        name, k = key.rsplit(".", 1)
+        state.setdefault(now[name], {})[k] = v
+    groups = [dict(g) for g in meta["param_groups"]]
+    for g, cur in zip(groups, opt.state_dict()["param_groups"], strict=True):
+        g["params"] = cur["params"]  # the current order; state above is already mapped onto it
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
-def save_train_state(path: Path, opt, step: int, sampler_rng: np.random.Generator, extra: dict) -> None:
+def save_train_state(path: Path, opt, step: int, sampler_rng: np.random.Generator, extra: dict,
+                     model: torch.nn.Module | None = None) -> None:
     from safetensors.torch import save_file
 
-    tensors, meta = optimizer_state_tensors(opt)
+    tensors, meta = optimizer_state_tensors(opt, model)
     tensors["rng.torch"] = torch.get_rng_state()
     meta.update({"step": step, "sampler_rng": sampler_rng.bit_generator.state, **extra})
     tmp = path.with_suffix(".tmp")
@@ -79,12 +102,13 @@ def save_train_state(path: Path, opt, step: int, sampler_rng: np.random.Generato
     path.with_suffix(".json").write_text(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 
 
-def load_train_state(path: Path, opt, sampler_rng: np.random.Generator) -> dict:
+def load_train_state(path: Path, opt, sampler_rng: np.random.Generator,
+                     model: torch.nn.Module | None = None) -> dict:
     from safetensors.torch import load_file
 
     tensors = load_file(str(path))
     meta = json.loads(path.with_suffix(".json").read_text())
-    load_optimizer_state(opt, tensors, meta)
+    load_optimizer_state(opt, tensors, meta, model)
     torch.set_rng_state(tensors["rng.torch"])
     sampler_rng.bit_generator.state = meta["sampler_rng"]
     return meta
