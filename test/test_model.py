@@ -69,6 +69,47 @@ def test_every_conditioning_variant_trains_and_only_action_free_ones_ignore_acti
     assert torch.isfinite(out["loss"])
 
 
+def test_moving_tokens_flags_exactly_the_patches_whose_pixels_changed():
+    from hma_ros.model.metrics import moving_tokens
+    f = np.full((3, 32, 32, 3), 100, dtype=np.uint8)
+    f[1, 9, 26] = [100, 100, 140]  # patch (1, 3) of a 4x4 grid of 8x8 patches: a real change
+    f[2] = f[1]
+    f[2, 0, 0] = 105  # below the 10-level threshold: noise, not motion
+    m = moving_tokens(f, 4)
+    assert m.shape == (3, 16) and not m[0].any() and not m[2].any()
+    assert np.flatnonzero(m[1]).tolist() == [1 * 4 + 3]
+
+
+def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
+    _, dyn, _ = tiny()
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    acts = torch.randn(2, 6, 5, 2)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    moving = torch.zeros(2, 6, 16, dtype=torch.bool)
+    moving[:, 1:, :4] = True
+
+    def token_loss(weight, mov):
+        dyn.cfg.motion_weight = weight
+        return dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(3), mov)["token_loss"]
+
+    plain = token_loss(1.0, None)
+    torch.testing.assert_close(token_loss(5.0, torch.zeros_like(moving)), plain)  # nothing moves: plain mean
+    torch.testing.assert_close(token_loss(5.0, torch.ones_like(moving)), plain)  # everything moves: same
+    # the same masks as inside the loss (the generator's first draw), to count both kinds of token
+    masked = training_masks(2, 6, 16, dyn.cfg.mask_min_ratio, torch.Generator().manual_seed(3))
+    n_mov, n_still = (masked & moving).sum().item(), (masked & ~moving).sum().item()
+    assert n_mov > 0 and n_still > 0
+    mean_mov, mean_still = token_loss(1e9, moving), token_loss(1e-9, moving)  # each kind alone
+    expected = (5 * n_mov * mean_mov + n_still * mean_still) / (5 * n_mov + n_still)
+    torch.testing.assert_close(token_loss(5.0, moving), expected)
+    torch.testing.assert_close(plain, (n_mov * mean_mov + n_still * mean_still) / (n_mov + n_still))
+    with pytest.raises(ValueError, match="moving-token mask"):
+        token_loss(5.0, None)
+    dyn.cfg.motion_weight = 1.0
+    with pytest.raises(ValueError, match="motion_weight"):
+        DynamicsConfig(motion_weight=0.0)
+
+
 def test_action_projectors_use_xavier_gain_0_1():
     _, dyn, _ = tiny()
     w = dyn.stems["pusht"].net[0].weight
@@ -245,7 +286,7 @@ def test_optimizer_state_follows_parameter_names_when_registration_order_changes
         torch.testing.assert_close(s1[n], s2[n], msg=n)
 
 
-def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data, tmp_path):
+def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data, tmp_path, capsys):
     from hma_ros.cli.main import main as hma
 
     assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
@@ -258,6 +299,14 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert "dynamics.stems.reacher.net.0.weight" in st
     torch.testing.assert_close(st["dynamics.blocks.0.qkv_t.weight"], pre["dynamics.blocks.0.qkv_t.weight"])
     WorldModel.load(tmp_path / "ft", "reacher").observe(np.zeros((32, 32, 3), np.uint8))
+    assert cfg["dynamics"]["motion_weight"] == 1.0
+    # a training setting given with --init replaces the checkpoint's, and the weighted loss trains
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
+                "--motion-weight", "4", "--out", str(tmp_path / "mw"), "--steps", "2", *TINY]) == 0
+    assert load_checkpoint(tmp_path / "mw")[0]["dynamics"]["motion_weight"] == 4.0
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
+                "--motion-weight", "0", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
+    assert "motion_weight must be > 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_two_process_ddp_training_with_gloo(small_data, tmp_path):

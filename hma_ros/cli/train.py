@@ -48,7 +48,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--conditioning", default="modulate+concat",
                    help="modulate+concat | modulate | concat | add | cross | none")
     p.add_argument("--objective", default="forward", help="forward | passive | full | policy")
-    p.add_argument("--corrupt-prob", type=float, default=0.0)
+    p.add_argument("--corrupt-prob", type=float, default=None,
+                   help="share of visible tokens replaced by random ones (default 0, or --init's)")
+    p.add_argument("--motion-weight", type=float, default=None,
+                   help="discrete: loss weight of tokens whose image patch moved since the previous frame "
+                        "(default 1 = plain mean, or --init's; applies to --init runs too)")
     p.add_argument("--ddim-steps", type=int, default=10,
                    help="continuous (MAR) models: DDIM steps per token at sampling (stored in the checkpoint)")
     p.add_argument("--save-every", type=int, default=500)
@@ -122,7 +126,8 @@ def run(args) -> int:
         dcfg = DynamicsConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                               window=args.window, prompt=args.prompt, tokens_per_frame=tok.tokens_per_frame,
                               levels=tok.cfg.levels, conditioning=args.conditioning, objective=args.objective,
-                              corrupt_prob=args.corrupt_prob,
+                              corrupt_prob=args.corrupt_prob or 0.0,
+                              motion_weight=1.0 if args.motion_weight is None else args.motion_weight,
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
                               token_dim=tok.cfg.latent_dim, ddim_steps=args.ddim_steps)
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
@@ -137,6 +142,14 @@ def run(args) -> int:
         if (rec["stride"], rec["action_dim"]) != (embodiments[n]["stride"], embodiments[n]["action_dim"]):
             raise CliError(f"{n}: dataset has stride {rec['stride']} x dim {rec['action_dim']} but the checkpoint's "
                            f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
+    given = {k: v for k, v in (("corrupt_prob", args.corrupt_prob), ("motion_weight", args.motion_weight))
+             if v is not None}
+    try:  # training-only settings given for an --init/--resume model replace the checkpoint's
+        DynamicsConfig(**(dyn.cfg.to_dict() | given))  # validates
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    for k, v in given.items():
+        setattr(dyn.cfg, k, v)
     dyn.train()
     if args.freeze_trunk:
         if not args.init and not args.resume:
@@ -215,12 +228,12 @@ def run(args) -> int:
             break
         name = sampler.names[sampler.rng.choice(len(sampler.names), p=sampler.weights)]
         starts = sampler.rng.choice(sampler.starts[name], size=args.batch_size)
-        codes, actions, valid = tokenized[name].batch(starts, T)
+        codes, actions, valid, moving = tokenized[name].batch(starts, T)
         gen.manual_seed((args.seed * 1_000_003 + step) * 64 + rank)  # masks depend on (seed, step) only: exact resume
         lr = _lr(step, args.steps, args.lr, args.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        losses = loss_fn(name, codes, actions, valid, gen)
+        losses = loss_fn(name, codes, actions, valid, gen, moving)
         loss = losses["loss"]
         if not torch.isfinite(loss):
             status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "

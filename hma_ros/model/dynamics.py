@@ -43,6 +43,7 @@ class DynamicsConfig:
     mask_min_ratio: float = 0.1
     label_smoothing: float = 0.1
     corrupt_prob: float = 0.0
+    motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     cross_tokens: int = 4
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
@@ -64,6 +65,10 @@ class DynamicsConfig:
             raise ValueError("d_model must be divisible by n_heads")
         if self.token_kind not in ("discrete", "continuous"):
             raise ValueError(f"token_kind must be 'discrete' or 'continuous', got {self.token_kind!r}")
+        if self.motion_weight <= 0:
+            raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
+        if self.motion_weight != 1.0 and self.token_kind == "continuous":
+            raise ValueError("motion_weight applies to discrete tokens only (not implemented for MAR's diffusion loss)")
 
     @property
     def concat(self) -> bool:

@@ -4,8 +4,11 @@ tokens (MAR: a diffusion head per token, DDIM sampling) through the same code.
 
 Training: frames 1..T-1 of a window are masked with ratios drawn from the cosine schedule
 (at least `mask_min_ratio`), sorted so later frames are masked more (the paper's horizon
-schedule); cross-entropy with label smoothing on masked tokens, summed over FSQ factors;
-optional random-token corruption of visible tokens. The forward objective also trains the
+schedule); cross-entropy with label smoothing on masked tokens, summed over FSQ factors, with
+an optional weight on tokens whose image patch moved since the previous frame (`motion_weight`:
+in these scenes about 90% of the patches are still background, so the few that move -- the ones
+actions explain -- otherwise carry little of the loss; motion is measured on pixels because FSQ
+codes of still patches flip too); optional random-token corruption of visible tokens. The forward objective also trains the
 action head on a share of windows whose last slot hides its frame and its action (so act()
 works); "full" masks action inputs at random and predicts them; "policy" trains actions only.
 
@@ -41,10 +44,12 @@ def training_masks(B: int, T: int, S: int, min_ratio: float, gen: torch.Generato
 
 
 def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: torch.Tensor,
-                  action_valid: torch.Tensor, gen: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+                  action_valid: torch.Tensor, gen: torch.Generator | None = None,
+                  moving: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One training loss. codes (B, T, S, K); actions (B, T, stride, dim) RAW chunks in the data's
-    layout (chunk t follows frame t); action_valid (B, T). Returns {"loss", "token_loss",
-    "action_loss", "token_acc"}."""
+    layout (chunk t follows frame t); action_valid (B, T); moving (B, T, S) bool, the tokens whose
+    patch moved since the previous frame (`metrics.moving_tokens`; needed when the config's
+    motion_weight is not 1). Returns {"loss", "token_loss", "action_loss", "token_acc"}."""
     cfg = model.cfg
     B, T, S, K = codes.shape
     dev = codes.device
@@ -83,8 +88,15 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
             out["token_loss"] = model.token_head.loss(codes[sel].float(), tok_out[sel], gen)
             out["token_acc"] = torch.zeros((), device=dev)
         else:
-            ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing)
-                     for k, lg in enumerate(tok_out))
+            ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing,
+                                     reduction="none") for k, lg in enumerate(tok_out))
+            if cfg.motion_weight != 1.0:  # weigh the tokens that move (what actions explain) up
+                if moving is None:
+                    raise ValueError("motion_weight != 1 needs the moving-token mask (TokenizedDataset.batch)")
+                w = torch.where(moving[sel], cfg.motion_weight, 1.0)
+                ce = (ce * w).sum() / w.sum()
+            else:
+                ce = ce.mean()
             with torch.no_grad():
                 pred = torch.stack([lg[sel].argmax(-1) for lg in tok_out], dim=-1)
                 out["token_acc"] = (pred == codes[sel]).all(-1).float().mean()
@@ -108,8 +120,8 @@ class TrainingLoss(torch.nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, emb, codes, actions, action_valid, gen=None):
-        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen)
+    def forward(self, emb, codes, actions, action_valid, gen=None, moving=None):
+        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving)
 
 
 @torch.no_grad()

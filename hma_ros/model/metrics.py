@@ -13,10 +13,30 @@ def psnr_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return 10 * np.log10(255.0**2 / np.maximum(mse, 1e-10))
 
 
-def masked_psnr(pred: np.ndarray, truth: np.ndarray, prev: np.ndarray, threshold: int = 10) -> np.ndarray:
-    """PSNR over the pixels that change (|truth - previous truth frame| > threshold in any
-    channel); NaN where nothing changed. Shows dynamics where the background dominates."""
-    moving = (np.abs(truth.astype(np.int16) - prev.astype(np.int16)).max(-1) > threshold)  # (..., H, W)
+MOVING_THRESHOLD = 10  # uint8 levels: a pixel "moves" when a channel changes by more than this
+
+
+def moving_pixels(frame: np.ndarray, prev: np.ndarray, threshold: int = MOVING_THRESHOLD) -> np.ndarray:
+    """(..., H, W) bool: pixels of uint8 frames (..., H, W, 3) that changed since `prev` by more
+    than `threshold` in any channel. The one definition of motion, for eval and training."""
+    return np.abs(frame.astype(np.int16) - prev.astype(np.int16)).max(-1) > threshold
+
+
+def moving_tokens(frames: np.ndarray, grid: int, threshold: int = MOVING_THRESHOLD) -> np.ndarray:
+    """(N, grid*grid) bool, row-major like the tokenizers' codes: the token's image patch holds a
+    moving pixel since the previous frame (frame 0 counts as still). frames (N, H, W, 3) uint8."""
+    n, h, w = frames.shape[:3]
+    out = np.zeros((n, grid, grid), dtype=bool)
+    if n > 1:
+        m = moving_pixels(frames[1:], frames[:-1], threshold)
+        out[1:] = m.reshape(n - 1, grid, h // grid, grid, w // grid).any(axis=(2, 4))
+    return out.reshape(n, grid * grid)
+
+
+def masked_psnr(pred: np.ndarray, truth: np.ndarray, prev: np.ndarray, threshold: int = MOVING_THRESHOLD) -> np.ndarray:
+    """PSNR over the pixels that change (`moving_pixels` of truth vs the previous truth frame);
+    NaN where nothing changed. Shows dynamics where the background dominates."""
+    moving = moving_pixels(truth, prev, threshold)  # (..., H, W)
     err = ((pred.astype(np.float64) - truth.astype(np.float64)) ** 2).mean(-1)
     n = moving.sum(axis=(-2, -1))
     mse = (err * moving).sum(axis=(-2, -1)) / np.maximum(n, 1)

@@ -4,12 +4,14 @@ window batches, and resumable training state in safetensors (never pickle)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from hma_ros.data.dataset import Dataset
+from hma_ros.model.metrics import moving_tokens
 
 
 class TokenizedDataset:
@@ -28,11 +30,15 @@ class TokenizedDataset:
         self.codes = torch.cat(chunks)  # (N, S, K) FSQ codes (uint8) or soft tokens (float16)
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
         self.valid = torch.from_numpy(ds.valid())
+        grid = math.isqrt(self.codes.shape[1])
+        self.moving = torch.cat([torch.from_numpy(moving_tokens(np.array(frames[max(i - 1, 0):i + batch]), grid)
+                                                  [(1 if i else 0):]) for i in range(0, len(ds), batch)])
 
     def batch(self, starts, T: int):
+        """codes (B, T, S, K), raw action chunks (B, T, stride, dim), valid (B, T), moving (B, T, S)."""
         idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
         c = self.codes[idx]
-        return (c.float() if c.is_floating_point() else c.long()), self.actions[idx], self.valid[idx]
+        return (c.float() if c.is_floating_point() else c.long()), self.actions[idx], self.valid[idx], self.moving[idx]
 
 
 def embodiment_record(ds: Dataset) -> dict:
