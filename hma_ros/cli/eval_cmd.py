@@ -74,7 +74,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
     T = P + (wm.window - P)
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in ("psnr", "psnr_last", "psnr_moving", "ssim", "copy", "copy_last", "copy_moving",
-                            "tok", "rand", "rand_last", "passive", "passive_last", "nll", "acc",
+                            "tok", "rand", "rand_last", "passive", "passive_last", "passive_moving", "nll", "acc",
                             "act_mse", "act_mse_avg8", "mean_act_mse")}
     stats = wm.config["embodiments"][wm.embodiment]["stats"]
     a_mean, a_std = np.array(stats["mean"]), np.array(stats["std"])
@@ -125,9 +125,11 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
         rows["rand"].append(np.mean(r_all))
         rows["rand_last"].append(np.mean(r_last))
         if passive is not None:
-            pp = psnr_np(rollout(passive, w.actions[P - 1:T - 1]), truth)
+            ppred = rollout(passive, w.actions[P - 1:T - 1])
+            pp = psnr_np(ppred, truth)
             rows["passive"].append(pp.mean())
             rows["passive_last"].append(pp[-1])
+            rows["passive_moving"].append(np.nanmean(masked_psnr(ppred, truth, prev)))
         nll, acc = teacher_forced(wm, w, P)
         rows["nll"].append(nll)
         rows["acc"].append(acc)
@@ -167,6 +169,8 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
         out["passive_psnr"] = float(np.mean(R["passive"]))
         out["passive_psnr_last"] = float(np.mean(R["passive_last"]))
         out["vs_passive_ci95"] = bootstrap_ci(per_episode(R["psnr"] - R["passive"]))
+        out["passive_psnr_moving"] = float(np.nanmean(R["passive_moving"]))
+        out["vs_passive_moving_ci95"] = bootstrap_ci(per_episode(R["psnr_moving"] - R["passive_moving"]))
     return out
 
 
@@ -213,6 +217,7 @@ def format_table(results: dict) -> str:
             "act() MSE", "mean-action MSE"]
     if has_passive:
         head[5:5] = ["passive", "passive (last)", "vs passive [95% CI]"]
+        head[10:10] = ["passive moving", "vs passive moving [95% CI]"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
@@ -229,6 +234,10 @@ def format_table(results: dict) -> str:
             pci = r.get("vs_passive_ci95", (float("nan"), float("nan")))
             cells[5:5] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}",
                           f"{r.get('psnr', 0) - r.get('passive_psnr', float('nan')):+.2f} [{pci[0]:+.2f}, {pci[1]:+.2f}]"]
+            mci = r.get("vs_passive_moving_ci95", (float("nan"), float("nan")))
+            cells[10:10] = [f"{r.get('passive_psnr_moving', float('nan')):.2f}",
+                            f"{r['psnr_moving'] - r.get('passive_psnr_moving', float('nan')):+.2f} "
+                            f"[{mci[0]:+.2f}, {mci[1]:+.2f}]"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
