@@ -328,13 +328,17 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
                 "--out", str(tmp_path / "m"), "--steps", "2", *TINY]) == 0
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "2",
-                "--trials", "2", "--passive", str(tmp_path / "m")]) == 0
+                "--trials", "2", "--passive", str(tmp_path / "m"), "--scratch", str(tmp_path / "m")]) == 0
     res = json.loads((tmp_path / "m/eval/eval.json").read_text())["pusht"]
     for k in ("psnr", "copy_last_frame_psnr", "delta_psnr_ci95", "tokenizer_psnr", "perplexity", "passive_psnr",
               "vs_passive_ci95", "passive_psnr_moving", "vs_passive_moving_ci95", "action_mse", "mean_action_mse"):
         assert k in res
     assert res["psnr"] == pytest.approx(res["passive_psnr"])  # the same model as its own passive arm
     assert res["psnr_moving"] == pytest.approx(res["passive_psnr_moving"])
+    assert res["scratch_psnr"] == pytest.approx(res["psnr"]) and res["vs_scratch_ci95"] == [0.0, 0.0]
+    assert res["scratch_perplexity"] == pytest.approx(res["perplexity"])
+    table = (tmp_path / "m/eval/table.md").read_text()
+    assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl" in table
     assert res["render"] == "residual" and res["episode_set"] == "val" and res["episodes"] == 1
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "4",
                 "--trials", "1", "--episodes", "all", "--gifs", "0", "--out", str(tmp_path / "all")]) == 0

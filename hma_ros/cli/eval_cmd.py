@@ -5,7 +5,9 @@ the true actions): PSNR (mean over imagined frames and on the last), PSNR over m
 SSIM, teacher-forced perplexity and token accuracy, controllability dPSNR (true actions vs
 random actions drawn from the action statistics, 5 trials, 95% bootstrap interval over
 episodes), the tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and,
-with --passive, a passive model on the same windows. Writes JSON, a table and GIFs.
+with --passive / --scratch, a passive model / a model trained from scratch on the same windows
+(PSNR, PSNR moving, perplexity, and the paired difference with a 95% bootstrap interval over
+episodes). Writes JSON, a table and GIFs.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--data", required=True, nargs="+")
     p.add_argument("--embodiments", help="subset to evaluate (default: those in both checkpoint and data)")
     p.add_argument("--passive", help="a passive (action-free) checkpoint to compare against")
+    p.add_argument("--scratch", help="a checkpoint of the same embodiment trained from scratch, to compare a "
+                                     "finetuned --ckpt against (same windows, paired interval)")
     p.add_argument("--windows", type=int, default=24, help="held-out windows per embodiment (spread over episodes)")
     p.add_argument("--episodes", default="val", choices=("val", "all"),
                    help="val: the 10%% validation split training never sees (default); all: every episode, "
@@ -34,7 +38,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--render", default="residual", choices=("residual", "tokens"),
-                   help="imagined-frame rendering (WorldModel.render); the passive model uses the same")
+                   help="imagined-frame rendering (WorldModel.render); --passive/--scratch use the same")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
     p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
@@ -65,7 +69,7 @@ def random_chunks(stats: dict, shape, rng) -> np.ndarray:
     return np.clip(rng.normal(mean, std, size=shape), lo, hi).astype(np.float32)
 
 
-def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_dir: Path | None = None,
+def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None = None, gif_dir: Path | None = None,
              gifs: int = 0) -> dict:
     import torch
 
@@ -74,8 +78,11 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
     T = P + (wm.window - P)
     rng = np.random.default_rng(seed)
     rows = {k: [] for k in ("psnr", "psnr_last", "psnr_moving", "ssim", "copy", "copy_last", "copy_moving",
-                            "tok", "rand", "rand_last", "passive", "passive_last", "passive_moving", "nll", "acc",
+                            "tok", "rand", "rand_last", "nll", "acc",
                             "act_mse", "act_mse_avg8", "mean_act_mse")}
+    arms = arms or {}
+    for label in arms:
+        rows |= {label: [], f"{label}_last": [], f"{label}_moving": [], f"{label}_nll": []}
     stats = wm.config["embodiments"][wm.embodiment]["stats"]
     a_mean, a_std = np.array(stats["mean"]), np.array(stats["std"])
     episodes = []
@@ -124,12 +131,13 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
             r_last.append(pr[-1])
         rows["rand"].append(np.mean(r_all))
         rows["rand_last"].append(np.mean(r_last))
-        if passive is not None:
-            ppred = rollout(passive, w.actions[P - 1:T - 1])
-            pp = psnr_np(ppred, truth)
-            rows["passive"].append(pp.mean())
-            rows["passive_last"].append(pp[-1])
-            rows["passive_moving"].append(np.nanmean(masked_psnr(ppred, truth, prev)))
+        for label, arm in arms.items():  # the other model(s), same windows, seeds and actions
+            apred = rollout(arm, w.actions[P - 1:T - 1])
+            ap = psnr_np(apred, truth)
+            rows[label].append(ap.mean())
+            rows[f"{label}_last"].append(ap[-1])
+            rows[f"{label}_moving"].append(np.nanmean(masked_psnr(apred, truth, prev)))
+            rows[f"{label}_nll"].append(teacher_forced(arm, w, P)[0])
         nll, acc = teacher_forced(wm, w, P)
         rows["nll"].append(nll)
         rows["acc"].append(acc)
@@ -165,12 +173,14 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, passive=None, gif_
         out["mean_action_mse"] = float(np.mean(R["mean_act_mse"]))
         if "act_mse_avg8" in R:
             out["action_mse_avg8"] = float(np.mean(R["act_mse_avg8"]))
-    if passive is not None:
-        out["passive_psnr"] = float(np.mean(R["passive"]))
-        out["passive_psnr_last"] = float(np.mean(R["passive_last"]))
-        out["vs_passive_ci95"] = bootstrap_ci(per_episode(R["psnr"] - R["passive"]))
-        out["passive_psnr_moving"] = float(np.nanmean(R["passive_moving"]))
-        out["vs_passive_moving_ci95"] = bootstrap_ci(per_episode(R["psnr_moving"] - R["passive_moving"]))
+    for label in arms:
+        out[f"{label}_psnr"] = float(np.mean(R[label]))
+        out[f"{label}_psnr_last"] = float(np.mean(R[f"{label}_last"]))
+        out[f"vs_{label}_ci95"] = bootstrap_ci(per_episode(R["psnr"] - R[label]))
+        out[f"{label}_psnr_moving"] = float(np.nanmean(R[f"{label}_moving"]))
+        out[f"vs_{label}_moving_ci95"] = bootstrap_ci(per_episode(R["psnr_moving"] - R[f"{label}_moving"]))
+        ppl = float(np.exp(np.mean(R[f"{label}_nll"])))
+        out[f"{label}_perplexity"] = None if ppl != ppl else ppl
     return out
 
 
@@ -210,34 +220,46 @@ def _num(v: float, fmt: str) -> str:
     return "-" if v is None or v != v else format(v, fmt)
 
 
+ARMS = ("passive", "scratch")  # comparison models: --passive, --scratch
+
+
 def format_table(results: dict) -> str:
-    has_passive = any("passive_psnr" in r for r in results.values())
-    head = ["embodiment", "PSNR", "PSNR last", "copy-last", "copy-last (last)", "PSNR moving", "copy moving",
-            "SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl", "tok acc",
-            "act() MSE", "mean-action MSE"]
-    if has_passive:
-        head[5:5] = ["passive", "passive (last)", "vs passive [95% CI]"]
-        head[10:10] = ["passive moving", "vs passive moving [95% CI]"]
+    nan = float("nan")
+    arms = [a for a in ARMS if any(f"{a}_psnr" in r for r in results.values())]
+    head = ["embodiment", "PSNR", "PSNR last", "copy-last", "copy-last (last)"]
+    for a in arms:
+        head += [a, f"{a} (last)", f"vs {a} [95% CI]"]
+    head += ["PSNR moving", "copy moving"]
+    for a in arms:
+        head += [f"{a} moving", f"vs {a} moving [95% CI]"]
+    head += ["SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl"]
+    head += [f"{a} ppl" for a in arms]
+    head += ["tok acc", "act() MSE", "mean-action MSE"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def diff(r, key, other, ci):
+        lo, hi = r.get(ci, (nan, nan))
+        return f"{r[key] - r.get(other, nan):+.2f} [{lo:+.2f}, {hi:+.2f}]"
+
     for name, r in results.items():
         ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
         cells = [name, f"{r['psnr']:.2f}", f"{r['psnr_last']:.2f}", f"{r['copy_last_frame_psnr']:.2f}",
-                 f"{r['copy_last_frame_psnr_last']:.2f}", f"{r['psnr_moving']:.2f}",
-                 f"{r['copy_last_frame_psnr_moving']:.2f}", f"{r['ssim']:.3f}",
-                 f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
-                 f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
-                 f"{r['tokenizer_psnr']:.2f}", _num(r["perplexity"], ".1f"), _num(r["token_accuracy"], ".3f"),
-                 f"{r.get('action_mse', float('nan')):.3f}"
-                 + (f" (mean of 8: {r['action_mse_avg8']:.3f})" if "action_mse_avg8" in r else ""),
-                 f"{r.get('mean_action_mse', float('nan')):.3f}"]
-        if has_passive:
-            pci = r.get("vs_passive_ci95", (float("nan"), float("nan")))
-            cells[5:5] = [f"{r.get('passive_psnr', float('nan')):.2f}", f"{r.get('passive_psnr_last', float('nan')):.2f}",
-                          f"{r.get('psnr', 0) - r.get('passive_psnr', float('nan')):+.2f} [{pci[0]:+.2f}, {pci[1]:+.2f}]"]
-            mci = r.get("vs_passive_moving_ci95", (float("nan"), float("nan")))
-            cells[10:10] = [f"{r.get('passive_psnr_moving', float('nan')):.2f}",
-                            f"{r['psnr_moving'] - r.get('passive_psnr_moving', float('nan')):+.2f} "
-                            f"[{mci[0]:+.2f}, {mci[1]:+.2f}]"]
+                 f"{r['copy_last_frame_psnr_last']:.2f}"]
+        for a in arms:
+            cells += [f"{r.get(f'{a}_psnr', nan):.2f}", f"{r.get(f'{a}_psnr_last', nan):.2f}",
+                      diff(r, "psnr", f"{a}_psnr", f"vs_{a}_ci95")]
+        cells += [f"{r['psnr_moving']:.2f}", f"{r['copy_last_frame_psnr_moving']:.2f}"]
+        for a in arms:
+            cells += [f"{r.get(f'{a}_psnr_moving', nan):.2f}",
+                      diff(r, "psnr_moving", f"{a}_psnr_moving", f"vs_{a}_moving_ci95")]
+        cells += [f"{r['ssim']:.3f}", f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
+                  f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
+                  f"{r['tokenizer_psnr']:.2f}", _num(r["perplexity"], ".1f")]
+        cells += [_num(r.get(f"{a}_perplexity"), ".1f") for a in arms]
+        cells += [_num(r["token_accuracy"], ".3f"),
+                  f"{r.get('action_mse', nan):.3f}"
+                  + (f" (mean of 8: {r['action_mse_avg8']:.3f})" if "action_mse_avg8" in r else ""),
+                  f"{r.get('mean_action_mse', nan):.3f}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -253,10 +275,14 @@ def run(args) -> int:
         if "dynamics" not in config:
             raise CliError(f"{args.ckpt}: a tokenizer-only checkpoint")
         tok, dyn = build_models(config, state, args.ckpt)
-        passive, pconfig = None, None
-        if args.passive:
-            pconfig, pstate = load_checkpoint(args.passive)
-            ptok, pdyn = build_models(pconfig, pstate, args.passive)
+        others = {}  # label -> (config, tokenizer, dynamics) of each comparison model
+        for label in ARMS:
+            path = getattr(args, label)
+            if path:
+                oconfig, ostate = load_checkpoint(path)
+                if "dynamics" not in oconfig:
+                    raise CliError(f"--{label} {path}: a tokenizer-only checkpoint")
+                others[label] = (oconfig, *build_models(oconfig, ostate, path))
     except CheckpointError as e:
         raise CliError(str(e)) from None
     datasets = find_datasets(args.data)
@@ -281,13 +307,17 @@ def run(args) -> int:
             dyn.cfg.ddim_steps = args.ddim_steps
         wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
                         render=args.render)
-        if pconfig is not None:
-            passive = WorldModel(ptok, pdyn, pconfig, name, seed=args.seed, mask_steps=args.steps,
-                                 temperature=args.temperature, render=args.render)
+        arms = {}
+        for label, (oconfig, otok, odyn) in others.items():
+            if name not in oconfig["embodiments"]:
+                raise CliError(f"--{label} {getattr(args, label)} has no {name} embodiment "
+                               f"(it has {', '.join(oconfig['embodiments'])})")
+            arms[label] = WorldModel(otok, odyn, oconfig, name, seed=args.seed, mask_steps=args.steps,
+                                     temperature=args.temperature, render=args.render)
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
-        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, passive, out, args.gifs)
+        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs)
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
     (out / "eval.json").write_text(json.dumps(results, indent=2))
