@@ -14,6 +14,8 @@ MODEL="--d-model 192 --layers 4 --heads 4 --batch-size 8 --save-every 250 --eval
 
 if [[ $STAGE == all || $STAGE == data ]]; then
   hma gen-data --out data/sim --overwrite                                   # ~5 min
+  hma gen-data --out data/test --episodes 40 --seed 100 --workers 1 --overwrite   # test set, ~6 min
+  hma gen-data --out data/ft10 --embodiments manipulator --episodes 10 --seed 300 --workers 1 --overwrite
 fi
 if [[ $STAGE == all || $STAGE == tokenizer ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer --minutes 18     # all 4 embodiments' frames

@@ -337,8 +337,9 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert res["psnr_moving"] == pytest.approx(res["passive_psnr_moving"])
     assert res["scratch_psnr"] == pytest.approx(res["psnr"]) and res["vs_scratch_ci95"] == [0.0, 0.0]
     assert res["scratch_perplexity"] == pytest.approx(res["perplexity"])
+    assert res["passive_ppl_ratio"] == pytest.approx(1.0) and res["passive_ppl_ratio_ci95"] == pytest.approx([1, 1])
     table = (tmp_path / "m/eval/table.md").read_text()
-    assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl" in table
+    assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl / ppl [95% CI]" in table
     assert res["render"] == "residual" and res["episode_set"] == "val" and res["episodes"] == 1
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "4",
                 "--trials", "1", "--episodes", "all", "--gifs", "0", "--out", str(tmp_path / "all")]) == 0

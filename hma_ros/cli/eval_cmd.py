@@ -6,8 +6,8 @@ SSIM, teacher-forced perplexity and token accuracy, controllability dPSNR (true 
 random actions drawn from the action statistics, 5 trials, 95% bootstrap interval over
 episodes), the tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and,
 with --passive / --scratch, a passive model / a model trained from scratch on the same windows
-(PSNR, PSNR moving, perplexity, and the paired difference with a 95% bootstrap interval over
-episodes). Writes JSON, a table and GIFs.
+(PSNR, PSNR moving and perplexity, each paired with a 95% bootstrap interval over episodes; the
+perplexity ratio other / this model is the paper's fidelity comparison, Fig. 5a). Writes JSON, a table and GIFs.
 """
 
 from __future__ import annotations
@@ -181,6 +181,10 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         out[f"vs_{label}_moving_ci95"] = bootstrap_ci(per_episode(R["psnr_moving"] - R[f"{label}_moving"]))
         ppl = float(np.exp(np.mean(R[f"{label}_nll"])))
         out[f"{label}_perplexity"] = None if ppl != ppl else ppl
+        if ppl == ppl and out["perplexity"] is not None:  # the paper's fidelity metric (Fig. 5a, Tab. 3/4)
+            gap = R[f"{label}_nll"] - R["nll"]  # nats per token; > 0: the other model is more perplexed
+            out[f"{label}_ppl_ratio"] = float(np.exp(np.mean(gap)))
+            out[f"{label}_ppl_ratio_ci95"] = [float(np.exp(v)) for v in bootstrap_ci(per_episode(gap))]
     return out
 
 
@@ -233,7 +237,8 @@ def format_table(results: dict) -> str:
     for a in arms:
         head += [f"{a} moving", f"vs {a} moving [95% CI]"]
     head += ["SSIM", "dPSNR [95% CI]", "dPSNR last [95% CI]", "tokenizer", "ppl"]
-    head += [f"{a} ppl" for a in arms]
+    for a in arms:
+        head += [f"{a} ppl", f"{a} ppl / ppl [95% CI]"]
     head += ["tok acc", "act() MSE", "mean-action MSE"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
@@ -255,7 +260,10 @@ def format_table(results: dict) -> str:
         cells += [f"{r['ssim']:.3f}", f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
                   f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
                   f"{r['tokenizer_psnr']:.2f}", _num(r["perplexity"], ".1f")]
-        cells += [_num(r.get(f"{a}_perplexity"), ".1f") for a in arms]
+        for a in arms:
+            lo, hi = r.get(f"{a}_ppl_ratio_ci95", (nan, nan))
+            cells += [_num(r.get(f"{a}_perplexity"), ".1f"),
+                      f"{_num(r.get(f'{a}_ppl_ratio'), '.2f')} [{_num(lo, '.2f')}, {_num(hi, '.2f')}]"]
         cells += [_num(r["token_accuracy"], ".3f"),
                   f"{r.get('action_mse', nan):.3f}"
                   + (f" (mean of 8: {r['action_mse_avg8']:.3f})" if "action_mse_avg8" in r else ""),
