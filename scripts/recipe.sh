@@ -3,8 +3,9 @@
 # (figures in its MODEL_CARD.md). Datasets and runs are regenerated, never committed.
 #   bash scripts/recipe.sh            # everything
 #   STAGE=finetune bash scripts/recipe.sh
-# Stages: data tokenizer pretrain finetune eval (models/hma_discrete_small), then
-# mar mar_eval (models/hma_mar_small: continuous tokenizer + MAR dynamics, same data).
+# Stages: data tokenizer pretrain finetune eval (models/hma_discrete_small), motion (an
+# experiment: the motion-weighted loss), then mar mar_eval (models/hma_mar_small: continuous
+# tokenizer + MAR dynamics, same data).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -30,29 +31,46 @@ if [[ $STAGE == all || $STAGE == pretrain ]]; then
 fi
 if [[ $STAGE == all || $STAGE == finetune ]]; then
   # held-out embodiment: new stem+head on the frozen trunk, then full finetuning,
-  # against the same number of steps from scratch (same tokenizer)
-  # at two budgets: 400 steps (scratch 400 | frozen 200 + full 200) and 800 (400 + 400)
+  # against the same number of steps from scratch (same tokenizer), in three settings:
+  #   ft     all 90 training episodes of data/sim, 400 steps (scratch 400 | frozen 200 + full 200)
+  #   ft800  the same, 800 steps (400 + 400)
+  #   ft10   little data, the paper's finetuning setting: the 10 episodes of data/ft10, 400 steps
   FT="--d-model 192 --layers 4 --heads 4 --batch-size 8 --eval-every 0 --threads 1 --warmup 40"
-  for B in 400 800; do
-    H=$((B / 2)); P=ft; [[ $B == 800 ]] && P=ft800
-    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --tokenizer runs/hma_main \
+  for P in ft ft800 ft10; do
+    B=400; D=data/sim; [[ $P == ft800 ]] && B=800; [[ $P == ft10 ]] && D=data/ft10
+    H=$((B / 2))
+    OMP_NUM_THREADS=1 hma train --data $D --embodiments manipulator --tokenizer runs/hma_main \
         --out runs/${P}_scratch --steps $B $FT &
-    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/hma_main \
+    OMP_NUM_THREADS=1 hma train --data $D --embodiments manipulator --init runs/hma_main \
         --freeze-trunk --out runs/${P}_frozen --steps $H --lr 1e-3 $FT &
     wait
-    OMP_NUM_THREADS=1 hma train --data data/sim --embodiments manipulator --init runs/${P}_frozen \
+    OMP_NUM_THREADS=1 hma train --data $D --embodiments manipulator --init runs/${P}_frozen \
         --out runs/${P}_full --steps $H --lr 3e-4 $FT
   done
 fi
 if [[ $STAGE == all || $STAGE == eval ]]; then
-  hma eval --ckpt runs/hma_main --data data/sim --embodiments $PRE --passive runs/hma_passive --out runs/eval_main
-  hma eval --ckpt runs/hma_main --data data/sim --embodiments $PRE --passive runs/hma_passive \
-      --render tokens --out runs/eval_main_tokens                           # the pure decoding
-  for r in ft_scratch ft_frozen ft_full ft800_scratch ft800_frozen ft800_full; do
-    hma eval --ckpt runs/$r --data data/sim --embodiments manipulator --out runs/eval_$r
+  # the model cards' tables: the test set (data/test), 48 windows per embodiment
+  T="--data data/test --episodes all --windows 48"
+  hma eval --ckpt runs/hma_main $T --embodiments $PRE --passive runs/hma_passive --out runs/test_main
+  hma eval --ckpt runs/hma_main $T --embodiments $PRE --passive runs/hma_passive \
+      --render tokens --out runs/test_main_tokens                          # the pure decoding
+  for P in ft ft800 ft10; do
+    hma eval --ckpt runs/${P}_full --scratch runs/${P}_scratch $T --embodiments manipulator --out runs/test_$P
+    hma eval --ckpt runs/${P}_frozen $T --embodiments manipulator --out runs/test_${P}_frozen
   done
+  # the validation split of data/sim
+  hma eval --ckpt runs/hma_main --data data/sim --embodiments $PRE --passive runs/hma_passive --out runs/eval_main
   hma bench --ckpt runs/hma_main --json runs/bench.json
   hma policy-eval --ckpt runs/hma_main --episodes 50 --scripted --json runs/policy_eval_discrete.json
+fi
+if [[ $STAGE == all || $STAGE == motion ]]; then
+  # experiment (not shipped): both arms continued 1,600 steps with the motion-weighted token loss
+  C="--steps 1600 --lr 5e-4 --warmup 100 --motion-weight 5 --batch-size 8 --save-every 200 --eval-every 0 --threads 1"
+  OMP_NUM_THREADS=1 hma train --data data/sim --embodiments $PRE --init runs/hma_main --out runs/hma_main_mw $C &
+  OMP_NUM_THREADS=1 hma train --data data/sim --embodiments $PRE --init runs/hma_passive --out runs/hma_passive_mw $C &
+  wait
+  hma eval --ckpt runs/hma_main_mw --data data/test --episodes all --windows 48 --embodiments $PRE \
+      --passive runs/hma_passive_mw --out runs/test_main_mw
 fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
