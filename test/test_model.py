@@ -108,6 +108,8 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
     dyn.cfg.motion_weight = 1.0
     with pytest.raises(ValueError, match="motion_weight"):
         DynamicsConfig(motion_weight=0.0)
+    with pytest.raises(ValueError, match="discrete tokens only"):
+        DynamicsConfig(token_kind="continuous", motion_weight=2.0)
 
 
 def test_action_projectors_use_xavier_gain_0_1():
