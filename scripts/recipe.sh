@@ -71,6 +71,17 @@ if [[ $STAGE == all || $STAGE == motion ]]; then
   wait
   hma eval --ckpt runs/hma_main_mw --data data/test --episodes all --windows 48 --embodiments $PRE \
       --passive runs/hma_passive_mw --out runs/test_main_mw
+  # the 10-episode finetuning comparison from that trunk (scratch with the same weight)
+  FT="--d-model 192 --layers 4 --heads 4 --batch-size 8 --eval-every 0 --threads 1 --warmup 40"
+  OMP_NUM_THREADS=1 hma train --data data/ft10 --embodiments manipulator --tokenizer runs/hma_main_mw \
+      --motion-weight 5 --out runs/ft10mw_scratch --steps 400 $FT &
+  OMP_NUM_THREADS=1 hma train --data data/ft10 --embodiments manipulator --init runs/hma_main_mw \
+      --freeze-trunk --out runs/ft10mw_frozen --steps 200 --lr 1e-3 $FT &
+  wait
+  OMP_NUM_THREADS=1 hma train --data data/ft10 --embodiments manipulator --init runs/ft10mw_frozen \
+      --out runs/ft10mw_full --steps 200 --lr 3e-4 $FT
+  hma eval --ckpt runs/ft10mw_full --scratch runs/ft10mw_scratch --data data/test --episodes all \
+      --windows 48 --embodiments manipulator --out runs/test_ft10mw
 fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
