@@ -71,6 +71,11 @@ if [[ $STAGE == all || $STAGE == motion ]]; then
   wait
   hma eval --ckpt runs/hma_main_mw --data data/test --episodes all --windows 48 --embodiments $PRE \
       --passive runs/hma_passive_mw --out runs/test_main_mw
+  # control: the action-conditioned model continued the same way without the weight (2 threads)
+  hma train --data data/sim --embodiments $PRE --init runs/hma_main --out runs/hma_main_cont \
+      --steps 1600 --lr 5e-4 --warmup 100 --batch-size 8 --save-every 200 --eval-every 0 --threads 2
+  hma eval --ckpt runs/hma_main_cont --data data/test --episodes all --windows 48 --embodiments $PRE \
+      --out runs/test_main_cont
   # the 10-episode finetuning comparison from that trunk (scratch with the same weight)
   FT="--d-model 192 --layers 4 --heads 4 --batch-size 8 --eval-every 0 --threads 1 --warmup 40"
   OMP_NUM_THREADS=1 hma train --data data/ft10 --embodiments manipulator --tokenizer runs/hma_main_mw \
