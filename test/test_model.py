@@ -261,6 +261,20 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
         torch.testing.assert_close(sa[k], sb[k], msg=k)
 
 
+def test_tokenized_dataset_motion_mask_is_the_same_across_chunk_boundaries(small_data):
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.model.metrics import moving_tokens
+    from hma_ros.model.training import TokenizedDataset
+    from hma_ros.runtime.world_model import build_models
+
+    tok, _ = build_models(*load_checkpoint(small_data / "tok"), "tok")
+    ds = Dataset(small_data / "pusht")
+    td = TokenizedDataset(ds, tok, batch=5, progress=False)  # many chunks
+    one_pass = moving_tokens(np.array(ds.arrays["frames"]), tok.cfg.grid)
+    assert one_pass.any() and np.array_equal(td.moving.numpy(), one_pass)
+    assert td.batch([0, 3], 4)[3].shape == (2, 4, tok.tokens_per_frame)
+
+
 def test_optimizer_state_follows_parameter_names_when_registration_order_changes():
     from hma_ros.model.training import load_optimizer_state, optimizer_state_tensors
 

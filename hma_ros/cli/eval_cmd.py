@@ -224,6 +224,12 @@ def _num(v: float, fmt: str) -> str:
     return "-" if v is None or v != v else format(v, fmt)
 
 
+def _ci(v: float, ci, fmt: str = "+.2f") -> str:
+    """A value with its interval: '+0.39 [+0.30, +0.47]'."""
+    lo, hi = ci if ci is not None else (float("nan"),) * 2
+    return f"{_num(v, fmt)} [{_num(lo, fmt)}, {_num(hi, fmt)}]"
+
+
 ARMS = ("passive", "scratch")  # comparison models: --passive, --scratch
 
 
@@ -243,11 +249,9 @@ def format_table(results: dict) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def diff(r, key, other, ci):
-        lo, hi = r.get(ci, (nan, nan))
-        return f"{r[key] - r.get(other, nan):+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        return _ci(r[key] - r.get(other, nan), r.get(ci))
 
     for name, r in results.items():
-        ci, cil = r["delta_psnr_ci95"], r["delta_psnr_last_ci95"]
         cells = [name, f"{r['psnr']:.2f}", f"{r['psnr_last']:.2f}", f"{r['copy_last_frame_psnr']:.2f}",
                  f"{r['copy_last_frame_psnr_last']:.2f}"]
         for a in arms:
@@ -257,13 +261,12 @@ def format_table(results: dict) -> str:
         for a in arms:
             cells += [f"{r.get(f'{a}_psnr_moving', nan):.2f}",
                       diff(r, "psnr_moving", f"{a}_psnr_moving", f"vs_{a}_moving_ci95")]
-        cells += [f"{r['ssim']:.3f}", f"{r['delta_psnr']:+.2f} [{ci[0]:+.2f}, {ci[1]:+.2f}]",
-                  f"{r['delta_psnr_last']:+.2f} [{cil[0]:+.2f}, {cil[1]:+.2f}]",
+        cells += [f"{r['ssim']:.3f}", _ci(r["delta_psnr"], r["delta_psnr_ci95"]),
+                  _ci(r["delta_psnr_last"], r["delta_psnr_last_ci95"]),
                   f"{r['tokenizer_psnr']:.2f}", _num(r["perplexity"], ".1f")]
         for a in arms:
-            lo, hi = r.get(f"{a}_ppl_ratio_ci95", (nan, nan))
             cells += [_num(r.get(f"{a}_perplexity"), ".1f"),
-                      f"{_num(r.get(f'{a}_ppl_ratio'), '.2f')} [{_num(lo, '.2f')}, {_num(hi, '.2f')}]"]
+                      _ci(r.get(f"{a}_ppl_ratio"), r.get(f"{a}_ppl_ratio_ci95"), ".2f")]
         cells += [_num(r["token_accuracy"], ".3f"),
                   f"{r.get('action_mse', nan):.3f}"
                   + (f" (mean of 8: {r['action_mse_avg8']:.3f})" if "action_mse_avg8" in r else ""),

@@ -126,8 +126,6 @@ def run(args) -> int:
         dcfg = DynamicsConfig(d_model=args.d_model, n_layers=args.layers, n_heads=args.heads,
                               window=args.window, prompt=args.prompt, tokens_per_frame=tok.tokens_per_frame,
                               levels=tok.cfg.levels, conditioning=args.conditioning, objective=args.objective,
-                              corrupt_prob=args.corrupt_prob or 0.0,
-                              motion_weight=1.0 if args.motion_weight is None else args.motion_weight,
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
                               token_dim=tok.cfg.latent_dim, ddim_steps=args.ddim_steps)
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
@@ -144,7 +142,7 @@ def run(args) -> int:
                            f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
     given = {k: v for k, v in (("corrupt_prob", args.corrupt_prob), ("motion_weight", args.motion_weight))
              if v is not None}
-    try:  # training-only settings given for an --init/--resume model replace the checkpoint's
+    try:  # training-only settings, when given, replace the defaults or the --init/--resume checkpoint's
         DynamicsConfig(**(dyn.cfg.to_dict() | given))  # validates
     except ValueError as e:
         raise CliError(str(e)) from None

@@ -8,8 +8,8 @@ schedule); cross-entropy with label smoothing on masked tokens, summed over FSQ 
 an optional weight on tokens whose image patch moved since the previous frame (`motion_weight`:
 in these scenes about 90% of the patches are still background, so the few that move -- the ones
 actions explain -- otherwise carry little of the loss; motion is measured on pixels because FSQ
-codes of still patches flip too); optional random-token corruption of visible tokens. The forward objective also trains the
-action head on a share of windows whose last slot hides its frame and its action (so act()
+codes of still patches flip too); optional random-token corruption of visible tokens. The
+forward objective also trains the action head on a share of windows whose last slot hides its frame and its action (so act()
 works); "full" masks action inputs at random and predicts them; "policy" trains actions only.
 
 Sampling: one frame at a time, M unmasking steps on the cosine schedule in a random (seeded)

@@ -31,8 +31,11 @@ class TokenizedDataset:
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
         self.valid = torch.from_numpy(ds.valid())
         grid = math.isqrt(self.codes.shape[1])
-        self.moving = torch.cat([torch.from_numpy(moving_tokens(np.array(frames[max(i - 1, 0):i + batch]), grid)
-                                                  [(1 if i else 0):]) for i in range(0, len(ds), batch)])
+        moving = []  # (N, S) bool: the token's patch moved since the previous frame (motion_weight)
+        for i in range(0, len(ds), batch):
+            lo = max(i - 1, 0)  # one frame of overlap, so each chunk's first frame has its predecessor
+            moving.append(torch.from_numpy(moving_tokens(np.array(frames[lo:i + batch]), grid)[i - lo:]))
+        self.moving = torch.cat(moving)
 
     def batch(self, starts, T: int):
         """codes (B, T, S, K), raw action chunks (B, T, stride, dim), valid (B, T), moving (B, T, S)."""
