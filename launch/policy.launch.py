@@ -1,5 +1,7 @@
-"""HMA as a policy. With sim_robot:=true the simulated robot executes the streamed commands,
-closing the loop (enable the policy: ros2 param set /hma_policy enabled true).
+"""HMA as a policy. With sim_robot:=true a simulated robot stands at rest (no built-in
+controller, no command stream) until the policy drives it, closing the loop. Enable the policy:
+ros2 param set /hma_policy enabled true (refused for an embodiment without action limits unless
+allow_unlimited:=true). While disabled, chunks go only to preview/joint_trajectory.
 
     ros2 launch hma_ros policy.launch.py sim_robot:=true enabled:=true
 """
@@ -23,6 +25,7 @@ def generate_launch_description():
         DeclareLaunchArgument("camera_topic", default_value="image_raw"),
         DeclareLaunchArgument("use_compressed", default_value="false"),
         DeclareLaunchArgument("enabled", default_value="false"),
+        DeclareLaunchArgument("allow_unlimited", default_value="false"),
         DeclareLaunchArgument("sim_robot", default_value="false"),
         DeclareLaunchArgument("rviz", default_value="false"),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
@@ -37,7 +40,8 @@ def generate_launch_description():
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
                  "use_compressed": LaunchConfiguration("use_compressed"),
-                 "enabled": LaunchConfiguration("enabled")},
+                 "enabled": LaunchConfiguration("enabled"),
+                 "allow_unlimited": LaunchConfiguration("allow_unlimited")},
             ],
             remappings=[("image_raw", LaunchConfiguration("camera_topic"))],
         ),
@@ -48,7 +52,7 @@ def generate_launch_description():
             output="screen",
             parameters=[os.path.join(share, "config", "sim_robot.yaml"),
                         {"embodiment": LaunchConfiguration("embodiment"),
-                         "publish_builtin_commands": False}],
+                         "policy": "hold"}],  # at rest until the policy commands it
             condition=IfCondition(LaunchConfiguration("sim_robot")),
         ),
         Node(

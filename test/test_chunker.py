@@ -199,3 +199,92 @@ def test_mask_and_stride_invariants(rec):
             assert b.index == a.index + 1 and b.t == pytest.approx(a.t + 0.5)
         else:
             assert b.episode == a.episode + 1 and b.index == 0
+
+
+# ----------------------------------------------------------------------------- a robot at rest
+def _rest_cfg(mode: str) -> ChunkerConfig:
+    return ChunkerConfig(action_hz=10, action_dim=2, at_rest=mode, command_timeout=0.5)
+
+
+def _idle_stream(ch: Chunker, t_end: float, t_start: float = 0.0, joints=(100.0, 200.0)) -> list:
+    """Camera at 10 Hz and joint states at 50 Hz, no commands, as a robot standing still sends."""
+    steps = []
+    for i in range(int(round((t_end - t_start) * 50)) + 1):
+        t = t_start + i * 0.02
+        if i % 5 == 0:
+            steps += ch.push_frame(t, f"frame@{t:.2f}")
+        steps += ch.push_hold(t, joints)
+    return steps
+
+
+def test_an_idle_command_robot_yields_valid_steps_holding_its_measured_joints():
+    ch = Chunker(_rest_cfg("joints"))
+    steps = _idle_stream(ch, 3.0)
+    assert len(steps) >= 5 and all(s.valid for s in steps)
+    assert all(np.array_equal(s.actions, np.tile([100.0, 200.0], (5, 1))) for s in steps)
+    assert ch.stats.holds > 100
+
+
+@pytest.mark.parametrize("mode,expected", [("zero", [0.0, 0.0]), ("last", [7.0, 8.0])])
+def test_hold_zero_or_last_command_when_the_command_stream_stops(mode, expected):
+    ch = Chunker(_rest_cfg(mode))
+    steps = []
+    for i in range(21):  # 2 s of commands at 10 Hz, then silence while camera and joints go on
+        t = i * 0.1
+        steps += ch.push_frame(t, t)
+        steps += ch.push_action(t, [7.0, 8.0])
+    steps += _idle_stream(ch, 6.0, t_start=2.02)
+    late = [s for s in steps if s.t >= 3.0]  # past command_timeout after the last command
+    assert late and all(s.valid for s in late)
+    assert all(np.allclose(s.actions, expected) for s in late)
+    assert all(s.episode == steps[0].episode for s in steps)  # holding still is not a new episode
+
+
+def test_fresh_commands_win_over_hold_samples_and_a_gap_inside_a_stream_stays_invalid():
+    ch = Chunker(ChunkerConfig(action_hz=10, action_dim=2, at_rest="joints", command_timeout=1.0))
+    steps = []
+    for i in range(41):  # commands at 10 Hz for 4 s, except a 0.5 s hole; joints at 50 Hz throughout
+        t = i * 0.1
+        steps += ch.push_frame(t, t)
+        if not 1.95 < t < 2.5:
+            steps += ch.push_action(t, [float(i), 0.0])
+        for j in range(5):
+            steps += ch.push_hold(t + 0.02 * j, [-1.0, -1.0])
+    assert ch.stats.holds == 0  # the stream was never older than command_timeout
+    by_k = {s.index: s for s in steps}
+    assert by_k[0].valid and by_k[0].actions[0, 0] == 0.0 and by_k[1].actions[2, 0] == 7.0
+    assert not by_k[4].valid  # the hole [2.0, 2.5) is a gap, not a hold
+    assert all((s.actions >= 0).all() for s in steps)
+
+
+def test_stale_commands_count_as_none():
+    ch = Chunker(_rest_cfg("joints"))
+    steps = ch.push_action(0.0, [5.0, 5.0])  # one command, then only joint states
+    steps += _idle_stream(ch, 3.0, t_start=0.0, joints=(50.0, 60.0))
+    late = [s for s in steps if s.t >= 1.0]
+    assert late and all(s.valid and np.allclose(s.actions, [50.0, 60.0]) for s in late)
+
+
+def test_without_at_rest_an_idle_command_robot_completes_no_valid_step():
+    ch = Chunker(_rest_cfg("none"))
+    steps = _idle_stream(ch, 5.0)
+    assert not any(s.valid for s in steps) and ch.stats.holds == 0
+    with pytest.raises(ValueError, match="at_rest must be one of"):
+        ChunkerConfig(action_hz=10, action_dim=2, at_rest="freeze")
+
+
+def test_a_command_replaces_hold_samples_at_or_after_its_stamp():
+    """Commands win: a robot starting to move is never reported with a 'late' first command
+    because a hold sample (stamped on another path) got in ahead of it."""
+    ch = Chunker(_rest_cfg("joints"))
+    steps = _idle_stream(ch, 1.0, joints=(1.0, 1.0))  # holds up to t=1.0
+    steps += ch.push_action(0.95, [9.0, 9.0])  # earlier than the newest hold: replaces 0.96..1.0
+    steps += ch.push_action(1.0, [9.0, 9.0])  # same stamp as a (dropped) hold
+    for i in range(1, 20):
+        t = 1.0 + 0.1 * i
+        steps += ch.push_frame(t, t)
+        steps += ch.push_action(t, [9.0, 9.0])
+    by_k = {s.index: s for s in steps}
+    assert ch.stats.late == 0 and ch.stats.duplicates == 0
+    assert np.allclose(by_k[1].actions, 1.0)  # [0.5, 1.0): holding
+    assert np.allclose(by_k[2].actions, 9.0)  # [1.0, 1.5): the commands

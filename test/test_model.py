@@ -166,7 +166,7 @@ def test_world_model_observe_imagine_act_shapes_determinism_and_history():
     fut = np.stack([chunk] * 4)
     a = wm.imagine(fut)
     assert a.shape == (4, 32, 32, 3) and a.dtype == np.uint8
-    assert wm.steps == 2 and len(wm.cache) == 2  # imagination leaves the history alone
+    assert wm.steps == 2 and len(wm.history) == 2  # imagination leaves the history alone
     wm.reset(3)
     wm.observe(frames[0])
     wm.observe(frames[1], chunk)
@@ -187,10 +187,10 @@ def test_long_rollouts_slide_the_window_and_stay_finite():
     wm.observe(np.zeros((32, 32, 3), np.uint8))
     frames = wm.imagine(np.random.default_rng(0).uniform(0, 512, (100, 5, 2)))
     assert frames.shape == (100, 32, 32, 3)
-    assert len(wm.cache) == 1
+    assert len(wm.history) == 1
     for _ in range(12):
         wm.observe(frames[0], np.zeros((5, 2)))
-    assert len(wm.cache) == dyn.cfg.window - 1  # the cache slides
+    assert len(wm.history) == dyn.cfg.window - 1  # bounded: the newest window-1 steps
 
 
 def test_checkpoints_round_trip_in_fp16_and_bad_ones_are_explained(tmp_path):
@@ -436,6 +436,30 @@ def test_world_model_render_modes_tokens_vs_residual():
     assert not np.array_equal(outs["tokens"], outs["residual"])  # random-noise frames: a real residual
     with pytest.raises(ValueError, match="render must be one of"):
         WorldModel(tok, dyn, config, "pusht", render="blurry")
+
+
+@pytest.mark.parametrize("planned", [False, True])
+def test_cached_imagination_equals_the_recomputed_window_after_100_observed_steps(planned):
+    """One definition of the temporal context: after 100 observed steps (far past the window),
+    imagining 2 windows' worth of frames through the KV cache gives exactly the frames of the
+    reference path that recomputes the whole window at every unmasking step -- with given
+    actions and with the policy head planning them. Positions stay within the window."""
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(7)
+    frames = rng.integers(0, 255, (100, 32, 32, 3), dtype=np.uint8)
+    chunks = rng.uniform(0, 512, (100, 5, 2))
+    fut = None if planned else rng.uniform(0, 512, (2 * dyn.cfg.window, 5, 2))
+    out, acts = [], []
+    for use_cache in (True, False):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=5, use_cache=use_cache, temperature=0.0)
+        for t in range(100):
+            wm.observe(frames[t], chunks[t - 1] if t else None)
+        out.append(wm.imagine(fut, horizon=2 * dyn.cfg.window))
+        acts.append(wm.act())
+    assert out[0].shape == (2 * dyn.cfg.window, 32, 32, 3)
+    for k in range(len(out[0])):  # every frame identical
+        np.testing.assert_array_equal(out[0][k], out[1][k], err_msg=f"frame {k}")
+    np.testing.assert_allclose(acts[0], acts[1], rtol=1e-4, atol=1e-3)
 
 
 def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():

@@ -159,35 +159,130 @@ def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(p
     assert "ERROR" in node.output() or "error" in node.output().lower()
 
 
-def test_policy_node_stays_passive_until_enabled_then_drives_the_simulated_robot(probe, launch_node, ckpt):
-    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml",
-                params={"publish_builtin_commands": True})
+def _set_param(probe, node: str, name: str, value: bool):
+    """Set a bool parameter through the node's parameter service; returns the SetParametersResult."""
+    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+    from rcl_interfaces.srv import SetParameters
+
+    cli = probe.node.create_client(SetParameters, f"{node}/set_parameters")
+    assert cli.wait_for_service(timeout_sec=10)
+    fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
+        name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
+    deadline = time.monotonic() + 10
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return fut.result().results[0]
+
+
+def _best_effort(depth: int):
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears reliable publishers too
+
+
+def _policy_commands(box):
+    """Commands on joint_commands that are not the simulated robot's own (tagged) controller."""
+    return [(t, m) for t, m in list(box) if not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")]
+
+
+def test_policy_starts_from_rest_streams_when_enabled_and_falls_silent_when_disabled(probe, launch_node, ckpt):
+    """The README path (policy.launch.py sim_robot:=true): a robot at rest, no command stream.
+    Disabled: chunks only on preview/joint_trajectory. Enabled: commands stream and the agent
+    moves; the streamed commands become the action history. Disabled again: silence."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
     policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
                          params={"checkpoint": str(ckpt[0])})
-    probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=50)
-    traj = probe.wait_for("joint_trajectory", count=2, timeout=40)
-    t = traj[-1]
+    from sensor_msgs.msg import JointState
+
+    preview = probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
+    traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    joints = probe.subscribe(JointState, "joint_states")
+    probe.wait_for("preview/joint_trajectory", count=3, timeout=40)  # steps complete on an idle robot
+    t = preview[-1][1]
     assert list(t.joint_names) == ["agent_x", "agent_y"] and len(t.points) == 5
     assert all(0 <= v <= 512 for p in t.points for v in p.positions)  # clamped to the limits
     dt = [p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in t.points]
     np.testing.assert_allclose(np.diff(dt), 0.1, atol=1e-6)
-    own = [m for _, m in cmds if not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")]
-    assert own == []  # disabled: no commands from the policy
+    assert traj == [] and _policy_commands(cmds) == []  # disabled: nothing a controller consumes
+    start = np.array(joints[-1][1].position)
 
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    cli = probe.node.create_client(SetParameters, "hma_policy/set_parameters")
-    assert cli.wait_for_service(timeout_sec=10)
-    fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
-        name="enabled", value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=True))]))
-    deadline = time.monotonic() + 10
-    while not fut.done() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert fut.result().results[0].successful
-    probe.wait_for("joint_commands", count=5, timeout=30, predicate=lambda m: not m.layout.dim)
+    t_enable = time.monotonic()
+    assert _set_param(probe, "hma_policy", "enabled", True).successful
+    probe.wait_for("joint_commands", count=10, timeout=30, predicate=lambda m: not m.layout.dim)
+    first = min(t for t, m in _policy_commands(cmds))
+    print(f"enable -> first command on an idle robot: {first - t_enable:.2f} s")
+    assert first - t_enable < 2.0  # within ~one 2 Hz step (+ inference)
     assert policy.wait_for_output("policy ENABLED", timeout=5)
+    probe.wait_for("joint_trajectory", count=2, timeout=10)
+    time.sleep(1.0)
+    moved = np.abs(np.array(joints[-1][1].position) - start).max()
+    assert moved > 1.0, f"the simulated agent did not move ({moved:.2f})"
+
+    assert _set_param(probe, "hma_policy", "enabled", False).successful
+    time.sleep(0.3)  # messages already on the wire
+    n_cmd, n_traj = len(_policy_commands(cmds)), len(traj)
+    time.sleep(2.5)
+    assert len(_policy_commands(cmds)) == n_cmd and len(traj) == n_traj  # disabled: silence
+    assert len(preview) > 5  # while the preview goes on
+
+
+def test_policy_disabled_publishes_nothing_a_controller_consumes_while_a_teleoperator_drives(
+        probe, launch_node, ckpt):
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml",
+                params={"publish_builtin_commands": True})  # the teleoperator: a command stream
+    launch_node("policy_node", params_file=REPO / "config/policy.yaml", params={"checkpoint": str(ckpt[0])})
+    traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
+    probe.wait_for("preview/joint_trajectory", count=6, timeout=40)
+    assert len(cmds) > 20  # the teleoperator's commands flowed
+    assert traj == [] and _policy_commands(cmds) == []
+
+
+def test_enabling_is_refused_without_action_limits_unless_unlimited_is_accepted(probe, launch_node, ckpt, tmp_path):
+    emb = tmp_path / "pusht.yaml"  # PushT without action.low/high
+    emb.write_text("""
+name: pusht
+camera: {topic: image_raw, size: [64, 64], crop: center}
+joints: {topic: joint_states, names: [agent_x, agent_y]}
+action: {source: command, topic: joint_commands, type: std_msgs/msg/Float64MultiArray, dim: 2, hz: 10,
+         at_rest: joints}
+""")
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
+    policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
+                         params={"checkpoint": str(ckpt[0]), "embodiment": str(emb), "enabled": True})
+    assert policy.wait_for_output("refused at start-up", timeout=30), policy.output()
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
+    probe.wait_for("preview/joint_trajectory", count=2, timeout=30)
+    res = _set_param(probe, "hma_policy", "enabled", True)
+    assert not res.successful and "no action limits" in res.reason and "allow_unlimited" in res.reason
+    assert policy.wait_for_output("enabling refused", timeout=5)
+    time.sleep(1.0)
+    assert _policy_commands(cmds) == []
+    assert _set_param(probe, "hma_policy", "allow_unlimited", True).successful
+    assert _set_param(probe, "hma_policy", "enabled", True).successful
+    probe.wait_for("joint_commands", count=3, timeout=20, predicate=lambda m: not m.layout.dim)
+    assert policy.wait_for_output("UNCLAMPED", timeout=5)
+
+
+def test_the_watchdog_stops_streaming_when_steps_go_stale(probe, launch_node, ckpt):
+    """stale_timeout 0.3 s is shorter than a 2 Hz step: every chunk's stream is cut short."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
+    policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
+                         params={"checkpoint": str(ckpt[0]), "stale_timeout": 0.3, "enabled": True})
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    try:
+        probe.wait_for("joint_trajectory", count=4, timeout=40)
+    except TimeoutError:
+        print(policy.output(), len(diags))  # what the node said, when it did not stream
+        raise
+    assert policy.wait_for_output("watchdog", timeout=10)
+    n_traj, n_cmd = len(traj), len(_policy_commands(cmds))
+    assert 0 < n_cmd < 5 * n_traj  # never a whole 5-command chunk per step
 
 
 def test_simulate_node_turns_actions_into_frames_and_resets(probe, launch_node, ckpt, tmp_path):

@@ -190,32 +190,29 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
 
 def teacher_forced(wm, w, P: int) -> tuple[float, float]:
     """Mean NLL (nats, summed over FSQ factors) and exact-token accuracy of each target frame
-    predicted in one pass with all its tokens masked, given the true past."""
+    predicted in one pass with all its tokens masked, given the true past of its window (the
+    window's first slot a start, as in training and in WorldModel's context)."""
     import torch
     import torch.nn.functional as F
 
     dyn = wm.dyn
     if dyn.continuous:
         return float("nan"), float("nan")  # no categorical distribution over soft tokens
-    S, K = dyn.cfg.tokens_per_frame, len(dyn.cfg.levels)
+    S = dyn.cfg.tokens_per_frame
     T = w.frames.shape[0]
     with torch.no_grad():
         codes = wm.tok.encode(torch.from_numpy(w.frames))  # (T, S, K)
-        acts = wm.stem.normalize(torch.from_numpy(w.actions))
-        wm.reset(0)
+        acts = wm.stem.normalize(torch.from_numpy(w.actions))  # chunk t follows frame t
+        inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]  # slot t holds a_{t-1}
         nll, acc = [], []
-        for t in range(T):
-            a = acts[t - 1] if t else None
-            if t >= P:
-                masked = torch.ones(1, 1, S, dtype=torch.bool)
-                logits, _, _ = dyn(wm.embodiment, torch.zeros(1, 1, S, K, dtype=torch.long), masked,
-                                   a[None, None] if a is not None else None, None, cache=wm.cache,
-                                   first_is_start=False)
-                lp = sum(F.cross_entropy(lg[0, 0], codes[t, :, k], reduction="none") for k, lg in enumerate(logits))
-                nll.append(float(lp.mean()))
-                pred = torch.stack([lg[0, 0].argmax(-1) for lg in logits], -1)
-                acc.append(float((pred == codes[t]).all(-1).float().mean()))
-            wm._commit(codes[t][None], a)
+        for t in range(P, T):
+            masked = torch.zeros(1, t + 1, S, dtype=torch.bool)
+            masked[0, t] = True
+            logits, _, _ = dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
+            lp = sum(F.cross_entropy(lg[0, t], codes[t, :, k], reduction="none") for k, lg in enumerate(logits))
+            nll.append(float(lp.mean()))
+            pred = torch.stack([lg[0, t].argmax(-1) for lg in logits], -1)
+            acc.append(float((pred == codes[t]).all(-1).float().mean()))
     return float(np.mean(nll)), float(np.mean(acc))
 
 

@@ -48,6 +48,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--conditioning", default="modulate+concat",
                    help="modulate+concat | modulate | concat | add | cross | none")
     p.add_argument("--objective", default="forward", help="forward | passive | full | policy")
+    p.add_argument("--action-encoding", default="mlp", choices=("mlp", "fourier"),
+                   help="stems: an MLP on normalized chunks, or on their Fourier features too (new models)")
     p.add_argument("--corrupt-prob", type=float, default=None,
                    help="share of visible tokens replaced by random ones (default 0, or --init's)")
     p.add_argument("--motion-weight", type=float, default=None,
@@ -127,7 +129,8 @@ def run(args) -> int:
                               window=args.window, prompt=args.prompt, tokens_per_frame=tok.tokens_per_frame,
                               levels=tok.cfg.levels, conditioning=args.conditioning, objective=args.objective,
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
-                              token_dim=tok.cfg.latent_dim, ddim_steps=args.ddim_steps)
+                              token_dim=tok.cfg.latent_dim, ddim_steps=args.ddim_steps,
+                              action_encoding=args.action_encoding)
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
         dyn = HMADynamics(dcfg, embodiments)
     new = [n for n in datasets if n not in embodiments]

@@ -29,6 +29,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--kind", default="fsq", choices=("fsq", "continuous"),
                    help="fsq: discrete tokens (MaskGIT); continuous: soft tokens (MAR)")
     p.add_argument("--latent-dim", type=int, default=8, help="continuous: channels per soft token")
+    p.add_argument("--motion-weight", type=float, default=0.0,
+                   help="extra loss weight on pixels that changed since the episode's previous frame "
+                        "(what the actions move; 0: off)")
+    p.add_argument("--init", help="continue from this checkpoint's tokenizer (same architecture)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.set_defaults(func=run)
@@ -58,7 +62,9 @@ def run(args) -> int:
     import torch
     from tqdm import tqdm
 
+    from hma_ros.cli import CliError
     from hma_ros.model.checkpoint import save_checkpoint
+    from hma_ros.model.metrics import moving_pixels
     from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
 
     if args.threads:
@@ -69,10 +75,23 @@ def run(args) -> int:
     res = {ds.meta["image_size"][0] for ds in datasets.values()}
     if len(res) != 1:
         raise SystemExit(f"datasets have different frame sizes {res}; convert them to one size")
-    cfg = TokenizerConfig(kind=args.kind, resolution=res.pop(), grid=args.grid,
+    res_value = res.pop()
+    cfg = TokenizerConfig(kind=args.kind, resolution=res_value, grid=args.grid,
                           channels=tuple(int(c) for c in args.channels.split(",")),
                           levels=tuple(int(v) for v in args.levels.split(",")), latent_dim=args.latent_dim)
     model = build_tokenizer(cfg)
+    if args.init:
+        from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
+
+        try:
+            icfg, istate = load_checkpoint(args.init)
+            cfg = TokenizerConfig(**icfg["tokenizer"])
+            model = build_tokenizer(cfg)
+            model.load_state_dict(sub_state(istate, "tokenizer"))
+        except (CheckpointError, KeyError, TypeError, RuntimeError) as e:
+            raise CliError(f"--init {args.init}: no usable tokenizer ({str(e)[:200]})") from None
+        if cfg.resolution != res_value:
+            raise CliError(f"--init {args.init}: tokenizer is {cfg.resolution} px, the data {res_value} px")
     train_idx, val_idx = {}, {}
     for name, ds in datasets.items():
         tr, va = ds.split(0.1, seed=0)
@@ -81,6 +100,8 @@ def run(args) -> int:
         train_idx[name] = np.flatnonzero(fm & np.isin(ep, tr))
         val_idx[name] = np.flatnonzero(fm & np.isin(ep, va))[:256]
     names = list(datasets)
+    episode = {n: np.asarray(ds.arrays["episode"]) for n, ds in datasets.items()}
+    prev_ok = {n: np.asarray(ds.arrays["frame_mask"]).astype(bool) for n, ds in datasets.items()}
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -98,13 +119,19 @@ def run(args) -> int:
         lr = args.lr * (min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = []
+        batch, moving = [], []
         for _ in range(args.batch_size):  # every embodiment equally often
             name = names[rng.integers(len(names))]
-            batch.append(datasets[name].arrays["frames"][int(rng.choice(train_idx[name]))])
+            i = int(rng.choice(train_idx[name]))
+            frames = datasets[name].arrays["frames"]
+            batch.append(frames[i])
+            if args.motion_weight > 0:  # pixels that changed since the previous frame of the episode
+                prev = i - 1 if i > 0 and prev_ok[name][i - 1] and episode[name][i - 1] == episode[name][i] else i
+                moving.append(moving_pixels(frames[i], frames[prev]))
         x = torch.from_numpy(np.stack(batch))
         recon, target = model(x)
-        loss = tokenizer_loss(recon, target) + getattr(model, "last_latent_penalty", 0.0)
+        mv = torch.from_numpy(np.stack(moving)) if moving else None
+        loss = tokenizer_loss(recon, target, mv, args.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -131,6 +158,7 @@ def run(args) -> int:
     minutes = (time.time() - t0) / 60
     config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
               "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": args.batch_size,
+                           "motion_weight": args.motion_weight, "init": args.init,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": "hma train-tokenizer " + " ".join(f"{a}" for a in __import__("sys").argv[2:])}}
     save_checkpoint(out, {f"tokenizer.{k}": v for k, v in model.state_dict().items()}, config)

@@ -280,12 +280,15 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
         cam_type = topics[cam]
         if cam_type.split("/")[-1] not in ("Image", "CompressedImage"):
             raise BagError(f"{path}: camera topic {cam} is {cam_type}, not sensor_msgs Image/CompressedImage")
+        # a command-driven robot at rest: its joint states carry the hold action (Chunker.push_hold)
+        hold = (src == "command" and emb.at_rest != "none" and emb.joint_topic in topics
+                and emb.joint_topic not in (cam, act))
+        wanted = (cam, act, emb.joint_topic) if hold else (cam, act)
         if progress is not None:
-            progress.reset(total=source.count((cam, act)) or None)
+            progress.reset(total=source.count(wanted) or None)
         chunker = Chunker(emb.chunker_config)
         spec = emb.image_spec
-        names = list(emb.joint_names)
-        it = source.messages((cam, act))
+        it = source.messages(wanted)
         while True:
             try:
                 topic, log_ns, msg = next(it)
@@ -313,8 +316,16 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
                     continue
                 report.frames += 1
                 steps = chunker.push_frame(t, spec.prepare(rgb))
+            elif topic != act:  # hold samples (only read when `hold`)
+                joints = None
+                if emb.at_rest == "joints":
+                    try:
+                        joints = emb.joint_vector(msg.name, msg.position)
+                    except (AttributeError, ValueError):
+                        continue
+                steps = chunker.push_hold(t, joints)
             else:
-                vec = _action_vector(msg, src, fld, names, report, t)
+                vec = _action_vector(msg, emb, fld, report, t)
                 if vec is None:
                     continue
                 report.actions += 1
@@ -334,19 +345,17 @@ def bag_steps(path: str | Path, emb: Embodiment, camera_topic: str | None = None
         source.close()
 
 
-def _action_vector(msg, source: str, fld: str, names: list[str], report: BagReport, t: float):
-    try:
-        if source == "command":
-            return np.asarray(_field(msg, fld), dtype=np.float64).reshape(-1)
-        index = {n: i for i, n in enumerate(msg.name)}
-        missing = [n for n in names if n not in index]
-        if missing:
+def _action_vector(msg, emb, fld: str, report: BagReport, t: float):
+    if emb.action_source != "command":
+        try:
+            return emb.joint_vector(msg.name, msg.position)
+        except ValueError as e:
             report.bad_actions += 1
             if report.bad_actions <= 3:
-                report.notes.append(f"joint_states at t={t:.3f}: missing joints {missing[:5]}")
+                report.notes.append(f"joint_states at t={t:.3f}: {e}")
             return None
-        pos = np.asarray(msg.position, dtype=np.float64)
-        return pos[[index[n] for n in names]]
+    try:
+        return np.asarray(_field(msg, fld), dtype=np.float64).reshape(-1)
     except (AttributeError, IndexError, TypeError, ValueError) as e:
         report.bad_actions += 1
         if report.bad_actions <= 3:

@@ -14,7 +14,13 @@ Contract (docs/architecture.md, "The 2 Hz step"):
   a gap, not waited for; a gap longer than `max_gap` ends the episode;
 - stamps are header stamps; a stamp more than `backjump` seconds behind its stream resets
   everything (bag loop, simulator reset); exact duplicates are dropped; samples arriving up to
-  `reorder_slack` late are placed in order.
+  `reorder_slack` late are placed in order;
+- a robot at rest is a robot too: with `at_rest` set, a command-driven robot whose newest command
+  is older than `command_timeout` (or that never sent one) is holding still, and `push_hold`
+  samples (e.g. its joint states) enter the action stream as the hold action -- the measured
+  joint positions ("joints"), the last command ("last") or zeros ("zero"). Inside an active
+  stream (commands younger than `command_timeout`) hold samples are ignored, so a gap there
+  stays a gap (invalid), never silently filled. Decided here, for live and offline alike.
 Because completion depends only on stamps, the same recording gives the same steps whether it is
 pushed message by message in any interleaving (lag between streams < max_gap) or all at once.
 """
@@ -38,6 +44,9 @@ def stride_for(action_hz: float, period: float = 0.5) -> int:
     return max(1, int(math.floor(action_hz * period + 0.5)))
 
 
+REST_MODES = ("none", "joints", "last", "zero")
+
+
 @dataclass(frozen=True)
 class ChunkerConfig:
     action_hz: float
@@ -51,6 +60,8 @@ class ChunkerConfig:
     backjump: float = 1.0
     transform: str = "none"  # "none" | "delta" (differences of the resampled values)
     max_buffer: int = 200_000
+    at_rest: str = "none"  # robot at rest: "none" | "joints" | "last" | "zero" (see push_hold)
+    command_timeout: float = 0.5  # s: commands older than this count as none (the robot holds)
 
     def __post_init__(self):
         if not (self.action_hz > 0 and math.isfinite(self.action_hz)):
@@ -63,6 +74,10 @@ class ChunkerConfig:
             raise ValueError(f"transform must be 'none' or 'delta', got {self.transform!r}")
         if not 0 < self.frame_tolerance <= self.period:
             raise ValueError(f"frame_tolerance must be in (0, {self.period}], got {self.frame_tolerance}")
+        if self.at_rest not in REST_MODES:
+            raise ValueError(f"at_rest must be one of {REST_MODES}, got {self.at_rest!r}")
+        if not (self.command_timeout > 0 and math.isfinite(self.command_timeout)):
+            raise ValueError(f"command_timeout must be a positive number of seconds, got {self.command_timeout}")
 
     @property
     def stride(self) -> int:
@@ -107,6 +122,7 @@ class ChunkerStats:
     resets: int = 0
     episodes: int = 0
     overflow: int = 0
+    holds: int = 0  # hold samples that entered the action stream (robot at rest)
     messages: list[str] = field(default_factory=list)
 
     def note(self, msg: str) -> None:
@@ -129,8 +145,11 @@ class Chunker:
         self._fp: list[tuple[Any, Any]] = []  # (payload, extra)
         self._at: list[float] = []  # action stamps, sorted
         self._av: list[np.ndarray] = []
+        self._hold_ts: set[float] = set()  # stamps in _at that are hold samples (commands replace them)
         self._wf = -math.inf  # newest frame stamp seen
         self._wa = -math.inf  # newest action stamp seen
+        self._wc = -math.inf  # newest real command stamp (hold samples do not count)
+        self._last_cmd: np.ndarray | None = None
         self._t0: float | None = None
         self._k = 0
         self._floor = -math.inf  # samples before this belong to a finished episode
@@ -180,8 +199,59 @@ class Chunker:
             self.stats.rejected += 1
             self.stats.note(f"action at {t:.3f}: expected {self.cfg.action_dim} finite values, got {a.tolist()[:8]}")
             return []
+        self._yield_holds(t)
         if not self._check_time(t, self._wa, "action"):
             return []
+        self._wc, self._last_cmd = max(self._wc, t), a
+        return self._insert_action(t, a)
+
+    def _yield_holds(self, t: float) -> None:
+        """Commands win over hold samples: when every buffered sample at or after t is a hold
+        (a robot that just started moving, hold and command stamped on different paths), they
+        are dropped so the command takes their place instead of arriving 'late'."""
+        if not self._hold_ts:
+            return
+        i = bisect.bisect_left(self._at, t - EPS)
+        if i == len(self._at) or not all(s in self._hold_ts for s in self._at[i:]):
+            return
+        for s in self._at[i:]:
+            self._hold_ts.discard(s)
+        del self._at[i:], self._av[i:]
+        self._wa = self._at[-1] if self._at else t
+
+    def push_hold(self, t: float, joints=None) -> list[Step]:
+        """A hold sample stamped t (s), e.g. each joint state of a command-driven robot. When the
+        newest command is older than `command_timeout` (or none came yet) the robot is at rest,
+        and the hold action enters the action stream at t: `joints` itself ("joints": the
+        measured positions, in action units), the last command ("last"; nothing before the
+        first command) or zeros ("zero"). Ignored while commands are fresh and with hold "none"."""
+        cfg = self.cfg
+        t = float(t)
+        if cfg.at_rest == "none" or not math.isfinite(t) or t - self._wc <= cfg.command_timeout + EPS:
+            return []
+        if cfg.at_rest == "joints":
+            if joints is None:
+                return []
+            a = np.asarray(joints, dtype=np.float64).reshape(-1)
+            if a.shape[0] != cfg.action_dim or not np.all(np.isfinite(a)):
+                self.stats.rejected += 1
+                self.stats.note(f"hold at {t:.3f}: expected {cfg.action_dim} finite joint values, got {a.tolist()[:8]}")
+                return []
+        elif cfg.at_rest == "last":
+            if self._last_cmd is None:
+                return []
+            a = self._last_cmd
+        else:
+            a = np.zeros(cfg.action_dim)
+        if t < self._wa - cfg.backjump:  # time went backwards: the same reset as any stream
+            self._check_time(t, self._wa, "hold")
+        elif t <= self._wa + EPS:  # older than the stream's newest sample: nothing to hold
+            return []
+        self.stats.holds += 1
+        self._hold_ts.add(t)
+        return self._insert_action(t, a)
+
+    def _insert_action(self, t: float, a: np.ndarray) -> list[Step]:
         i = bisect.bisect_left(self._at, t)
         if i < len(self._at) and self._at[i] == t:
             self.stats.duplicates += 1
@@ -193,7 +263,13 @@ class Chunker:
         if len(self._at) > self.cfg.max_buffer:
             self.stats.overflow += 1
             del self._at[0], self._av[0]
+            self._prune_holds()
         return self._advance()
+
+    def _prune_holds(self) -> None:
+        if self._hold_ts:
+            first = self._at[0] if self._at else math.inf
+            self._hold_ts = {s for s in self._hold_ts if s >= first}
 
     def flush(self) -> list[Step]:
         """End of stream: emit every step whose action window is covered; then forget all."""
@@ -314,6 +390,7 @@ class Chunker:
         ai = bisect.bisect_left(self._at, t_next - max(cfg.hold, cfg.max_gap) - EPS) - 1
         if ai > 0:
             del self._at[:ai], self._av[:ai]
+            self._prune_holds()
 
     def _prune_waiting(self) -> None:
         """No episode running: keep only recent actions (they may hold into the next tick)."""
@@ -321,6 +398,7 @@ class Chunker:
         ai = bisect.bisect_left(self._at, horizon) - 1
         if ai > 0:
             del self._at[:ai], self._av[:ai]
+            self._prune_holds()
         fi = bisect.bisect_left(self._ft, self._floor)
         if fi > 0:
             del self._ft[:fi], self._fp[:fi]

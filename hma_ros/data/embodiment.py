@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from hma_ros import paths
-from hma_ros.data.chunker import ChunkerConfig
+from hma_ros.data.chunker import REST_MODES, ChunkerConfig
 from hma_ros.data.images import ImageSpec
 
 ACTION_SOURCES = ("command", "joint_positions", "joint_deltas")
@@ -38,6 +39,8 @@ class Embodiment:
     interpolation: str = "zoh"
     frame_tolerance: float = 0.25
     max_gap: float = 2.0
+    at_rest: str = "none"  # command-driven robot at rest: joints | last | zero (ChunkerConfig.at_rest)
+    command_timeout: float = 0.5  # s: older commands count as none (the robot is holding)
     action_low: tuple[float, ...] | None = None
     action_high: tuple[float, ...] | None = None
     sim: str | None = None
@@ -55,7 +58,28 @@ class Embodiment:
             action_hz=self.action_hz, action_dim=self.action_dim, interpolation=self.interpolation,
             frame_tolerance=self.frame_tolerance, max_gap=self.max_gap,
             transform="delta" if self.action_source == "joint_deltas" else "none",
+            at_rest=self.at_rest, command_timeout=self.command_timeout,
         )
+
+    def joint_vector(self, names, positions) -> np.ndarray:
+        """This embodiment's joints, in its order, from a JointState's (name, position) lists.
+        ValueError (what is wrong, what to check) on missing joints, a length mismatch or NaN."""
+        index = {n: i for i, n in enumerate(names)}
+        missing = [n for n in self.joint_names if n not in index]
+        if missing:
+            raise ValueError(f"missing joints {missing[:6]} (have {list(names)[:6]}...); "
+                             f"check joints.names in {self.source_file or self.name}")
+        pos = np.asarray(positions, dtype=np.float64)
+        if len(pos) != len(names):
+            raise ValueError(f"{len(names)} names but {len(pos)} positions")
+        vec = pos[[index[n] for n in self.joint_names]]
+        if not np.all(np.isfinite(vec)):
+            raise ValueError(f"NaN/inf position for {list(self.joint_names)}")
+        return vec
+
+    @property
+    def has_limits(self) -> bool:
+        return self.action_low is not None and self.action_high is not None
 
     @property
     def stride(self) -> int:
@@ -129,6 +153,17 @@ def embodiment_from_dict(doc: dict, where: str = "<dict>") -> Embodiment:
     for key, lim in (("action.low", low), ("action.high", high)):
         if lim is not None and len(lim) != dim:
             raise ConfigError(f"{where}: key '{key}' has {len(lim)} values, action.dim is {dim}")
+    # a command-driven robot that sends no commands holds still (default: its last command)
+    at_rest = _get(doc, "action.at_rest", where, str, "last" if source == "command" else "none", choices=REST_MODES)
+    if source != "command" and at_rest != "none":
+        raise ConfigError(f"{where}: key 'action.at_rest' applies to action.source command only "
+                          f"(joint sources are never silent while the robot stands still)")
+    if at_rest == "joints" and len(joint_names) != dim:
+        raise ConfigError(f"{where}: key 'action.at_rest' is 'joints' (hold the measured positions) but joints.names "
+                          f"lists {len(joint_names)} joints for a {dim}-D action")
+    timeout = _get(doc, "action.command_timeout", where, float, 0.5)
+    if not timeout > 0:
+        raise ConfigError(f"{where}: key 'action.command_timeout' must be > 0 seconds, got {timeout}")
     tol = _get(doc, "chunker.frame_tolerance", where, float, 0.25)
     if not 0 < tol <= 0.5:
         raise ConfigError(f"{where}: key 'chunker.frame_tolerance' must be in (0, 0.5], got {tol}")
@@ -144,6 +179,7 @@ def embodiment_from_dict(doc: dict, where: str = "<dict>") -> Embodiment:
         interpolation=_get(doc, "action.interpolation", where, str, "zoh", choices=("zoh", "linear")),
         frame_tolerance=tol,
         max_gap=_get(doc, "chunker.max_gap", where, float, 2.0),
+        at_rest=at_rest, command_timeout=timeout,
         action_low=tuple(float(v) for v in low) if low is not None else None,
         action_high=tuple(float(v) for v in high) if high is not None else None,
         sim=_get(doc, "sim.name", where, str, None),

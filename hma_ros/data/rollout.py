@@ -53,6 +53,8 @@ def events_to_steps(chunker: Chunker, emb: Embodiment, ev: Event) -> list[Step]:
         return chunker.push_action(ev.t, ev.value)
     if ev.kind == "joints" and emb.action_source != "command":
         return chunker.push_action(ev.t, ev.value)
+    if ev.kind == "joints":  # a command-driven robot at rest holds (Chunker.push_hold), as live
+        return chunker.push_hold(ev.t, ev.value)
     return []
 
 

@@ -38,6 +38,10 @@ class Sim:
     def state(self) -> dict[str, float]: ...
     def expert_action(self, rng: np.random.Generator) -> np.ndarray: ...
 
+    def rest_action(self) -> np.ndarray:
+        """The command that holds the robot still (default: zero, e.g. no torque)."""
+        return np.zeros(self.info.action_dim)
+
     def close(self) -> None:
         pass
 
@@ -128,12 +132,16 @@ class PushTSim(Sim):
     def joint_positions(self) -> np.ndarray:
         return np.asarray(self.u.agent.position, float)
 
+    def rest_action(self) -> np.ndarray:
+        return self.clip(self.joint_positions())  # the PD target where the agent is: it stays
+
     def state(self) -> dict[str, float]:
         bx, by, ba = (float(v) for v in list(self.u.block.position) + [self.u.block.angle])
         coverage = float(self._info.get("coverage", 0.0)) if self._info else 0.0
         success = bool(self._info.get("is_success", False)) if self._info else False
+        ax, ay = (float(v) for v in self.u.agent.position)
         return {"block_x": bx, "block_y": by, "block_angle": ba, "coverage": coverage,
-                "success": float(success)}
+                "success": float(success), "agent_x": ax, "agent_y": ay}
 
     def expert_action(self, rng: np.random.Generator) -> np.ndarray:
         """Waypoint pusher: walk around the block to the side opposite the goal, push it

@@ -16,6 +16,7 @@ Shapes: B batch, T slots, S tokens per slot (+1 action token), D width, K FSQ fa
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -26,6 +27,7 @@ from hma_ros.model.diffusion import DiffusionHead
 
 CONDITIONINGS = ("modulate+concat", "modulate", "concat", "add", "cross", "none")
 OBJECTIVES = ("forward", "passive", "full", "policy")
+ACTION_ENCODINGS = ("mlp", "fourier")
 
 
 @dataclass
@@ -46,6 +48,8 @@ class DynamicsConfig:
     motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     cross_tokens: int = 4
+    action_encoding: str = "mlp"  # stems: "mlp" on normalized chunks | "fourier" features first (binds positions)
+    fourier_bands: int = 6  # "fourier": octaves per action value
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
     token_dim: int = 8  # continuous: channels per soft token
     diff_width: int = 256  # MAR diffusion heads (tokens and actions)
@@ -65,6 +69,8 @@ class DynamicsConfig:
             raise ValueError("d_model must be divisible by n_heads")
         if self.token_kind not in ("discrete", "continuous"):
             raise ValueError(f"token_kind must be 'discrete' or 'continuous', got {self.token_kind!r}")
+        if self.action_encoding not in ACTION_ENCODINGS:
+            raise ValueError(f"action_encoding must be one of {ACTION_ENCODINGS}, got {self.action_encoding!r}")
         if self.motion_weight <= 0:
             raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
         if self.motion_weight != 1.0 and self.token_kind == "continuous":
@@ -95,15 +101,23 @@ def xavier_(linear: nn.Linear, gain: float) -> nn.Linear:
 
 
 class Stem(nn.Module):
-    """Per-embodiment action encoder: normalize (stats from the training data) -> MLP."""
+    """Per-embodiment action encoder: normalize (stats from the training data) -> MLP.
 
-    def __init__(self, stride: int, action_dim: int, d: int, mean, std):
+    With `fourier_bands` > 0 each normalized value x also enters as sin/cos(2^k * pi/4 * x),
+    k < bands (NeRF-style features): where an action is a position (PushT's PD target), a
+    linear layer over these can light up the image positions near it -- a map a small MLP on the
+    raw values learns slowly. Normalized actions lie within about +-2 std, so the lowest band's
+    period (8 std) is unambiguous over the range and the highest resolves ~1/16 of a std."""
+
+    def __init__(self, stride: int, action_dim: int, d: int, mean, std, fourier_bands: int = 0):
         super().__init__()
         self.stride, self.action_dim = stride, action_dim
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(action_dim))
         self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).reshape(action_dim))
-        self.net = nn.Sequential(xavier_(nn.Linear(stride * action_dim, d), 0.1), nn.SiLU(),
-                                 xavier_(nn.Linear(d, d), 0.1))
+        self.register_buffer("freqs", (math.pi / 4) * 2.0 ** torch.arange(fourier_bands, dtype=torch.float32),
+                             persistent=False)
+        n_in = stride * action_dim * (1 + 2 * fourier_bands)
+        self.net = nn.Sequential(xavier_(nn.Linear(n_in, d), 0.1), nn.SiLU(), xavier_(nn.Linear(d, d), 0.1))
 
     def normalize(self, chunk: torch.Tensor) -> torch.Tensor:  # (..., stride, dim) -> same
         return (chunk - self.mean) / self.std
@@ -111,8 +125,15 @@ class Stem(nn.Module):
     def denormalize(self, chunk: torch.Tensor) -> torch.Tensor:
         return chunk * self.std + self.mean
 
+    def features(self, norm_chunk: torch.Tensor) -> torch.Tensor:  # (..., stride, dim) -> (..., F)
+        x = norm_chunk.flatten(-2)
+        if not len(self.freqs):
+            return x
+        ang = x[..., None] * self.freqs  # (..., stride*dim, bands)
+        return torch.cat([x, ang.sin().flatten(-2), ang.cos().flatten(-2)], dim=-1)
+
     def forward(self, norm_chunk: torch.Tensor) -> torch.Tensor:  # (B, T, stride, dim) -> (B, T, D)
-        return self.net(norm_chunk.flatten(-2))
+        return self.net(self.features(norm_chunk))
 
 
 class Head(nn.Module):
@@ -223,7 +244,8 @@ class HMADynamics(nn.Module):
 
     def add_embodiment(self, name: str, stride: int, action_dim: int, mean, std) -> None:
         d = self.cfg.d_model
-        self.stems[name] = Stem(stride, action_dim, d, mean, std)
+        bands = self.cfg.fourier_bands if self.cfg.action_encoding == "fourier" else 0
+        self.stems[name] = Stem(stride, action_dim, d, mean, std, bands)
         if self.cfg.token_kind == "discrete":
             self.heads[name] = Head(stride, action_dim, d)
         else:  # MAR: a diffusion decoder of the whole chunk

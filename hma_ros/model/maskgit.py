@@ -126,7 +126,7 @@ class TrainingLoss(torch.nn.Module):
 
 @torch.no_grad()
 def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, cache: KVCache | None,
-                 context: tuple[torch.Tensor, torch.Tensor | None] | None = None, steps: int = 2,
+                 context: tuple | None = None, steps: int = 2,
                  temperature: float = 1.0, gen: torch.Generator | None = None,
                  pending: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
     """Sample the codes of one new slot (B, S, K).
@@ -138,9 +138,10 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
 
     action_in: (B, stride, dim) normalized chunk leading into the new frame (None: passive).
     With `cache`, only the new slot is run (past slots' keys/values are cached). Without it,
-    `context` = (past codes (B, Tp, S, K), past normalized action inputs (B, Tp, stride, dim))
-    and the whole window is recomputed at every unmasking step (the reference behaviour,
-    kept for tests and benchmarks)."""
+    `context` = (past codes (B, Tp, S, K), past normalized action inputs (B, Tp, stride, dim)
+    [, (B, Tp) bool: action unknown]) and the whole window is recomputed at every unmasking
+    step (the reference behaviour, kept for tests and benchmarks); its first slot is the
+    window's start."""
     cfg = model.cfg
     S = cfg.tokens_per_frame
     K = cfg.token_dim if model.continuous else len(cfg.levels)
@@ -169,14 +170,17 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
             logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)
             logits = _last_slot(logits)
         else:
-            past_codes, past_act = context if context is not None else (codes[:, :0], None)
+            past_codes, past_act = context[:2] if context is not None else (codes[:, :0], None)
+            unknown = context[2] if context is not None and len(context) > 2 else None
             all_codes = torch.cat([past_codes, codes], dim=1)
             all_mask = torch.cat([torch.zeros(past_codes.shape[:3], dtype=torch.bool, device=dev), masked], 1)
-            a = None
+            a, am = None, None
             if use_actions and action_in is not None:
                 pa = past_act if past_act is not None else action_in[:, None][:, :0]
                 a = torch.cat([pa, action_in[:, None]], dim=1)
-            logits, _, _ = model(emb, all_codes, all_mask, a, None)
+                if unknown is not None:
+                    am = torch.cat([unknown, torch.zeros(B, 1, dtype=torch.bool, device=dev)], dim=1)
+            logits, _, _ = model(emb, all_codes, all_mask, a, am)
             logits = _last_slot(logits)
         idx = order[:, done: done + n_now]  # positions whose turn it is
         bidx = torch.arange(B, device=dev)[:, None]

@@ -138,7 +138,7 @@ class StepPipelineNode(Node):
     def problem(self, counter: str, text: str) -> None:
         self.counters[counter] += 1
         self.problems.append((time.monotonic(), text))
-        self.get_logger().warn(text, throttle_duration_sec=2.0)
+        self.get_logger().warning(text, throttle_duration_sec=2.0)
 
     # ------------------------------------------------------------------ callbacks (executor thread)
     def on_image(self, msg) -> None:
@@ -158,25 +158,20 @@ class StepPipelineNode(Node):
 
     def on_joints(self, msg: JointState) -> None:
         self.last_joint_wall = time.monotonic()
-        if self.emb.action_source == "command":
-            self.counters["joint_states"] += 1
-            return
-        index = {n: i for i, n in enumerate(msg.name)}
-        missing = [n for n in self.emb.joint_names if n not in index]
-        if missing:
-            self.problem("bad_joint_states", f"joint_states: missing joints {missing[:6]} (have {list(msg.name)[:6]}...); "
-                         f"check joints.names in {self.emb.source_file}. Sample dropped.")
-            return
-        pos = np.asarray(msg.position, float)
-        if len(pos) != len(msg.name):
-            self.problem("bad_joint_states", f"joint_states: {len(msg.name)} names but {len(pos)} positions. Sample dropped.")
-            return
-        vec = pos[[index[n] for n in self.emb.joint_names]]
-        if not np.all(np.isfinite(vec)):
-            self.problem("bad_joint_states", f"joint_states: NaN/inf position for {self.emb.joint_names}. Sample dropped.")
-            return
+        command = self.emb.action_source == "command"
+        vec = None
+        if not command or self.emb.at_rest == "joints":
+            try:
+                vec = self.emb.joint_vector(msg.name, msg.position)
+            except ValueError as e:
+                self.problem("bad_joint_states", f"joint_states: {e}. Sample dropped.")
+                return
         self.counters["joint_states"] += 1
-        self._feed(self.chunker.push_action(stamp_to_sec(msg.header.stamp), vec))
+        if command:  # a robot at rest sends joint states but no commands: the chunker's hold
+            # stamped on arrival with the node clock, like the commands it stands in for
+            self._feed(self.chunker.push_hold(self.get_clock().now().nanoseconds * 1e-9, vec))
+        else:
+            self._feed(self.chunker.push_action(stamp_to_sec(msg.header.stamp), vec))
 
     def on_command(self, msg: Float64MultiArray) -> None:
         vec = np.asarray(msg.data, float)

@@ -69,7 +69,7 @@ class RecorderNode(Node):
             rgb = image_msg_to_rgb(msg)
         except ImageError as e:
             self.bad_images += 1
-            self.get_logger().warn(f"image_raw: {e}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"image_raw: {e}", throttle_duration_sec=2.0)
             return
         self.frame_stamps.append(stamp_to_sec(msg.header.stamp))
         self.frame_ids.add(msg.header.frame_id)
@@ -83,7 +83,7 @@ class RecorderNode(Node):
         try:
             self.strips.append((stamp_to_sec(msg.header.stamp), image_msg_to_rgb(msg)))
         except ImageError as e:
-            self.get_logger().warn(f"filmstrip: {e}")
+            self.get_logger().warning(f"filmstrip: {e}")
 
     def on_diag(self, msg: DiagnosticArray) -> None:
         for st in msg.status:

@@ -30,7 +30,8 @@ class SimRobotNode(Node):
         self.declare_parameter("camera_hz", 10.0, d(description="camera frame rate"))
         self.declare_parameter("image_size", 0, d(description="rendered size in px (0: simulator default)"))
         self.declare_parameter("seed", 0)
-        self.declare_parameter("policy", "expert", d(description="built-in controller: expert|noisy|random"))
+        self.declare_parameter("policy", "expert", d(description="built-in controller: expert|noisy|random, "
+                                                                 "or hold (a robot at rest until commanded)"))
         self.declare_parameter("command_timeout", 1.0, d(description="s without joint_commands before the built-in controller resumes"))
         self.declare_parameter("frame_id", "sim_camera")
         self.declare_parameter("episode_seconds", 0.0, d(description="auto reset after this many seconds (0: never)"))
@@ -46,7 +47,9 @@ class SimRobotNode(Node):
         self.command_timeout = float(self.get_parameter("command_timeout").value)
         self.episode_seconds = float(self.get_parameter("episode_seconds").value)
         self.rng = np.random.default_rng(int(self.get_parameter("seed").value))
-        self.policy = Policy(self.sim, self.get_parameter("policy").value, self.rng)
+        kind = self.get_parameter("policy").value
+        self.holding = kind == "hold"  # a robot at rest: no built-in controller, no command stream
+        self.policy = None if self.holding else Policy(self.sim, kind, self.rng)
 
         self.pub_image = self.create_publisher(Image, "image_raw", sensor_qos())
         self.pub_joints = self.create_publisher(JointState, "joint_states", sensor_qos(10))
@@ -87,7 +90,7 @@ class SimRobotNode(Node):
         a = np.asarray(msg.data, float)
         if a.shape != (self.info.action_dim,) or not np.all(np.isfinite(a)):
             self.bad_commands += 1
-            self.get_logger().warn(
+            self.get_logger().warning(
                 f"joint_commands: expected {self.info.action_dim} finite values for "
                 f"{self.info.name}, got {a.size} ({a[:8]}); command ignored",
                 throttle_duration_sec=2.0)
@@ -116,6 +119,8 @@ class SimRobotNode(Node):
         self.pub_joints.publish(js)
         if self.last_command is not None and now - self.last_command_time <= self.command_timeout:
             action = self.last_command
+        elif self.holding:
+            action = self.sim.rest_action()
         else:
             action = self.policy()
             if self.get_parameter("publish_builtin_commands").value:

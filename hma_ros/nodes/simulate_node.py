@@ -90,7 +90,7 @@ class SimulateNode(Node):
         try:
             self.prompt = [(self.wm_frame(image_msg_to_rgb(msg)), None)]
         except ImageError as e:
-            self.get_logger().warn(f"image_raw: {e}", throttle_duration_sec=2.0)
+            self.get_logger().warning(f"image_raw: {e}", throttle_duration_sec=2.0)
             return
         self._restart()
 
@@ -107,13 +107,13 @@ class SimulateNode(Node):
         elif a.size == s * d:
             chunk = a.reshape(s, d)
         else:
-            self.get_logger().warn(f"sim/action: expected {d} values (held) or {s}x{d} (a chunk), got {a.size}; ignored")
+            self.get_logger().warning(f"sim/action: expected {d} values (held) or {s}x{d} (a chunk), got {a.size}; ignored")
             return
         if not np.all(np.isfinite(chunk)):
-            self.get_logger().warn("sim/action contains NaN/inf; ignored")
+            self.get_logger().warning("sim/action contains NaN/inf; ignored")
             return
         if not self.prompt:
-            self.get_logger().warn("sim/action before any initial frame; set initial_image/dataset or publish image_raw")
+            self.get_logger().warning("sim/action before any initial frame; set initial_image/dataset or publish image_raw")
             return
         with self.lock:
             frame = self.wm.imagine(chunk[None])[0]

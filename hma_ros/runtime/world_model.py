@@ -105,9 +105,8 @@ class WorldModel:
         if seed is not None:
             self.seed = seed
         self.gen = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.cache = KVCache(self.dyn.cfg.n_layers, self.window - 1)
-        self.codes: list[torch.Tensor] = []  # (S, K) per observed slot, last window-1
-        self.actions: list[torch.Tensor | None] = []  # normalized chunk into each slot
+        # newest window-1 observed slots: (codes (1, S, K), normalized chunk into the frame or None)
+        self.history: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.steps = 0
         self._newest: tuple[torch.Tensor, torch.Tensor] | None = None  # newest real frame, its codes
 
@@ -131,6 +130,43 @@ class WorldModel:
             raise ValueError(f"{what} contains NaN or inf")
         return self.stem.normalize(torch.from_numpy(a).to(self.device))
 
+    # ------------------------------------------------------------------ the temporal context
+    # One definition for training, the cached runtime and the recomputed reference path: a
+    # window of at most `window` slots whose first slot is a start (no action led into it),
+    # temporal positions 0..window-1 -- exactly the windows the model was trained on.
+    # imagine() opens it with the newest `prompt` observed steps; when a rollout fills it, it
+    # restarts from its newest `prompt` slots. act() sees the newest window-1 observed steps (as
+    # its head was trained, at a window's last slot). Every context is computed afresh (one
+    # prefill pass over its slots), so no key carries context from before its window and
+    # positions stay bounded however long a node runs (docs/architecture.md).
+    def _actions_of(self, slots):
+        """(1, T, stride, dim) normalized chunks and (1, T) 'unknown' mask of context slots."""
+        zero = torch.zeros(self.stride, self.action_dim, device=self.device)
+        acts = torch.stack([a if a is not None else zero for _, a in slots])[None]
+        unknown = torch.tensor([[a is None for _, a in slots]], device=self.device)
+        return acts, unknown
+
+    def _prefill(self, slots) -> KVCache:
+        """A fresh cache over `slots` [(codes (1, S, K), chunk or None)], the first one the start."""
+        cache = KVCache(self.dyn.cfg.n_layers, self.window)
+        if slots:
+            codes = torch.cat([c for c, _ in slots])[None]  # (1, T, S, K)
+            acts, unknown = self._actions_of(slots)
+            _, _, kv = self.dyn(self.embodiment, codes, torch.zeros(codes.shape[:3], dtype=torch.bool,
+                                device=self.device), acts, unknown, cache=cache, first_is_start=True)
+            cache.append(kv)
+        return cache
+
+    def _sample(self, slots, cache: KVCache | None, a: torch.Tensor, pending=None) -> torch.Tensor:
+        """Codes (1, S, K) of the frame after `slots`: through `cache` (which holds `slots`, but
+        `pending`), or recomputing the whole context at every unmasking step."""
+        kw = dict(steps=self.mask_steps, temperature=self.temperature, gen=self.gen)
+        if cache is not None:
+            return sample_frame(self.dyn, self.embodiment, a[None], cache, pending=pending, **kw)
+        codes = torch.cat([c for c, _ in slots])[None]
+        acts, unknown = self._actions_of(slots)
+        return sample_frame(self.dyn, self.embodiment, a[None], None, context=(codes, acts, unknown), **kw)
+
     # ------------------------------------------------------------------ API
     @torch.no_grad()
     def observe(self, frame, action_chunk=None) -> None:
@@ -139,24 +175,10 @@ class WorldModel:
         x = self._frame(frame)
         a = self._chunk(action_chunk) if action_chunk is not None else None
         codes = self.tok.encode(x)  # (1, S, K)
-        self._commit(codes, a)
+        self.history = (self.history + [(codes, a)])[-(self.window - 1):]
+        self.steps += 1
         self._newest = (x[0], codes)
         self.latency["observe_ms"] = 1e3 * (time.perf_counter() - t)
-
-    def _commit(self, codes: torch.Tensor, a: torch.Tensor | None) -> None:
-        S = codes.shape[1]
-        first = self.cache.next_pos == 0
-        act_in = a[None, None] if a is not None else None
-        masked_a = None
-        if act_in is None and not first:
-            act_in = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
-            masked_a = torch.ones(1, 1, dtype=torch.bool, device=self.device)
-        _, _, kv = self.dyn(self.embodiment, codes[:, None], torch.zeros(1, 1, S, dtype=torch.bool,
-                            device=self.device), act_in, masked_a, cache=self.cache, first_is_start=first)
-        self.cache.append(kv)
-        self.codes = (self.codes + [codes[0]])[-(self.window - 1):]
-        self.actions = (self.actions + [a])[-(self.window - 1):]
-        self.steps += 1
 
     @torch.no_grad()
     def imagine(self, future_chunks=None, horizon: int | None = None, start=None) -> np.ndarray:
@@ -177,74 +199,86 @@ class WorldModel:
         elif not horizon or horizon < 1:
             raise ValueError("imagine(None) plans with the policy head and needs horizon >= 1")
         t = time.perf_counter()
-        snap = self.cache.snapshot()
-        codes_hist, act_hist, steps, newest = list(self.codes), list(self.actions), self.steps, self._newest
+        saved = (list(self.history), self.steps, self._newest)
+        P = max(1, min(self.dyn.cfg.prompt, self.window - 1))
         out = []
         try:
             if start is not None:
                 self.observe(*start)
-            pending = None  # with planned actions, each frame's commit rides on the next frame's first pass
+            slots = list(self.history[-P:])  # the window so far
+            cache = self._prefill(slots) if self.use_cache else None
+            pending = None  # with a cache: the newest slot, committed by the next frame's first pass
             for i in range(horizon):
-                a = acts[i] if acts is not None else self._chunk(self.act(), "policy chunk")
-                if self.use_cache and acts is not None:
-                    codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
-                                         temperature=self.temperature, gen=self.gen, pending=pending)
-                    pending = (codes, a[None])
-                elif self.use_cache:  # policy-planned: act() must see the frame just imagined
-                    codes = sample_frame(self.dyn, self.embodiment, a[None], self.cache, steps=self.mask_steps,
-                                         temperature=self.temperature, gen=self.gen)
-                    self._commit(codes, a)
-                else:
-                    ctx = self._context()
-                    codes = sample_frame(self.dyn, self.embodiment, a[None], None, context=ctx,
-                                         steps=self.mask_steps, temperature=self.temperature, gen=self.gen)
-                    self.codes = (self.codes + [codes[0]])[-(self.window - 1):]
-                    self.actions = (self.actions + [a])[-(self.window - 1):]
-                    self.steps += 1
+                if len(slots) >= self.window:  # the window is full: restart from its newest P slots
+                    slots = slots[-P:]
+                    cache = self._prefill(slots) if self.use_cache else None
+                    pending = None
+                if acts is not None:
+                    a = acts[i]
+                else:  # policy-planned: act() must see the frame just imagined
+                    if cache is not None and pending is not None:
+                        self._commit(cache, pending)
+                        pending = None
+                    a = self._chunk(self._act(slots, cache), "policy chunk")
+                codes = self._sample(slots, cache, a, pending)
+                pending = (codes, a[None]) if cache is not None else None
+                slots.append((codes, a))
                 out.append(codes)
             frames = self.tok.decode(torch.cat(out))
             if self.render == "residual" and self._newest is not None:
                 real, real_codes = self._newest
                 frames = render_residual(frames, real, self.tok.decode(real_codes)[0])
         finally:
-            self.cache.restore(snap)
-            self.codes, self.actions, self.steps, self._newest = codes_hist, act_hist, steps, newest
+            self.history, self.steps, self._newest = saved
         self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
         self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon)
         return frames.cpu().numpy()
 
-    def _context(self):
-        codes = torch.stack(self.codes)[None]  # (1, Tp, S, K)
-        acts = [a if a is not None else torch.zeros(self.stride, self.action_dim, device=self.device)
-                for a in self.actions]
-        return codes, torch.stack(acts)[None]
+    def _commit(self, cache: KVCache, pending) -> None:
+        """Append one decided slot (codes (1, S, K), normalized chunk (1, stride, dim)) to `cache`."""
+        codes, a = pending
+        masked = torch.zeros(1, 1, codes.shape[1], dtype=torch.bool, device=self.device)
+        _, _, kv = self.dyn(self.embodiment, codes[:, None], masked, a[:, None], None, cache=cache,
+                            first_is_start=False)
+        cache.append(kv)
 
     @torch.no_grad()
     def act(self, samples: int = 1, temperature: float | None = None) -> np.ndarray:
-        """The policy head's next action chunk (stride, action_dim), in the embodiment's units.
-        MAR (diffusion) heads: one DDIM sample at `temperature` (default: the model's), or the
-        mean of `samples` of them. The discrete model's regression head ignores both."""
+        """The policy head's next action chunk (stride, action_dim), in the embodiment's units,
+        from the newest window-1 observed steps. MAR (diffusion) heads: one DDIM sample at
+        `temperature` (default: the model's), or the mean of `samples` of them. The discrete
+        model's regression head ignores both."""
         if self.steps == 0:
             raise RuntimeError("act() needs at least one observe() first")
         t = time.perf_counter()
+        slots = list(self.history)
+        chunk = self._act(slots, self._prefill(slots) if self.use_cache else None, samples, temperature)
+        self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
+        return chunk
+
+    def _act(self, slots, cache: KVCache | None, samples: int = 1, temperature: float | None = None) -> np.ndarray:
+        """The head's chunk at a new slot (frame and action masked) after `slots`."""
         S = self.dyn.cfg.tokens_per_frame
         K = self.dyn.cfg.token_dim if self.dyn.continuous else len(self.dyn.cfg.levels)
-        snap = self.cache.snapshot()
-        try:
-            codes = torch.zeros(1, 1, S, K, dtype=torch.float32 if self.dyn.continuous else torch.long,
-                                device=self.device)
-            masked = torch.ones(1, 1, S, dtype=torch.bool, device=self.device)
-            a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
-            am = torch.ones(1, 1, dtype=torch.bool, device=self.device)
-            _, feat, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=self.cache, first_is_start=False)
-            temp = self.temperature if temperature is None else temperature
-            pred = self.dyn.predict_actions(self.embodiment, feat[:, 0], gen=self.gen, temperature=temp,
-                                            samples=max(1, int(samples)))
-        finally:
-            self.cache.restore(snap)
-        self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
-        chunk = self.stem.denormalize(pred[0]).cpu().numpy().astype(np.float64)
-        return chunk
+        codes = torch.zeros(1, 1, S, K, dtype=torch.float32 if self.dyn.continuous else torch.long,
+                            device=self.device)
+        masked = torch.ones(1, 1, S, dtype=torch.bool, device=self.device)
+        a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
+        am = torch.ones(1, 1, dtype=torch.bool, device=self.device)
+        if cache is not None:
+            _, feat, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=cache, first_is_start=False)
+        else:  # the whole context recomputed
+            past = torch.cat([c for c, _ in slots])[None]
+            acts, unknown = self._actions_of(slots)
+            _, feat, _ = self.dyn(self.embodiment, torch.cat([past, codes], 1),
+                                  torch.cat([torch.zeros(past.shape[:3], dtype=torch.bool, device=self.device),
+                                             masked], 1),
+                                  torch.cat([acts, a], 1), torch.cat([unknown, am], 1))
+            feat = feat[:, -1:]
+        temp = self.temperature if temperature is None else temperature
+        pred = self.dyn.predict_actions(self.embodiment, feat[:, 0], gen=self.gen, temperature=temp,
+                                        samples=max(1, int(samples)))
+        return self.stem.denormalize(pred[0]).cpu().numpy().astype(np.float64)
 
     def describe(self) -> str:
         return f"{Path(self.name).name or 'model'} [{self.embodiment}]"

@@ -1,0 +1,103 @@
+"""What moves: the actuated part's position and the changed pixels in imagined frames.
+
+PSNR hides a missing robot when the background is static (PushT: the agent is a ~4-pixel disc
+at 64x64 on a white table). These measures look at what the actions move:
+
+- `find_agent`: PushT's agent (the royal-blue disc) in a frame, by its colour: present or not,
+  and its centre (blueness-weighted centroid around the bluest spot). Only for *measuring*
+  frames; nothing that draws imagined frames uses it.
+- `pusht_project`: the simulator's agent/block position (PushT world units, 0..512) in pixels of
+  a square frame of side `size` (gym-pusht renders the 512x512 world onto the whole frame).
+- `block_mask`: PushT's T block (slate-grey pixels) for a mask IoU against the true frame,
+  which is rendered at the block's true pose.
+- `motion_iou`: for any embodiment, the pixels that really changed since the newest prompt
+  frame against the pixels that changed in the imagined frame (the same >10-level test as
+  `metrics.moving_pixels`).
+
+All functions take uint8 RGB frames (..., H, W, 3) and are pure numpy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from hma_ros.model.metrics import moving_pixels
+
+PUSHT_WORLD = 512.0  # gym-pusht's workspace side, in its own units
+BLUENESS_MIN = 40.0  # B - (R + G) / 2 above this is agent-coloured (agent 153, T block <= 35, white 0)
+AGENT_MASS_MIN = 150.0  # summed blueness excess of a drawn agent (a full one at 64x64: ~1,000)
+AGENT_RADIUS_PX = 2.5  # at 64x64 (world radius 15 of 512); scales with the frame side
+
+
+def pusht_project(xy: np.ndarray, size: int) -> np.ndarray:
+    """World (..., 2) PushT coordinates -> pixel coordinates (x, y) of a size x size frame, pixel
+    centres at integer + 0.5 (so the centroid of a drawn disc lands on the projection)."""
+    return np.asarray(xy, np.float64) * (size / PUSHT_WORLD) - 0.5
+
+
+def blueness(frames: np.ndarray) -> np.ndarray:
+    f = frames.astype(np.float32)
+    return f[..., 2] - 0.5 * (f[..., 0] + f[..., 1])
+
+
+def find_agent(frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """PushT agent per frame: (present (N,) bool, centre (N, 2) float pixel (x, y), NaN when
+    absent). The centre is the weighted centroid of agent-coloured pixels within twice the
+    agent's radius of the bluest spot, so a second, fainter blob elsewhere does not pull it."""
+    frames = np.asarray(frames)
+    single = frames.ndim == 3
+    if single:
+        frames = frames[None]
+    n, h, w = frames.shape[:3]
+    excess = np.clip(blueness(frames) - BLUENESS_MIN, 0, None)  # (N, H, W)
+    present = np.zeros(n, bool)
+    centre = np.full((n, 2), np.nan)
+    ys, xs = np.mgrid[0:h, 0:w]
+    r = 2.0 * AGENT_RADIUS_PX * w / 64.0
+    for i in range(n):
+        e = excess[i]
+        if e.max() <= 0:
+            continue
+        # smooth a little so the seed is the blob's middle, not one bright pixel
+        pad = np.pad(e, 1)
+        sm = sum(pad[dy:dy + h, dx:dx + w] for dy in range(3) for dx in range(3))
+        cy, cx = np.unravel_index(int(np.argmax(sm)), sm.shape)
+        near = (xs - cx) ** 2 + (ys - cy) ** 2 <= r * r
+        wgt = e * near
+        mass = wgt.sum()
+        if mass < AGENT_MASS_MIN * (w / 64.0) ** 2:
+            continue
+        present[i] = True
+        centre[i] = ((wgt * xs).sum() / mass, (wgt * ys).sum() / mass)
+    if single:
+        return present[0], centre[0]
+    return present, centre
+
+
+def agent_errors(frames: np.ndarray, agent_xy_world: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(present (N,), pixel distance from the true position (N,), inf where absent)."""
+    present, centre = find_agent(frames)
+    truth = pusht_project(agent_xy_world, frames.shape[-2])
+    err = np.linalg.norm(centre - truth, axis=-1)
+    return present, np.where(present, err, np.inf)
+
+
+def block_mask(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W) bool: PushT's T block (slate grey, RGB ~ (119, 136, 153), drawn lighter where
+    it overlaps the goal): bluish grey, darker than the table, not the agent's saturated blue."""
+    f = frames.astype(np.float32)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    return (b - r > 12) & (b - r < 70) & (g < 200) & (b < 215) & (blueness(frames) < BLUENESS_MIN)
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU over the last two axes of boolean masks; NaN where both are empty."""
+    inter = (a & b).sum(axis=(-2, -1))
+    union = (a | b).sum(axis=(-2, -1))
+    return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+
+
+def motion_iou(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray) -> np.ndarray:
+    """Motion-mask IoU per frame: pixels that changed since `newest` (the newest prompt frame)
+    in the truth vs in the prediction. NaN where neither changed. pred, truth (N, H, W, 3)."""
+    return mask_iou(moving_pixels(pred, newest), moving_pixels(truth, newest))
