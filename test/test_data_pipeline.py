@@ -17,9 +17,7 @@ from hma_ros.data.dataset import Dataset, DatasetError, DatasetWriter, MixtureSa
 from hma_ros.data.embodiment import ConfigError, embodiment_from_dict, load_embodiment
 from hma_ros.data.images import image_to_rgb
 
-REALBAGS = Path(__file__).resolve().parents[2] / "shared" / "realbags"
-if not REALBAGS.is_dir():  # CI clones main with shared/ beside it
-    REALBAGS = Path(__file__).resolve().parents[1].parent / "shared" / "realbags"
+REALBAGS = Path(__file__).resolve().parent / "data" / "realbags"  # in the project: a clone tests alone
 
 
 @pytest.fixture(scope="module")
@@ -200,3 +198,31 @@ def test_a_truncated_mcap_keeps_every_complete_step_and_says_where_it_stopped(ge
     assert 0.3 * len(full) < n < len(full)
     np.testing.assert_array_equal(np.asarray(cut.arrays["frames"]), np.asarray(full.arrays["frames"][:n]))
     np.testing.assert_allclose(cut.arrays["actions"], full.arrays["actions"][:n], atol=1e-5)
+
+
+def test_a_conversion_killed_hard_leaves_a_temp_folder_the_next_run_removes(tmp_path):
+    """kill -9 mid-write: the destination stays untouched, the temp folder of the dead process is
+    left beside it, and the next run into that parent removes it (a live writer's never)."""
+    import os
+    import signal
+    import time
+
+    out = tmp_path / "d"
+    proc = subprocess.Popen([sys.executable, "-c", "from hma_ros.cli.main import main; main()", "gen-data",
+                             "--out", str(out), "--embodiments", "pusht", "--episodes", "40", "--seconds", "8",
+                             "--workers", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "SDL_VIDEODRIVER": "dummy"})
+    deadline = time.monotonic() + 60
+    while not list(out.glob(".pusht.tmp-*")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    stale = list(out.glob(".pusht.tmp-*"))
+    assert len(stale) == 1 and not (out / "pusht").exists()
+    live = out / f".other.tmp-{os.getpid()}-1"  # this (live) process's: must survive
+    live.mkdir()
+    assert hma(["gen-data", "--out", str(out), "--embodiments", "pusht", "--episodes", "1",
+                "--seconds", "3", "--workers", "1"]) == 0
+    assert not stale[0].exists() and live.exists()
+    assert Dataset(out / "pusht").meta["embodiment"]["name"] == "pusht"

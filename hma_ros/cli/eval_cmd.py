@@ -73,6 +73,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
              gifs: int = 0) -> dict:
     import torch
 
+    from hma_ros.evaluation.tracking import score_frames
     from hma_ros.model.metrics import bootstrap_ci, masked_psnr, psnr_np, ssim_np
 
     T = P + (wm.window - P)
@@ -86,6 +87,9 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
     stats = wm.config["embodiments"][wm.embodiment]["stats"]
     a_mean, a_std = np.array(stats["mean"]), np.array(stats["std"])
     episodes = []
+    keys = list(ds.meta.get("state_keys", []))
+    has_agent = "agent_x" in keys and "agent_y" in keys  # PushT: actuated-part tracking
+    moves = {}  # "what moves" per arm (model, copy, tokenizer, other models): list of per-window dicts
     for wi, (ep, start) in enumerate(windows):
         w = ds.window(start, T)
         truth = w.frames[P:]
@@ -110,6 +114,13 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             rows["mean_act_mse"].append(float(np.mean(target**2)))
         copy = np.repeat(w.frames[P - 1:P], T - P, axis=0)
         prev = w.frames[P - 1:T - 1]
+        agent = None
+        if has_agent:
+            st = np.asarray(ds.arrays["state"][start + P:start + T])
+            agent = st[:, [keys.index("agent_x"), keys.index("agent_y")]]
+        newest = w.frames[P - 1]
+        moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent))
+        moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent))
         p = psnr_np(pred, truth)
         rows["psnr"].append(p.mean())
         rows["psnr_last"].append(p[-1])
@@ -122,6 +133,9 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         with torch.no_grad():
             rec = wm.tok.decode(wm.tok.encode(torch.from_numpy(truth))).numpy()
         rows["tok"].append(psnr_np(rec, truth).mean())
+        moves.setdefault("tokenizer", []).append(score_frames(rec, truth, newest, agent))
+        if agent is not None:
+            moves.setdefault("ground_truth", []).append(score_frames(truth, truth, newest, agent))
         r_all, r_last = [], []
         for k in range(trials):
             rp = rollout(wm, random_chunks(wm.config["embodiments"][wm.embodiment]["stats"],
@@ -138,6 +152,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             rows[f"{label}_last"].append(ap[-1])
             rows[f"{label}_moving"].append(np.nanmean(masked_psnr(apred, truth, prev)))
             rows[f"{label}_nll"].append(teacher_forced(arm, w, P)[0])
+            moves.setdefault(label, []).append(score_frames(apred, truth, newest, agent))
         nll, acc = teacher_forced(wm, w, P)
         rows["nll"].append(nll)
         rows["acc"].append(acc)
@@ -165,6 +180,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         "delta_psnr": float(np.mean(d_mean)), "delta_psnr_ci95": bootstrap_ci(per_episode(d_mean)),
         "delta_psnr_last": float(np.mean(d_last)), "delta_psnr_last_ci95": bootstrap_ci(per_episode(d_last)),
     }
+    out["moves"] = summarize_moves(moves, eps)
     for k in ("perplexity", "token_accuracy"):  # no categorical distribution over soft tokens: null, not NaN
         if out[k] != out[k]:
             out[k] = None
@@ -185,6 +201,46 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             gap = R[f"{label}_nll"] - R["nll"]  # nats per token; > 0: the other model is more perplexed
             out[f"{label}_ppl_ratio"] = float(np.exp(np.mean(gap)))
             out[f"{label}_ppl_ratio_ci95"] = [float(np.exp(v)) for v in bootstrap_ci(per_episode(gap))]
+    return out
+
+
+def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
+    """Per arm and metric: the mean over all imagined frames with a 95% interval (bootstrap over
+    episodes), the value per horizon, and -- for the model -- its paired difference to each other
+    arm. agent_err is summarized by its median (absent agents count as infinitely far)."""
+    from hma_ros.model.metrics import bootstrap_ci
+
+    def per_episode(x):  # x (windows,) -> (episodes,)
+        return np.array([np.nanmean(x[eps == e]) if np.isfinite(x[eps == e]).any() else np.nan for e in np.unique(eps)])
+
+    out = {}
+    for arm, rows in moves.items():
+        res = {}
+        for metric in rows[0]:
+            m = np.stack([r[metric] for r in rows])  # (windows, K)
+            if metric == "agent_err":
+                res["agent_err_median"] = float(np.median(m))
+                res["agent_err_median_per_horizon"] = [float(v) for v in np.median(m, axis=0)]
+                continue
+            with np.errstate(all="ignore"):
+                w_mean = np.nanmean(m, axis=1)
+                res[metric] = float(np.nanmean(m))
+                res[f"{metric}_ci95"] = bootstrap_ci(per_episode(w_mean))
+                res[f"{metric}_per_horizon"] = [float(v) for v in np.nanmean(m, axis=0)]
+        out[arm] = res
+    if "model" in moves:  # paired: model minus each other arm, same windows
+        for arm in moves:
+            if arm in ("model", "ground_truth", "tokenizer"):
+                continue
+            for metric in ("motion_iou", "agent_within", "block_iou"):
+                if metric not in moves["model"][0]:
+                    continue
+                a = np.stack([r[metric] for r in moves["model"]])
+                b = np.stack([r[metric] for r in moves[arm]])
+                with np.errstate(all="ignore"):
+                    d = np.nanmean(np.where(np.isnan(a) | np.isnan(b), np.nan, a - b), axis=1)
+                out["model"][f"{metric}_vs_{arm}"] = float(np.nanmean(d))
+                out["model"][f"{metric}_vs_{arm}_ci95"] = bootstrap_ci(per_episode(d))
     return out
 
 
@@ -272,6 +328,34 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def format_moves_table(results: dict) -> str:
+    """What moves: motion-mask IoU for every embodiment; PushT agent tracking and block IoU."""
+    arms = [a for a in ("copy_last", *ARMS) if any(a in r.get("moves", {}) for r in results.values())]
+    head = ["embodiment", "motion IoU [95% CI]"] + [f"{a} motion IoU" for a in arms] + \
+        [f"vs {a} [95% CI]" for a in arms if a != "copy_last"] + \
+        ["agent within 1/16 side [95% CI]", "at h=1", "agent present", "median err px"] + \
+        [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name, r in results.items():
+        mv = r.get("moves", {})
+        m = mv.get("model", {})
+        if not m:
+            continue
+        cells = [name, _ci(m.get("motion_iou"), m.get("motion_iou_ci95"), ".3f")]
+        cells += [_num(mv.get(a, {}).get("motion_iou"), ".3f") for a in arms]
+        cells += [_ci(m.get(f"motion_iou_vs_{a}"), m.get(f"motion_iou_vs_{a}_ci95"), "+.3f") for a in arms if a != "copy_last"]
+        if "agent_within" in m:
+            cells += [_ci(m["agent_within"], m["agent_within_ci95"], ".3f"), _num(m["agent_within_per_horizon"][0], ".3f"),
+                      _num(m["agent_present"], ".3f"), _num(m["agent_err_median"], ".1f")]
+            cells += [_num(mv.get(a, {}).get("agent_within"), ".3f") for a in arms]
+            cells += [_num(mv.get("tokenizer", {}).get("agent_within"), ".3f"),
+                      _num(mv.get("ground_truth", {}).get("agent_within"), ".3f"), _num(m.get("block_iou"), ".3f")]
+        else:
+            cells += ["-"] * (4 + len(arms) + 3)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def run(args) -> int:
     from hma_ros.cli import CliError
     from hma_ros.cli.train_tokenizer import find_datasets
@@ -329,7 +413,8 @@ def run(args) -> int:
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
     (out / "eval.json").write_text(json.dumps(results, indent=2))
-    table = format_table(results)
+    table = format_table(results) + "\n\nWhat moves (1/16 of the frame side = 4 px at 64x64):\n\n" + \
+        format_moves_table(results)
     (out / "table.md").write_text(table + "\n")
     print(table)
     print(f"\nwrote {out / 'eval.json'}, {out / 'table.md'} and GIFs (truth | imagined)")

@@ -47,6 +47,34 @@ _ARRAYS = {  # name -> (file, dtype)
 }
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_temps(parent: Path) -> list[Path]:
+    """Remove temp folders (`.NAME.tmp-PID-MS`) that writers killed hard (kill -9, power loss)
+    left beside their output: those whose PID is no longer running on this machine. A live
+    writer's temp folder is never touched. Returns what was removed."""
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for d in parent.glob(".*.tmp-*-*"):
+        try:
+            pid = int(d.name.rsplit(".tmp-", 1)[1].split("-")[0])
+        except (IndexError, ValueError):
+            continue
+        if d.is_dir() and pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
 class DatasetWriter:
     """Streams steps to disk with bounded memory; `close()` makes the dataset appear atomically.
 
@@ -63,6 +91,7 @@ class DatasetWriter:
         self.source = source
         self.state_keys = tuple(state_keys)
         self.tmp = self.out.parent / f".{self.out.name}.tmp-{os.getpid()}-{int(time.time() * 1e3)}"
+        self.removed_stale = remove_stale_temps(self.out.parent)
         self.tmp.mkdir(parents=True)
         self.files = {k: open(self.tmp / f, "wb") for k, (f, _) in _ARRAYS.items()
                       if k != "state" or self.state_keys}

@@ -101,3 +101,18 @@ def motion_iou(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray) -> np.nd
     """Motion-mask IoU per frame: pixels that changed since `newest` (the newest prompt frame)
     in the truth vs in the prediction. NaN where neither changed. pred, truth (N, H, W, 3)."""
     return mask_iou(moving_pixels(pred, newest), moving_pixels(truth, newest))
+
+
+def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
+                 agent_xy_world: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-frame "what moves" scores of K imagined frames against the truth (K, H, W, 3):
+    motion_iou always; with PushT agent positions (K, 2): agent_present, agent_err (pixels, inf
+    where absent), agent_within (error <= 1/16 of the frame side), block_iou."""
+    out = {"motion_iou": motion_iou(pred, truth, newest)}
+    if agent_xy_world is not None:
+        present, err = agent_errors(pred, agent_xy_world)
+        out["agent_present"] = present.astype(np.float64)
+        out["agent_err"] = err
+        out["agent_within"] = (err <= pred.shape[-2] / 16.0).astype(np.float64)
+        out["block_iou"] = mask_iou(block_mask(pred), block_mask(truth))
+    return out
