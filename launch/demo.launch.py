@@ -1,5 +1,6 @@
-"""The whole graph on one machine with no robot: the simulated PushT robot publishes camera and
-joint states, the imagine node imagines, RViz (optional) shows both.
+"""The whole graph against a simulated robot, on one machine: the simulated robot publishes
+camera + joint states, the imagine node imagines, RViz (optional) shows both. It is the two
+launch files a robot user runs, included, not a copy of them.
 
     ros2 launch hma_ros demo.launch.py rviz:=true
 """
@@ -7,43 +8,25 @@ joint states, the imagine node imagines, RViz (optional) shows both.
 import os
 
 from ament_index_python.packages import get_package_share_directory
-from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
-from launch.conditions import IfCondition
+from launch.actions import DeclareLaunchArgument, IncludeLaunchDescription
+from launch.launch_description_sources import PythonLaunchDescriptionSource
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
 
 from launch import LaunchDescription
 
 
 def generate_launch_description():
-    share = get_package_share_directory("hma_ros")
+    launch_dir = os.path.join(get_package_share_directory("hma_ros"), "launch")
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
         DeclareLaunchArgument("rviz", default_value="false"),
-        SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
-                               os.path.join(share, "config", "fastdds_shm.xml")),
-        Node(
-            package="hma_ros",
-            executable="sim_robot_node",
-            name="sim_robot",
-            output="screen",
-            parameters=[os.path.join(share, "config", "sim_robot.yaml"),
-                        {"embodiment": LaunchConfiguration("embodiment")}],
-        ),
-        Node(
-            package="hma_ros",
-            executable="imagine_node",
-            name="hma_imagine",
-            output="screen",
-            parameters=[os.path.join(share, "config", "imagine.yaml"),
-                        {"embodiment": LaunchConfiguration("embodiment"),
-                         "checkpoint": LaunchConfiguration("checkpoint")}],
-        ),
-        Node(
-            package="rviz2",
-            executable="rviz2",
-            arguments=["-d", os.path.join(share, "rviz", "imagine.rviz")],
-            condition=IfCondition(LaunchConfiguration("rviz")),
-        ),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(launch_dir, "sim_robot.launch.py")),
+            launch_arguments=[("embodiment", LaunchConfiguration("embodiment")), ("rviz", "false")]),
+        IncludeLaunchDescription(
+            PythonLaunchDescriptionSource(os.path.join(launch_dir, "imagine.launch.py")),
+            launch_arguments=[("embodiment", LaunchConfiguration("embodiment")),
+                              ("checkpoint", LaunchConfiguration("checkpoint")),
+                              ("rviz", LaunchConfiguration("rviz"))]),
     ])

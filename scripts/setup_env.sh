@@ -44,4 +44,11 @@ if ! "$VENV/bin/python" -c "import rclpy" >/dev/null 2>&1; then
 fi
 pip_q install -r requirements/core.txt -r requirements/sim.txt -r requirements/dev.txt torch==2.13.0
 pip_q install --no-deps -e .
+# Real `launch` + `launch_ros` (not on PyPI) for the launch-file tests, when the CI's shared/wheels
+# folder is beside the clone; without it those tests skip, saying so.
+WHEELS=../shared/wheels
+if ls $WHEELS/launch-*.whl $WHEELS/launch_ros-*.whl >/dev/null 2>&1; then
+  pip_q install --no-deps $WHEELS/launch-*.whl $WHEELS/launch_ros-*.whl
+  pip_q install osrf-pycommon==2.0.2 lark==1.3.1
+fi
 "$VENV/bin/python" -c "import torch, rclpy, hma_ros; print('[setup] ok: torch', torch.__version__)"

@@ -342,7 +342,10 @@ def _launch_nodes(path: Path):
 def test_launch_files_name_registered_executables_and_existing_parameter_files(path):
     compile(path.read_text(), str(path), "exec")
     nodes = _launch_nodes(path)
-    assert nodes
+    if not nodes:  # a launch file made of others (demo): they must exist beside it
+        included = [c.value for c in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(c, ast.Constant) and str(c.value).endswith(".launch.py")]
+        assert included and all((path.parent / f).is_file() for f in included), path.name
     registered = {ep.name for ep in entry_points(group="console_scripts")}
     for pkg, exe, files in nodes:
         if pkg == "hma_ros":
