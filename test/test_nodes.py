@@ -70,6 +70,21 @@ def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_
     assert _diag(diags, "model").endswith("[pusht]")
 
 
+def test_imagine_node_imagines_for_a_robot_at_rest(probe, launch_node, ckpt):
+    """No command stream at all (a command-driven robot standing still): the embodiment's
+    at_rest hold action makes valid steps, and filmstrips come out."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
+    launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                params={"checkpoint": str(ckpt[0]), "horizon": 4, "display_scale": 1})
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands")
+    probe.subscribe(Image, "imagined/image", qos=10)
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.wait_for("imagined/image", count=3, timeout=40)
+    assert cmds == []
+    d = probe.wait_for("/diagnostics", count=1, timeout=10, predicate=lambda m: int(_diag([m], "steps") or 0) >= 3)
+    assert int(_diag(d, "invalid_steps")) <= 1  # at most the first (it may start before any joint state)
+
+
 def test_runtime_parameters_change_with_validation(probe, launch_node, ckpt):
     from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
     from rcl_interfaces.srv import SetParameters
