@@ -78,7 +78,7 @@ def test_imagine_node_imagines_for_a_robot_at_rest(probe, launch_node, ckpt):
                 params={"checkpoint": str(ckpt[0]), "horizon": 4, "display_scale": 1})
     cmds = probe.subscribe(Float64MultiArray, "joint_commands")
     probe.subscribe(Image, "imagined/image", qos=10)
-    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
     probe.wait_for("imagined/image", count=3, timeout=40)
     assert cmds == []
     d = probe.wait_for("/diagnostics", count=1, timeout=10, predicate=lambda m: int(_diag([m], "steps") or 0) >= 3)
