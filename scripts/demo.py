@@ -53,7 +53,8 @@ def main() -> int:
               out / "imagine.log"),
     ]
     recorder = start("recorder_node", {"duration": args.duration, "out_dir": str(out), "gif_name": "demo.gif",
-                                       "imagined_topic": "imagined/image", "horizon": args.horizon},
+                                       "imagined_topic": "imagined/image", "horizon": args.horizon,
+                                       "track_agent": True},
                      out / "recorder.log")
     try:
         recorder.wait(timeout=args.duration + 90)
@@ -78,8 +79,10 @@ def main() -> int:
           f"(tick rate {d.get('tick_rate_hz', '?')} Hz); latency step->publish p50 {d.get('latency_p50_ms', '?')} ms, "
           f"p99 {d.get('latency_p99_ms', '?')} ms; dropped steps {d.get('dropped_steps', '?')}")
     for h, v in s.get("imagined_vs_actual", {}).items():
+        agent = (f"; agent drawn within 4 px of where it really is: {100 * v['agent_within']:.0f}% "
+                 f"(copy: {100 * v['copy_agent_within']:.0f}%)") if "agent_within" in v else ""
         print(f"[demo]   {float(h) * 0.5:.1f} s ahead: PSNR imagined vs actual {v['psnr']:.2f} dB "
-              f"(copy the current frame: {v['copy_psnr']:.2f} dB, n={v['n']})")
+              f"(copy the current frame: {v['copy_psnr']:.2f} dB, n={v['n']}){agent}")
     print(f"[demo] wrote {s.get('gif', '(no gif)')}  (left: what really happened next | right: imagined)")
     return 0 if s.get("filmstrips", 0) > 0 else 1
 

@@ -354,7 +354,15 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert res["scratch_psnr"] == pytest.approx(res["psnr"]) and res["vs_scratch_ci95"] == [0.0, 0.0]
     assert res["scratch_perplexity"] == pytest.approx(res["perplexity"])
     assert res["passive_ppl_ratio"] == pytest.approx(1.0) and res["passive_ppl_ratio_ci95"] == pytest.approx([1, 1])
+    mv = res["moves"]  # what moves: PushT agent tracking and motion IoU, per arm and horizon
+    assert mv["ground_truth"]["agent_within"] == 1.0 and mv["ground_truth"]["agent_present"] == 1.0
+    assert len(mv["model"]["agent_within_per_horizon"]) == len(mv["model"]["motion_iou_per_horizon"]) == 4
+    assert mv["copy_last"]["motion_iou"] == 0.0  # copying moves nothing
+    assert mv["model"]["agent_within"] == pytest.approx(mv["passive"]["agent_within"])  # same model
+    assert mv["model"]["motion_iou_vs_passive"] == pytest.approx(0.0)
+    assert 0.0 <= mv["tokenizer"]["agent_within"] <= 1.0
     table = (tmp_path / "m/eval/table.md").read_text()
+    assert "agent within 1/16 side [95% CI]" in table and "motion IoU [95% CI]" in table
     assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl / ppl [95% CI]" in table
     assert res["render"] == "residual" and res["episode_set"] == "val" and res["episodes"] == 1
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "4",

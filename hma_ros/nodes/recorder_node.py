@@ -41,6 +41,8 @@ class RecorderNode(Node):
         self.declare_parameter("imagined_topic", "", ParameterDescriptor(
             description="filmstrip topic to compare with the camera (empty: camera only)"))
         self.declare_parameter("horizon", 8)
+        self.declare_parameter("track_agent", False, ParameterDescriptor(
+            description="PushT: also score where imagined frames draw the agent (evaluation/tracking.py)"))
         self.declare_parameter("frame_size", 64, ParameterDescriptor(description="camera frames are resized to this for comparison"))
         self.strips: list[tuple[float, np.ndarray]] = []
         self.camera_small: list[tuple[float, np.ndarray]] = []
@@ -115,7 +117,8 @@ class RecorderNode(Node):
         gif = self.out_dir / str(self.get_parameter("gif_name").value)
         if self.strips:
             K = int(self.get_parameter("horizon").value)
-            cmp = match_imagined(self.strips, self.camera_small, K + 1)
+            cmp = match_imagined(self.strips, self.camera_small, K + 1,
+                                 track_agent=bool(self.get_parameter("track_agent").value))
             summary["filmstrips"] = len(self.strips)
             summary["strip_hz"] = round(rate_from_stamps([t for t, _ in self.strips]), 3)
             summary["imagined_vs_actual"] = cmp["horizons"]
