@@ -9,8 +9,15 @@ import numpy as np
 import pytest
 
 from hma_ros.data.images import ImageSpec
-from hma_ros.evaluation.tracking import (agent_errors, block_mask, find_agent, mask_iou, motion_iou,
-                                         pusht_project, score_frames)
+from hma_ros.evaluation.tracking import (
+    agent_errors,
+    block_mask,
+    find_agent,
+    mask_iou,
+    motion_iou,
+    pusht_project,
+    score_frames,
+)
 
 
 @pytest.fixture(scope="module")
