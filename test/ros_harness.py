@@ -106,6 +106,18 @@ class NodeProcess:
         return self.proc.returncode
 
 
+def best_effort(depth: int):
+    """A best-effort QoS of `depth`: hears reliable and best-effort publishers alike."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
+
+
+def not_builtin(msg) -> bool:
+    """A joint_commands message that is not sim_robot_node's own (tagged) built-in controller's."""
+    return not (msg.layout.dim and msg.layout.dim[0].label == "sim_robot_builtin")
+
+
 class Probe:
     """An rclpy node in the test process, spinning on a background thread."""
 
@@ -162,6 +174,21 @@ class Probe:
                 return msgs
             time.sleep(0.05)
         raise TimeoutError(f"{topic}: got {len(msgs)} of {count} messages within {timeout} s")
+
+    def set_bool(self, node: str, name: str, value: bool, timeout: float = 60.0):
+        """Set a bool parameter through `node`'s parameter service (as `ros2 param set` does);
+        returns the SetParametersResult (successful, reason)."""
+        from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+        from rcl_interfaces.srv import SetParameters
+
+        cli = self.node.create_client(SetParameters, f"{node}/set_parameters")
+        assert cli.wait_for_service(timeout_sec=timeout), f"{node}/set_parameters not available"
+        fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
+            name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
+        deadline = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return fut.result().results[0]
 
     def close(self) -> None:
         self._stop = True

@@ -31,7 +31,7 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import REPO
+from ros_harness import REPO, best_effort, not_builtin
 
 if importlib.util.find_spec("launch") is None or importlib.util.find_spec("launch_ros") is None:
     pytest.skip("real launch/launch_ros are not installed (not on PyPI; `make setup` installs them from "
@@ -100,16 +100,6 @@ def launch(prefix):
         lp.stop()
 
 
-def _best_effort(depth: int):
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)
-
-
-def _not_builtin(m) -> bool:
-    return not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")
-
-
 def _wait(probe, topic, count, timeout, launched, predicate=None):
     try:
         return probe.wait_for(topic, count=count, timeout=timeout, predicate=predicate)
@@ -136,25 +126,11 @@ def test_imagine_launch_with_the_simulated_robot_publishes_filmstrips(probe, lau
     assert len(frames) >= 8
 
 
-def _set_bool(probe, node: str, name: str, value: bool):
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    cli = probe.node.create_client(SetParameters, f"{node}/set_parameters")
-    assert cli.wait_for_service(timeout_sec=60)
-    fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
-    deadline = time.monotonic() + 10
-    while not fut.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return fut.result().results[0]
-
-
 def test_policy_launch_with_the_simulated_robot_streams_once_enabled_and_the_agent_moves(probe, launch):
     """README: `ros2 launch hma_ros policy.launch.py sim_robot:=true`, then
     `ros2 param set /hma_policy enabled true`. The simulated robot stands at rest until then."""
     lp = launch("policy.launch.py", "sim_robot:=true")
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
     joints = probe.subscribe(JointState, "joint_states")
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
@@ -162,8 +138,8 @@ def test_policy_launch_with_the_simulated_robot_streams_once_enabled_and_the_age
     assert cmds == [] and traj == []
     rest = np.array(joints[-1][1].position)
     t0 = time.monotonic()
-    assert _set_bool(probe, "hma_policy", "enabled", True).successful
-    _wait(probe, "joint_commands", 10, 30, [lp], predicate=_not_builtin)
+    assert probe.set_bool("hma_policy", "enabled", True).successful
+    _wait(probe, "joint_commands", 10, 30, [lp], predicate=not_builtin)
     print(f"policy.launch.py: enable -> first command {min(t for t, _ in cmds) - t0:.2f} s")
     time.sleep(2.0)
     moved = np.abs(np.array(joints[-1][1].position) - rest).max()
@@ -174,12 +150,12 @@ def test_policy_launch_with_the_simulated_robot_streams_once_enabled_and_the_age
 def test_a_disabled_policy_stays_silent_while_a_teleoperator_drives(probe, launch):
     a = launch("sim_robot.launch.py")  # its built-in controller's commands: the teleoperator's stream
     b = launch("policy.launch.py")  # enabled:=false (the default)
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(100))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(100))
     traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     _wait(probe, "preview/joint_trajectory", 8, 90, [a, b])  # 4 s of steps computed
     assert len(cmds) > 30  # the teleoperator drove all along
-    assert traj == [] and [m for _, m in cmds if _not_builtin(m)] == []
+    assert traj == [] and [m for _, m in cmds if not_builtin(m)] == []
 
 
 def test_simulate_launch_answers_actions_with_frames(probe, launch, tmp_path):

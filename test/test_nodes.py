@@ -15,7 +15,7 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Float64MultiArray
 from trajectory_msgs.msg import JointTrajectory
 
-from ros_harness import REPO
+from ros_harness import REPO, best_effort, not_builtin
 
 
 @pytest.fixture(scope="module")
@@ -174,30 +174,9 @@ def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(p
     assert "ERROR" in node.output() or "error" in node.output().lower()
 
 
-def _set_param(probe, node: str, name: str, value: bool):
-    """Set a bool parameter through the node's parameter service; returns the SetParametersResult."""
-    from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
-    from rcl_interfaces.srv import SetParameters
-
-    cli = probe.node.create_client(SetParameters, f"{node}/set_parameters")
-    assert cli.wait_for_service(timeout_sec=10)
-    fut = cli.call_async(SetParameters.Request(parameters=[Parameter(
-        name=name, value=ParameterValue(type=ParameterType.PARAMETER_BOOL, bool_value=value))]))
-    deadline = time.monotonic() + 10
-    while not fut.done() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return fut.result().results[0]
-
-
-def _best_effort(depth: int):
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-
-    return QoSProfile(depth=depth, reliability=ReliabilityPolicy.BEST_EFFORT)  # hears reliable publishers too
-
-
 def _policy_commands(box):
     """Commands on joint_commands that are not the simulated robot's own (tagged) controller."""
-    return [(t, m) for t, m in list(box) if not (m.layout.dim and m.layout.dim[0].label == "sim_robot_builtin")]
+    return [(t, m) for t, m in list(box) if not_builtin(m)]
 
 
 def test_policy_starts_from_rest_streams_when_enabled_and_falls_silent_when_disabled(probe, launch_node, ckpt):
@@ -211,7 +190,7 @@ def test_policy_starts_from_rest_streams_when_enabled_and_falls_silent_when_disa
 
     preview = probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     joints = probe.subscribe(JointState, "joint_states")
     probe.wait_for("preview/joint_trajectory", count=3, timeout=40)  # steps complete on an idle robot
     t = preview[-1][1]
@@ -223,7 +202,7 @@ def test_policy_starts_from_rest_streams_when_enabled_and_falls_silent_when_disa
     start = np.array(joints[-1][1].position)
 
     t_enable = time.monotonic()
-    assert _set_param(probe, "hma_policy", "enabled", True).successful
+    assert probe.set_bool("hma_policy", "enabled", True).successful
     probe.wait_for("joint_commands", count=10, timeout=30, predicate=lambda m: not m.layout.dim)
     first = min(t for t, m in _policy_commands(cmds))
     print(f"enable -> first command on an idle robot: {first - t_enable:.2f} s")
@@ -234,7 +213,7 @@ def test_policy_starts_from_rest_streams_when_enabled_and_falls_silent_when_disa
     moved = np.abs(np.array(joints[-1][1].position) - start).max()
     assert moved > 1.0, f"the simulated agent did not move ({moved:.2f})"
 
-    assert _set_param(probe, "hma_policy", "enabled", False).successful
+    assert probe.set_bool("hma_policy", "enabled", False).successful
     time.sleep(0.3)  # messages already on the wire
     n_cmd, n_traj = len(_policy_commands(cmds)), len(traj)
     time.sleep(2.5)
@@ -248,7 +227,7 @@ def test_policy_disabled_publishes_nothing_a_controller_consumes_while_a_teleope
                 params={"publish_builtin_commands": True})  # the teleoperator: a command stream
     launch_node("policy_node", params_file=REPO / "config/policy.yaml", params={"checkpoint": str(ckpt[0])})
     traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     probe.wait_for("preview/joint_trajectory", count=6, timeout=40)
     assert len(cmds) > 20  # the teleoperator's commands flowed
@@ -268,16 +247,16 @@ action: {source: command, topic: joint_commands, type: std_msgs/msg/Float64Multi
     policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
                          params={"checkpoint": str(ckpt[0]), "embodiment": str(emb), "enabled": True})
     assert policy.wait_for_output("refused at start-up", timeout=30), policy.output()
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     probe.wait_for("preview/joint_trajectory", count=2, timeout=30)
-    res = _set_param(probe, "hma_policy", "enabled", True)
+    res = probe.set_bool("hma_policy", "enabled", True)
     assert not res.successful and "no action limits" in res.reason and "allow_unlimited" in res.reason
     assert policy.wait_for_output("enabling refused", timeout=5)
     time.sleep(1.0)
     assert _policy_commands(cmds) == []
-    assert _set_param(probe, "hma_policy", "allow_unlimited", True).successful
-    assert _set_param(probe, "hma_policy", "enabled", True).successful
+    assert probe.set_bool("hma_policy", "allow_unlimited", True).successful
+    assert probe.set_bool("hma_policy", "enabled", True).successful
     probe.wait_for("joint_commands", count=3, timeout=20, predicate=lambda m: not m.layout.dim)
     assert policy.wait_for_output("UNCLAMPED", timeout=5)
 
@@ -287,7 +266,7 @@ def test_the_watchdog_stops_streaming_when_steps_go_stale(probe, launch_node, ck
     launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
     policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
                          params={"checkpoint": str(ckpt[0]), "stale_timeout": 0.3, "enabled": True})
-    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=_best_effort(50))
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     traj = probe.subscribe(JointTrajectory, "joint_trajectory", qos=10)
     diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
     try:
