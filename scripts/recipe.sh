@@ -5,7 +5,8 @@
 #   STAGE=finetune bash scripts/recipe.sh
 # Stages: data tokenizer pretrain finetune eval (models/hma_discrete_small), motion (an
 # experiment: the motion-weighted loss), then mar mar_eval (models/hma_mar_small: continuous
-# tokenizer + MAR dynamics, same data).
+# tokenizer + MAR dynamics, same data), moves moves_eval (what moves: tracking tokenizer,
+# Fourier action features, its passive control; see the model cards).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -88,6 +89,27 @@ if [[ $STAGE == all || $STAGE == motion ]]; then
   hma eval --ckpt runs/ft10mw_full --scratch runs/ft10mw_scratch --data data/test --episodes all \
       --windows 48 --embodiments manipulator --out runs/test_ft10mw
 fi
+if [[ $STAGE == all || $STAGE == moves ]]; then
+  # the controllability work (issue "the world model must move the robot"): a tokenizer that keeps
+  # what moves (continued from runs/tokenizer with the motion-weighted pixel loss), then the
+  # action-conditioned model with Fourier action features + motion-weighted tokens and its passive
+  # control, same data, budget and settings, one core each
+  hma train-tokenizer --data data/sim --out runs/tokenizer_mw --init runs/tokenizer --motion-weight 20 \
+      --max-steps 1000 --minutes 60 --lr 1e-3 --threads 2                  # ~17 min
+  MV="--data data/sim --embodiments $PRE --tokenizer runs/tokenizer_mw --steps 1800 --threads 1 \
+      --d-model 192 --layers 4 --heads 4 --batch-size 8 --save-every 250 --eval-every 0 --motion-weight 5"
+  OMP_NUM_THREADS=1 hma train $MV --action-encoding fourier --out runs/hma_fm &
+  OMP_NUM_THREADS=1 hma train $MV --objective passive --out runs/hma_fm_passive &
+  wait
+fi
+if [[ $STAGE == all || $STAGE == moves_eval ]]; then
+  T="--data data/test --episodes all --windows 48"
+  hma eval --ckpt runs/hma_fm $T --embodiments $PRE --passive runs/hma_fm_passive --out runs/test_fm
+  hma eval --ckpt runs/hma_fm $T --embodiments $PRE --passive runs/hma_fm_passive --render tokens \
+      --out runs/test_fm_tokens
+  # the shipped baseline's what-moves figures on the same windows
+  hma eval --ckpt models/hma_discrete_small $T --embodiments $PRE --trials 1 --out runs/test_shipped_moves
+fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
   hma train --data data/sim --embodiments $PRE --tokenizer runs/tokenizer_cont --out runs/hma_mar \
@@ -99,5 +121,12 @@ if [[ $STAGE == all || $STAGE == mar_eval ]]; then
     hma bench --ckpt runs/hma_mar --ddim-steps $k --json runs/bench_mar_ddim$k.json
   done
   hma eval --ckpt runs/hma_mar --data data/sim --embodiments $PRE --render tokens --out runs/eval_mar_tokens
+  # the card's test-set tables (data/test, fresh episodes): 48 windows at DDIM 10, 24 windows per DDIM K
+  hma eval --ckpt runs/hma_mar --data data/test --episodes all --windows 48 --embodiments $PRE --out runs/test_mar
+  for k in 5 10 25 50; do
+    hma eval --ckpt runs/hma_mar --data data/test --episodes all --windows 24 --embodiments $PRE \
+        --ddim-steps $k --out runs/test_mar_ddim$k
+  done
+  hma eval --ckpt runs/hma_main --data data/test --episodes all --windows 24 --embodiments $PRE --out runs/test_main24
   hma policy-eval --ckpt runs/hma_mar --episodes 50 --json runs/policy_eval_mar.json
 fi
