@@ -482,3 +482,20 @@ def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():
             wm.observe(f, fut[0] if t else None)
         out.append(wm.imagine(fut))
     np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_bench_runs_any_geometry_with_random_weights_and_counts_flops(tmp_path, capsys):
+    import json
+
+    from hma_ros.cli.main import main as hma
+
+    g = "layers=2,d=32,heads=2,grid=4,res=32,levels=4-3,window=6,prompt=2"
+    assert hma(["bench", "--geometry", g, "--repeats", "2", "--horizon", "4", "--threads", "1",
+                "--json", str(tmp_path / "b.json")]) == 0
+    res = json.loads((tmp_path / "b.json").read_text())
+    assert res["geometry"] == g and res["layers"] == 2 and res["d_model"] == 32 and res["tokens_per_frame"] == 16
+    assert res["kv_cache"]["imagined_fps"] > 0 and res["matmul_peak_gflops"] > 0
+    assert 0 < res["gflops_per_frame"] < 1 and 0 < res["share_of_matmul_peak"] < 1
+    assert hma(["bench", "--geometry", "layers=2,width=9"]) == 2
+    assert "keys are layers, d, heads" in capsys.readouterr().err
+    assert hma(["bench"]) == 2  # neither --ckpt nor --geometry
