@@ -42,8 +42,8 @@ def run(args) -> int:
     import imageio.v2 as imageio
 
     from hma_ros.cli import CliError
-    from hma_ros.cli.eval_cmd import random_chunks
     from hma_ros.data.dataset import Dataset, DatasetError
+    from hma_ros.evaluation.heldout import random_chunks
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import WorldModel
 

@@ -76,8 +76,7 @@ def run(args) -> int:
     import torch
 
     from hma_ros.cli import CliError
-    from hma_ros.cli.train_tokenizer import find_datasets
-    from hma_ros.data.dataset import MixtureSampler
+    from hma_ros.data.dataset import DatasetError, MixtureSampler, find_datasets
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.model.maskgit import TrainingLoss
@@ -94,7 +93,10 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed + rank)
     out = Path(args.out)
-    datasets = find_datasets(args.data)
+    try:
+        datasets = find_datasets(args.data)
+    except DatasetError as e:
+        raise CliError(str(e)) from None
     if args.embodiments:
         wanted = [e.strip() for e in args.embodiments.split(",") if e.strip()]
         missing = [e for e in wanted if e not in datasets]

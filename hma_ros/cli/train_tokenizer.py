@@ -38,31 +38,12 @@ def add_parser(sub, name: str) -> None:
     p.set_defaults(func=run)
 
 
-def find_datasets(paths: list[str]) -> dict:
-    from hma_ros.cli import CliError
-    from hma_ros.data.dataset import Dataset, DatasetError
-
-    out = {}
-    for p in paths:
-        p = Path(p)
-        dirs = [p] if (p / "meta.json").is_file() else sorted(d.parent for d in p.glob("*/meta.json"))
-        if not dirs:
-            raise CliError(f"{p}: no dataset (no meta.json here or in its subfolders); run `hma gen-data` "
-                           "or `hma bag2data` first")
-        for d in dirs:
-            try:
-                ds = Dataset(d)
-            except DatasetError as e:
-                raise CliError(str(e)) from None
-            out[ds.name] = ds
-    return out
-
-
 def run(args) -> int:
     import torch
     from tqdm import tqdm
 
     from hma_ros.cli import CliError
+    from hma_ros.data.dataset import DatasetError, find_datasets
     from hma_ros.model.checkpoint import save_checkpoint
     from hma_ros.model.metrics import moving_pixels
     from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
@@ -71,7 +52,10 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
-    datasets = find_datasets(args.data)
+    try:
+        datasets = find_datasets(args.data)
+    except DatasetError as e:
+        raise CliError(str(e)) from None
     res = {ds.meta["image_size"][0] for ds in datasets.values()}
     if len(res) != 1:
         raise SystemExit(f"datasets have different frame sizes {res}; convert them to one size")

@@ -300,3 +300,19 @@ class MixtureSampler:
         ds, starts = self.datasets[name], self.starts[name]
         idx = self.rng.choice(starts, size=self.batch_size, replace=len(starts) < self.batch_size)
         return name, [ds.window(int(i), self.T) for i in idx]
+
+
+def find_datasets(paths) -> dict[str, Dataset]:
+    """Datasets by embodiment name from folders that are datasets or hold datasets
+    (`data/sim` or `data/sim/pusht`). DatasetError names a folder with none."""
+    out = {}
+    for p in paths:
+        p = Path(p)
+        dirs = [p] if (p / "meta.json").is_file() else sorted(d.parent for d in p.glob("*/meta.json"))
+        if not dirs:
+            raise DatasetError(f"{p}: no dataset (no meta.json here or in its subfolders); run `hma gen-data` "
+                               "or `hma bag2data` first")
+        for d in dirs:
+            ds = Dataset(d)
+            out[ds.name] = ds
+    return out
