@@ -94,8 +94,9 @@ if [[ $STAGE == all || $STAGE == moves ]]; then
   # what moves (continued from runs/tokenizer with the motion-weighted pixel loss), then the
   # action-conditioned model with Fourier action features + motion-weighted tokens and its passive
   # control, same data, budget and settings, one core each
-  hma train-tokenizer --data data/sim --out runs/tokenizer_mw --init runs/tokenizer --motion-weight 20 \
-      --max-steps 1000 --minutes 60 --lr 1e-3 --threads 2                  # ~17 min
+  hma train-tokenizer --data data/sim --out runs/tokenizer_mw --init models/hma_discrete_small --motion-weight 20 \
+      --max-steps 1000 --minutes 60 --lr 1e-3 --threads 2   # 20.5 min here (shared); models/tokenizer_moves
+  hma export --ckpt runs/tokenizer_mw --out models/tokenizer_moves
   MV="--data data/sim --embodiments $PRE --tokenizer runs/tokenizer_mw --steps 1800 --threads 1 \
       --d-model 192 --layers 4 --heads 4 --batch-size 8 --save-every 250 --eval-every 0 --motion-weight 5"
   OMP_NUM_THREADS=1 hma train $MV --action-encoding fourier --out runs/hma_fm &

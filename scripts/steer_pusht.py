@@ -32,6 +32,7 @@ def main() -> int:
     ap.add_argument("--radius", type=float, default=150.0)
     ap.add_argument("--per-turn", type=int, default=16)
     ap.add_argument("--render", default="residual", choices=("residual", "tokens"))
+    ap.add_argument("--mask-steps", type=int, default=2, help="MaskGIT unmasking steps per frame (M)")
     ap.add_argument("--out", default="out/steer.gif")
     args = ap.parse_args()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
@@ -42,7 +43,7 @@ def main() -> int:
     from hma_ros.evaluation.tracking import find_agent
     from hma_ros.runtime.world_model import WorldModel
 
-    wm = WorldModel.load(args.ckpt, "pusht", render=args.render)
+    wm = WorldModel.load(args.ckpt, "pusht", render=args.render, mask_steps=args.mask_steps)
     spec = ImageSpec(size=wm.image_size)
     sim = make_sim("pusht")
     sim.reset(args.seed)
@@ -80,7 +81,7 @@ def main() -> int:
     side = wm.image_size[1]
     err = np.where(pt & pi, np.linalg.norm(ci - ct, axis=-1), np.inf)
     path = lambda c, p: float(np.nansum(np.linalg.norm(np.diff(c[p], axis=0), axis=-1)))  # noqa: E731
-    res = {"checkpoint": str(args.ckpt), "steps": args.steps, "render": args.render,
+    res = {"checkpoint": str(args.ckpt), "steps": args.steps, "render": args.render, "mask_steps": args.mask_steps,
            "agent_within_1_16": float(np.mean(err <= side / 16)), "agent_present": float(pi.mean()),
            "median_error_px": float(np.median(err)), "truth_path_px": path(ct, pt), "imagined_path_px": path(ci, pi)}
     out = Path(args.out)
