@@ -106,10 +106,20 @@ fi
 if [[ $STAGE == all || $STAGE == moves_eval ]]; then
   T="--data data/test --episodes all --windows 48"
   hma eval --ckpt runs/hma_fm $T --embodiments $PRE --passive runs/hma_fm_passive --out runs/test_fm
-  hma eval --ckpt runs/hma_fm $T --embodiments $PRE --passive runs/hma_fm_passive --render tokens \
+  hma eval --ckpt runs/hma_fm $T --embodiments $PRE --passive runs/hma_fm_passive --render tokens --trials 2 \
       --out runs/test_fm_tokens
   # the shipped baseline's what-moves figures on the same windows
   hma eval --ckpt models/hma_discrete_small $T --embodiments $PRE --trials 1 --out runs/test_shipped_moves
+  hma eval --ckpt models/hma_discrete_small $T --embodiments $PRE --trials 1 --render tokens \
+      --out runs/test_shipped_moves_tokens
+  python scripts/steer_pusht.py --ckpt models/hma_discrete_small                     # residual
+  python scripts/steer_pusht.py --ckpt models/hma_discrete_small --render tokens \
+      --out models/hma_discrete_small/steer_tokens.gif
+  python scripts/steer_pusht.py --ckpt runs/hma_fm --render tokens --out runs/steer_fm_tokens.gif
+  hma eval --ckpt models/hma_mar_small --data data/test --episodes all --windows 12 --embodiments pusht \
+      --trials 1 --out runs/test_mar_moves12
+  hma eval --ckpt models/hma_mar_small $T --embodiments $PRE --render tokens --trials 1 --gifs 0 \
+      --out runs/test_mar_tokens
 fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
