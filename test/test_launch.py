@@ -171,10 +171,18 @@ def test_simulate_launch_answers_actions_with_frames(probe, launch, tmp_path):
     lp = launch("simulate.launch.py", f"initial_image:={tmp_path / 'start.png'}")
     out = probe.subscribe(Image, "sim/image", qos=10)
     pub = probe.publisher(Float64MultiArray, "sim/action", qos=10)
-    _wait(probe, "sim/image", 1, 90, [lp])  # the initial frame
+    # the initial frame goes out once, at start-up, possibly before discovery matched us: wait
+    # for the node's publisher and our action publisher's match, then ask for frames
+    deadline = time.monotonic() + 90
+    while (probe.node.count_publishers("sim/image") < 1 or pub.get_subscription_count() < 1) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert pub.get_subscription_count() >= 1, lp.output()[-3000:]
+    time.sleep(1.0)
     for _ in range(3):
         pub.publish(Float64MultiArray(data=[300.0, 200.0]))
         time.sleep(0.5)
-    msgs = _wait(probe, "sim/image", 4, 30, [lp])
+    msgs = _wait(probe, "sim/image", 3, 30, [lp], predicate=lambda m: m.header.stamp.sec + m.header.stamp.nanosec > 0)
     assert msgs[-1].encoding == "rgb8" and msgs[-1].height == 64
-    assert len(out) >= 4
+    stamps = sorted(m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in out)
+    assert stamps[-3:] == [0.5, 1.0, 1.5]  # one imagined frame per action, 0.5 s apart
