@@ -7,8 +7,12 @@
     frames = wm.imagine(future_chunks)            # (K, stride, action_dim) -> (K, H, W, 3) uint8
     chunk = wm.act()                              # next chunk (stride, action_dim), embodiment units
 
-One 2 Hz step per observe(). Past slots' temporal keys/values are cached, so imagining a frame
-costs only that frame's tokens per unmasking step; the cache slides past the training window.
+One 2 Hz step per observe() (it only encodes the frame). Each imagine()/act() computes its
+temporal context afresh -- one window as trained: the newest `prompt` observed steps (act(): the
+newest window-1), positions from 0, restarted from its newest `prompt` slots when a long rollout
+fills it -- in one prefill pass; the window's keys/values are then cached, so imagining a frame
+costs only that frame's tokens per unmasking step. Cached and recomputed paths are the same
+computation after any number of observed steps (tested at 100).
 Deterministic for a given seed (reset(seed) restarts the random stream). Temperature 0 (the
 default) decodes greedily: on held-out PushT windows it scored ~4 dB higher than sampling at 1.0. Units are always the
 embodiment's own (normalization statistics live in the checkpoint).
