@@ -50,6 +50,8 @@ class DynamicsConfig:
     cross_tokens: int = 4
     action_encoding: str = "mlp"  # stems: "mlp" on normalized chunks | "fourier" features first (binds positions)
     fourier_bands: int = 6  # "fourier": octaves per action value
+    action_points: int = 0  # > 0: each stem also places this many learned 2-D points; their heatmaps
+    # on the token grid are added to the slot's image tokens (ActionMap: binds an action to where it acts)
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
     token_dim: int = 8  # continuous: channels per soft token
     diff_width: int = 256  # MAR diffusion heads (tokens and actions)
@@ -71,6 +73,8 @@ class DynamicsConfig:
             raise ValueError(f"token_kind must be 'discrete' or 'continuous', got {self.token_kind!r}")
         if self.action_encoding not in ACTION_ENCODINGS:
             raise ValueError(f"action_encoding must be one of {ACTION_ENCODINGS}, got {self.action_encoding!r}")
+        if self.action_points < 0:
+            raise ValueError(f"action_points must be >= 0, got {self.action_points}")
         if self.motion_weight <= 0:
             raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
         if self.motion_weight != 1.0 and self.token_kind == "continuous":
@@ -109,7 +113,8 @@ class Stem(nn.Module):
     raw values learns slowly. Normalized actions lie within about +-2 std, so the lowest band's
     period (8 std) is unambiguous over the range and the highest resolves ~1/16 of a std."""
 
-    def __init__(self, stride: int, action_dim: int, d: int, mean, std, fourier_bands: int = 0):
+    def __init__(self, stride: int, action_dim: int, d: int, mean, std, fourier_bands: int = 0,
+                 points: int = 0):
         super().__init__()
         self.stride, self.action_dim = stride, action_dim
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).reshape(action_dim))
@@ -118,6 +123,9 @@ class Stem(nn.Module):
                              persistent=False)
         n_in = stride * action_dim * (1 + 2 * fourier_bands)
         self.net = nn.Sequential(xavier_(nn.Linear(n_in, d), 0.1), nn.SiLU(), xavier_(nn.Linear(d, d), 0.1))
+        # where the action acts: a linear map of the normalized chunk to points on the image plane
+        # ([-1, 1]^2); a position command (PushT's PD target) maps to the agent's place exactly
+        self.points = xavier_(nn.Linear(stride * action_dim, 2 * points), 0.5) if points else None
 
     def normalize(self, chunk: torch.Tensor) -> torch.Tensor:  # (..., stride, dim) -> same
         return (chunk - self.mean) / self.std
@@ -134,6 +142,38 @@ class Stem(nn.Module):
 
     def forward(self, norm_chunk: torch.Tensor) -> torch.Tensor:  # (B, T, stride, dim) -> (B, T, D)
         return self.net(self.features(norm_chunk))
+
+    def place(self, norm_chunk: torch.Tensor) -> torch.Tensor:  # (B, T, stride, dim) -> (B, T, P, 2)
+        return self.points(norm_chunk.flatten(-2)).unflatten(-1, (-1, 2))
+
+
+class ActionMap(nn.Module):
+    """Heatmaps of a stem's action points on the token grid, projected to the model width and
+    added to that slot's image tokens (Gaussian keypoint maps, as keypoint models render them,
+    here rendered from the command rather than detected in the image). Spatial attention alone
+    must learn to route a global action vector to the tokens where the robot will be; a map
+    puts the signal on those tokens. Two widths: a narrow one (about a token) to place, a wide
+    one so the points get gradient from anywhere on the grid. The projection starts at zero, so
+    adding the map to a trained model changes nothing until it learns."""
+
+    SIGMAS = (0.15, 0.6)
+
+    def __init__(self, points: int, tokens_per_frame: int, d: int):
+        super().__init__()
+        g = math.isqrt(tokens_per_frame)
+        if g * g != tokens_per_frame:
+            raise ValueError(f"action points need a square token grid, got {tokens_per_frame} tokens per frame")
+        c = (torch.arange(g, dtype=torch.float32) + 0.5) / g * 2 - 1
+        yy, xx = torch.meshgrid(c, c, indexing="ij")  # tokens row-major: index = row * g + col
+        self.register_buffer("grid", torch.stack([xx.flatten(), yy.flatten()], -1), persistent=False)  # (S, 2)
+        self.proj = nn.Linear(points * len(self.SIGMAS), d)
+        nn.init.zeros_(self.proj.weight)
+        nn.init.zeros_(self.proj.bias)
+
+    def forward(self, pts: torch.Tensor) -> torch.Tensor:  # (B, T, P, 2) -> (B, T, S, D)
+        d2 = (self.grid[:, None, :] - pts[:, :, None]).square().sum(-1)  # (B, T, S, P)
+        maps = [torch.exp(-d2 / (2 * s * s)) for s in self.SIGMAS]
+        return self.proj(torch.cat(maps, dim=-1))
 
 
 class Head(nn.Module):
@@ -238,6 +278,7 @@ class HMADynamics(nn.Module):
         self.heads = nn.ModuleDict()
         if cfg.conditioning == "cross":
             self.cross_proj = nn.Linear(d, cfg.cross_tokens * d)
+        self.action_map = ActionMap(cfg.action_points, cfg.tokens_per_frame, d) if cfg.action_points else None
         for name, e in embodiments.items():
             self.add_embodiment(name, e["stride"], e["action_dim"], e["stats"]["mean"], e["stats"]["std"])
         self.K = K
@@ -245,7 +286,7 @@ class HMADynamics(nn.Module):
     def add_embodiment(self, name: str, stride: int, action_dim: int, mean, std) -> None:
         d = self.cfg.d_model
         bands = self.cfg.fourier_bands if self.cfg.action_encoding == "fourier" else 0
-        self.stems[name] = Stem(stride, action_dim, d, mean, std, bands)
+        self.stems[name] = Stem(stride, action_dim, d, mean, std, bands, self.cfg.action_points)
         if self.cfg.token_kind == "discrete":
             self.heads[name] = Head(stride, action_dim, d)
         else:  # MAR: a diffusion decoder of the whole chunk
@@ -318,6 +359,14 @@ class HMADynamics(nn.Module):
         cfg = self.cfg
         act = self.action_features(emb, actions, action_masked, B, T, first_is_start)
         x = self.embed(codes, token_masked, act)
+        if self.action_map is not None and actions is not None:
+            known = torch.ones(B, T, dtype=torch.bool, device=codes.device)
+            if action_masked is not None:
+                known = known & ~action_masked
+            if first_is_start:
+                known[:, 0] = False
+            amap = self.action_map(self.stems[emb].place(actions)) * known[..., None, None]
+            x[:, :, : cfg.tokens_per_frame] = x[:, :, : cfg.tokens_per_frame] + amap
         c = self.cond_bias.expand(B, T, -1)
         if cfg.modulate:
             c = c + act

@@ -1,0 +1,8 @@
+"""Training library: tokenizer and dynamics training loops, token caches, resumable state.
+
+The `hma train*` commands are argument parsing plus one call into here; errors a user can fix
+are raised as TrainError (the command prints them as one message, exit status 2)."""
+
+
+class TrainError(ValueError):
+    """A training run cannot start or continue for a reason the user can fix (the message says which)."""

@@ -1,0 +1,337 @@
+"""Dynamics training: pretrain HMA on a mixture of embodiments, finetune a new one, resume.
+
+The token kind follows the tokenizer: FSQ -> discrete MaskGIT model, continuous -> MAR model.
+Checkpoints (safetensors + config.yaml) go to OUT every `save_every` steps and at the end;
+OUT/train_state.safetensors (+ .json) holds optimizer, schedule position, RNG and data-sampler
+state for resume. A non-finite loss stops training and keeps the last good checkpoint. DDP
+(gloo on CPU) when launched by torchrun (WORLD_SIZE/RANK in the environment).
+`hma train` (hma_ros/cli/train.py) parses its arguments into `DynamicsTraining` and calls
+`train_dynamics`.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hma_ros.train import TrainError
+
+
+@dataclass
+class DynamicsTraining:
+    """What to train and how (the `hma train` options, same names and defaults)."""
+
+    data: list[str]
+    out: str
+    embodiments: str | None = None  # comma-separated subset (default: every dataset)
+    tokenizer: str | None = None  # pretraining: its tokenizer; with init: replaces init's
+    init: str | None = None  # finetune from this HMA checkpoint
+    freeze_trunk: bool = False
+    resume: bool = False
+    steps: int = 4000
+    minutes: float = 0.0
+    batch_size: int = 8
+    lr: float = 1e-3
+    warmup: int = 200
+    d_model: int = 192
+    layers: int = 4
+    heads: int = 4
+    window: int = 12
+    prompt: int = 4
+    conditioning: str = "modulate+concat"
+    objective: str = "forward"
+    action_encoding: str = "mlp"
+    action_points: int | None = None  # None: 0 for new models, init's for finetuning
+    corrupt_prob: float | None = None
+    motion_weight: float | None = None
+    ddim_steps: int = 10
+    save_every: int = 500
+    eval_every: int = 1000
+    seed: int = 0
+    threads: int = 0
+    fp16: bool = False
+    command: str = field(default="", compare=False)  # recorded in the checkpoint's config
+
+
+def _lr(step: int, total: int, base: float, warmup: int) -> float:
+    if step < warmup:
+        return base * (step + 1) / warmup
+    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
+    """--init with --tokenizer and/or --action-points: the loaded model with that tokenizer and
+    a zero-started action map (every other weight as loaded)."""
+    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
+    from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
+    from hma_ros.runtime.world_model import build_models
+
+    if opts.tokenizer:
+        try:
+            tcfg, tstate = load_checkpoint(opts.tokenizer)
+        except CheckpointError as e:
+            raise TrainError(str(e)) from None
+        new_tok, _ = build_models({"tokenizer": tcfg["tokenizer"]}, {k: v for k, v in tstate.items()
+                                                                   if k.startswith("tokenizer.")}, opts.tokenizer)
+        if (new_tok.tokens_per_frame, tuple(new_tok.cfg.levels), new_tok.cfg.kind) != (
+                tok.tokens_per_frame, tuple(tok.cfg.levels), tok.cfg.kind):
+            raise TrainError(f"--tokenizer {opts.tokenizer}: its tokens ({new_tok.tokens_per_frame} per frame, levels "
+                           f"{tuple(new_tok.cfg.levels)}) differ from --init's ({tok.tokens_per_frame}, "
+                           f"{tuple(tok.cfg.levels)}); train a new model with --tokenizer alone")
+        tok = new_tok
+    if opts.action_points is not None and opts.action_points != dyn.cfg.action_points:
+        if dyn.cfg.action_points:
+            raise TrainError(f"--init {opts.init} already has {dyn.cfg.action_points} action points; "
+                           "leave --action-points out to keep them")
+        cfg = DynamicsConfig(**(dyn.cfg.to_dict() | {"action_points": opts.action_points}))
+        grown = HMADynamics(cfg, base_config["embodiments"])
+        missing, unexpected = grown.load_state_dict(sub_state(base_state, "dynamics"), strict=False)
+        if unexpected or any(not (k.startswith("action_map.") or k.endswith(".points.weight")
+                                  or k.endswith(".points.bias")) for k in missing):
+            raise TrainError(f"--init {opts.init}: weights do not fit (missing {missing[:5]}, unexpected {unexpected[:5]})")
+        dyn = grown
+    return tok, dyn
+
+
+def train_dynamics(opts: DynamicsTraining) -> int:
+    import torch
+
+    from hma_ros.data.dataset import DatasetError, MixtureSampler, find_datasets
+    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
+    from hma_ros.model.maskgit import TrainingLoss
+    from hma_ros.runtime.world_model import build_models
+    from hma_ros.train.state import TokenizedDataset, embodiment_record, load_train_state, save_train_state
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.init_process_group("gloo")
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed + rank)
+    out = Path(opts.out)
+    try:
+        datasets = find_datasets(opts.data)
+    except DatasetError as e:
+        raise TrainError(str(e)) from None
+    if opts.embodiments:
+        wanted = [e.strip() for e in opts.embodiments.split(",") if e.strip()]
+        missing = [e for e in wanted if e not in datasets]
+        if missing:
+            raise TrainError(f"no dataset for {', '.join(missing)} in {' '.join(opts.data)} (have {', '.join(datasets)})")
+        datasets = {k: datasets[k] for k in wanted}
+
+    # ---- model: from --resume, --init, or fresh (tokenizer + new dynamics)
+    state_path = out / "train_state.safetensors"
+    base_config, base_state = None, None
+    try:
+        if opts.resume:
+            if not state_path.is_file():
+                raise TrainError(f"--resume: no {state_path}; start without --resume")
+            base_config, base_state = load_checkpoint(out)
+        elif opts.init:
+            base_config, base_state = load_checkpoint(opts.init)
+        elif opts.tokenizer:  # only the tokenizer is taken, also from a full HMA checkpoint
+            base_config, base_state = load_checkpoint(opts.tokenizer)
+            base_config = {k: v for k, v in base_config.items() if k not in ("dynamics", "embodiments")}
+            base_state = {k: v for k, v in base_state.items() if k.startswith("tokenizer.")}
+        else:
+            raise TrainError("give --tokenizer (pretraining), --init (finetuning) or --resume")
+    except CheckpointError as e:
+        raise TrainError(str(e)) from None
+    tok, dyn = build_models({k: v for k, v in base_config.items() if k != "dynamics"} | (
+        {"dynamics": base_config["dynamics"], "embodiments": base_config["embodiments"]}
+        if "dynamics" in base_config else {}), base_state, opts.init or opts.tokenizer or str(out))
+    embodiments = dict(base_config.get("embodiments", {}))
+    if dyn is None:
+        dcfg = DynamicsConfig(d_model=opts.d_model, n_layers=opts.layers, n_heads=opts.heads,
+                              window=opts.window, prompt=opts.prompt, tokens_per_frame=tok.tokens_per_frame,
+                              levels=tok.cfg.levels, conditioning=opts.conditioning, objective=opts.objective,
+                              token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
+                              token_dim=tok.cfg.latent_dim, ddim_steps=opts.ddim_steps,
+                              action_encoding=opts.action_encoding, action_points=opts.action_points or 0)
+        embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
+        dyn = HMADynamics(dcfg, embodiments)
+    elif not opts.resume:  # --init: optional new tokenizer / action map on the loaded model
+        tok, dyn = _init_changes(opts, tok, dyn, base_config, base_state)
+    new = [n for n in datasets if n not in embodiments]
+    for n in new:  # finetuning: a new stem + head for each new embodiment
+        rec = embodiment_record(datasets[n])
+        embodiments[n] = rec
+        dyn.add_embodiment(n, rec["stride"], rec["action_dim"], rec["stats"]["mean"], rec["stats"]["std"])
+    for n in datasets:
+        rec = embodiment_record(datasets[n])
+        if (rec["stride"], rec["action_dim"]) != (embodiments[n]["stride"], embodiments[n]["action_dim"]):
+            raise TrainError(f"{n}: dataset has stride {rec['stride']} x dim {rec['action_dim']} but the checkpoint's "
+                           f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
+    given = {k: v for k, v in (("corrupt_prob", opts.corrupt_prob), ("motion_weight", opts.motion_weight))
+             if v is not None}
+    try:  # training-only settings, when given, replace the defaults or the --init/--resume checkpoint's
+        DynamicsConfig(**(dyn.cfg.to_dict() | given))  # validates
+    except ValueError as e:
+        raise TrainError(str(e)) from None
+    for k, v in given.items():
+        setattr(dyn.cfg, k, v)
+    dyn.train()
+    if opts.freeze_trunk:
+        if not opts.init and not opts.resume:
+            raise TrainError("--freeze-trunk needs --init CKPT")
+        trainable = set()
+        for n in datasets:
+            trainable |= {id(p) for p in dyn.stems[n].parameters()} | {id(p) for p in dyn.heads[n].parameters()}
+        for p in dyn.parameters():
+            p.requires_grad_(id(p) in trainable)
+    params = [p for p in dyn.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=0.05, betas=(0.9, 0.95))
+    loss_fn = TrainingLoss(dyn)  # the whole loss in one forward, so DDP sees every parameter it uses
+    if world > 1:
+        loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
+
+    # ---- data
+    tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0) for n, ds in datasets.items()}
+    train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
+    T = dyn.cfg.window
+    sampler = MixtureSampler(datasets, T, opts.batch_size, episodes=train_eps, seed=opts.seed + 1000 * rank)
+    step = 0
+    out.mkdir(parents=True, exist_ok=True)
+    if opts.resume:
+        try:
+            meta = load_train_state(state_path, opt, sampler.rng, dyn)
+        except ValueError as e:
+            raise TrainError(f"--resume: {state_path} does not fit this model ({e})") from None
+        step = int(meta["step"])
+        print(f"resumed {out} at step {step}")
+
+    def config(extra: dict | None = None) -> dict:
+        c = {"kind": "hma", "tokenizer": tok.cfg.to_dict(), "dynamics": dyn.cfg.to_dict(),
+             "embodiments": embodiments,
+             "training": {"steps": step, "batch_size": opts.batch_size * world, "lr": opts.lr,
+                          "data": sorted(datasets), "init": opts.init, "freeze_trunk": opts.freeze_trunk,
+                          "command": opts.command}}
+        c["training"].update(extra or {})
+        return c
+
+    def state_dict():
+        return {**{f"tokenizer.{k}": v for k, v in tok.state_dict().items()},
+                **{f"dynamics.{k}": v for k, v in dyn.state_dict().items()}}
+
+    def save(final: bool = False):
+        if rank != 0:
+            return
+        save_checkpoint(out, state_dict(), config({"minutes": round(train_minutes(), 1)}),
+                        dtype=torch.float16 if (final and opts.fp16) else None)
+        save_train_state(state_path, opt, step, sampler.rng, {"args": asdict(opts)}, dyn)
+
+    log_f = open(out / "train_log.csv", "a", newline="") if rank == 0 else None
+    log = csv.writer(log_f) if log_f else None
+    if log and step == 0:
+        log.writerow(["step", "seconds", "embodiment", "loss", "token_loss", "action_loss", "token_acc", "lr"])
+    tb = None
+    if rank == 0:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            pass
+    from tqdm import tqdm
+
+    t_start = time.time()
+
+    def train_minutes() -> float:
+        return (time.time() - t_start) / 60
+
+    bar = tqdm(total=opts.steps, initial=step, desc="train", unit="step", disable=rank != 0)
+    gen = torch.Generator()
+    status = "done"
+    while step < opts.steps:
+        if opts.minutes and train_minutes() > opts.minutes:
+            status = f"time budget of {opts.minutes} min reached"
+            break
+        name = sampler.names[sampler.rng.choice(len(sampler.names), p=sampler.weights)]
+        starts = sampler.rng.choice(sampler.starts[name], size=opts.batch_size)
+        codes, actions, valid, moving = tokenized[name].batch(starts, T)
+        gen.manual_seed((opts.seed * 1_000_003 + step) * 64 + rank)  # masks depend on (seed, step) only: exact resume
+        lr = _lr(step, opts.steps, opts.lr, opts.warmup)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        losses = loss_fn(name, codes, actions, valid, gen, moving)
+        loss = losses["loss"]
+        if not torch.isfinite(loss):
+            status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "
+                      f"checkpoint in {out} (step {step - step % opts.save_every}) is kept")
+            print("ERROR: " + status, file=sys.stderr)
+            if log_f:
+                log_f.close()
+            return 3
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        if log and (step % 10 == 0 or step == 1):
+            row = [step, round(time.time() - t_start, 1), name] + [round(float(losses[k].detach()), 5) for k in
+                                                                   ("loss", "token_loss", "action_loss", "token_acc")] + [lr]
+            log.writerow(row)
+            log_f.flush()
+            bar.set_postfix(emb=name[:8], loss=f"{float(loss.detach()):.3f}", acc=f"{float(losses['token_acc']):.3f}")
+            if tb:
+                for k in ("loss", "token_loss", "action_loss", "token_acc"):
+                    tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
+        if step % opts.save_every == 0:
+            save()
+        if rank == 0 and opts.eval_every and step % opts.eval_every == 0:
+            dyn.eval()
+            _quick_eval(out, step, tok, dyn, config(), datasets, tb)
+            dyn.train()
+    bar.close()
+    save(final=True)
+    if rank == 0:
+        print(f"{status}: {step} steps in {train_minutes():.1f} min; checkpoint {out}")
+    if log_f:
+        log_f.close()
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.destroy_process_group()
+    return 0
+
+
+def _quick_eval(out: Path, step: int, tok, dyn, config: dict, datasets, tb) -> None:
+    """A few held-out windows per embodiment: imagined-frame PSNR and a GIF (truth | imagined)."""
+    import imageio.v2 as imageio
+    import torch
+
+    from hma_ros.model.tokenizer import psnr
+    from hma_ros.runtime.world_model import WorldModel
+
+    T, P = dyn.cfg.window, dyn.cfg.prompt
+    for name, ds in datasets.items():
+        val = ds.split(0.1, seed=0)[1]
+        starts = ds.window_starts(T, val)
+        if len(starts) == 0:
+            continue
+        w = ds.window(int(starts[0]), T)
+        wm = WorldModel(tok, dyn, config, name, seed=0)
+        for t in range(P):
+            wm.observe(w.frames[t], w.actions[t - 1] if t else None)
+        imagined = wm.imagine(w.actions[P - 1:T - 1])
+        score = float(psnr(torch.from_numpy(imagined), torch.from_numpy(w.frames[P:])).mean())
+        if tb:
+            tb.add_scalar(f"eval_psnr/{name}", score, step)
+        frames = [np.concatenate([g, i], axis=1) for g, i in zip(w.frames[P:], imagined, strict=True)]
+        (out / "samples").mkdir(exist_ok=True)
+        imageio.mimsave(out / "samples" / f"{name}_step{step}.gif", frames, duration=0.5, loop=0)
+        print(f"\n[eval step {step}] {name}: imagined PSNR {score:.2f} dB", flush=True)

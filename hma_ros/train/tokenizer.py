@@ -1,0 +1,153 @@
+"""Tokenizer training: the image tokenizer (FSQ codes, or continuous soft tokens for MAR) on
+dataset frames, every embodiment equally often; optional extra loss weight on the pixels that
+moved. `hma train-tokenizer` (hma_ros/cli/train_tokenizer.py) parses its arguments into
+`TokenizerTraining` and calls `train_tokenizer`.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from hma_ros.train import TrainError
+
+
+@dataclass
+class TokenizerTraining:
+    """The `hma train-tokenizer` options, same names and defaults."""
+
+    data: list[str]
+    out: str
+    minutes: float = 15.0
+    max_steps: int = 0
+    batch_size: int = 32
+    lr: float = 2e-3
+    channels: str = "32,64,128"
+    levels: str = "8,8,8,5,5,5"
+    grid: int = 8
+    kind: str = "fsq"
+    latent_dim: int = 8
+    motion_weight: float = 0.0
+    init: str | None = None
+    seed: int = 0
+    threads: int = 0
+    command: str = field(default="", compare=False)
+
+
+def train_tokenizer(opts: TokenizerTraining) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from hma_ros.data.dataset import DatasetError, find_datasets
+    from hma_ros.model.checkpoint import save_checkpoint
+    from hma_ros.model.metrics import moving_pixels
+    from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
+
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+    torch.manual_seed(opts.seed)
+    rng = np.random.default_rng(opts.seed)
+    try:
+        datasets = find_datasets(opts.data)
+    except DatasetError as e:
+        raise TrainError(str(e)) from None
+    res = {ds.meta["image_size"][0] for ds in datasets.values()}
+    if len(res) != 1:
+        raise TrainError(f"datasets have different frame sizes {sorted(res)}; convert them to one size")
+    res_value = res.pop()
+    cfg = TokenizerConfig(kind=opts.kind, resolution=res_value, grid=opts.grid,
+                          channels=tuple(int(c) for c in opts.channels.split(",")),
+                          levels=tuple(int(v) for v in opts.levels.split(",")), latent_dim=opts.latent_dim)
+    model = build_tokenizer(cfg)
+    if opts.init:
+        from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
+
+        try:
+            icfg, istate = load_checkpoint(opts.init)
+            cfg = TokenizerConfig(**icfg["tokenizer"])
+            model = build_tokenizer(cfg)
+            model.load_state_dict(sub_state(istate, "tokenizer"))
+        except (CheckpointError, KeyError, TypeError, RuntimeError) as e:
+            raise TrainError(f"--init {opts.init}: no usable tokenizer ({str(e)[:200]})") from None
+        if cfg.resolution != res_value:
+            raise TrainError(f"--init {opts.init}: tokenizer is {cfg.resolution} px, the data {res_value} px")
+    train_idx, val_idx = {}, {}
+    for name, ds in datasets.items():
+        tr, va = ds.split(0.1, seed=0)
+        fm = np.asarray(ds.arrays["frame_mask"])
+        ep = np.asarray(ds.arrays["episode"])
+        train_idx[name] = np.flatnonzero(fm & np.isin(ep, tr))
+        val_idx[name] = np.flatnonzero(fm & np.isin(ep, va))[:256]
+    names = list(datasets)
+    episode = {n: np.asarray(ds.arrays["episode"]) for n, ds in datasets.items()}
+    prev_ok = {n: np.asarray(ds.arrays["frame_mask"]).astype(bool) for n, ds in datasets.items()}
+    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    out = Path(opts.out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = csv.writer(open(out / "train_log.csv", "w", newline=""))
+    log.writerow(["step", "seconds", "loss", "lr"])
+    budget = opts.minutes * 60
+    t0 = time.time()
+    step = 0
+    bar = tqdm(desc="tokenizer", unit="step", total=opts.max_steps or None)
+    while True:
+        elapsed = time.time() - t0
+        if elapsed > budget or (opts.max_steps and step >= opts.max_steps):
+            break
+        frac = min(1.0, elapsed / budget) if not opts.max_steps else step / opts.max_steps
+        lr = opts.lr * (min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * frac)))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch, moving = [], []
+        for _ in range(opts.batch_size):  # every embodiment equally often
+            name = names[rng.integers(len(names))]
+            i = int(rng.choice(train_idx[name]))
+            frames = datasets[name].arrays["frames"]
+            batch.append(frames[i])
+            if opts.motion_weight > 0:  # pixels that changed since the previous frame of the episode
+                prev = i - 1 if i > 0 and prev_ok[name][i - 1] and episode[name][i - 1] == episode[name][i] else i
+                moving.append(moving_pixels(frames[i], frames[prev]))
+        x = torch.from_numpy(np.stack(batch))
+        recon, target = model(x)
+        mv = torch.from_numpy(np.stack(moving)) if moving else None
+        loss = tokenizer_loss(recon, target, mv, opts.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        bar.update(1)
+        if step % 20 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+            log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
+    bar.close()
+    model.eval()
+    if cfg.kind == "continuous":  # bring soft tokens to ~unit std for the diffusion head
+        with torch.no_grad():
+            sample = torch.from_numpy(np.stack([datasets[n].arrays["frames"][int(i)] for n in names
+                                                for i in train_idx[n][:64]]))
+            cfg.latent_scale = 1.0
+            cfg.latent_scale = float(1.0 / model.encode(sample).std().clamp_min(1e-6))
+    report = {}
+    with torch.no_grad():
+        for name, ds in datasets.items():
+            x = torch.from_numpy(np.asarray(ds.arrays["frames"][val_idx[name]]))
+            rec = torch.cat([model.decode(model.encode(x[i:i + 64])) for i in range(0, len(x), 64)])
+            report[name] = round(float(psnr(rec, x).mean()), 2)
+    minutes = (time.time() - t0) / 60
+    config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
+              "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": opts.batch_size,
+                           "motion_weight": opts.motion_weight, "init": opts.init,
+                           "data": sorted(datasets), "val_psnr": report,
+                           "command": opts.command}}
+    save_checkpoint(out, {f"tokenizer.{k}": v for k, v in model.state_dict().items()}, config)
+    (out / "tokenizer_eval.json").write_text(json.dumps(report, indent=2))
+    print(f"tokenizer: {step} steps in {minutes:.1f} min; held-out reconstruction PSNR (dB): "
+          + ", ".join(f"{k} {v}" for k, v in report.items()))
+    print(f"saved {out}")
+    return 0
