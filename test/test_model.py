@@ -19,12 +19,15 @@ EMB = {"pusht": {"stride": 5, "action_dim": 2,
                  "stats": {"mean": [256.0, 256.0], "std": [100.0, 100.0], "min": [0, 0], "max": [512, 512]}}}
 
 
-def tiny(conditioning="modulate+concat", objective="forward", seed=0):
+def tiny(conditioning="modulate+concat", objective="forward", seed=0, action_points=0):
     torch.manual_seed(seed)
     tcfg = TokenizerConfig(resolution=32, grid=4, channels=(16, 16, 16), levels=(4, 3))
     dcfg = DynamicsConfig(d_model=32, n_layers=2, n_heads=2, window=6, prompt=2, tokens_per_frame=16,
-                          levels=(4, 3), conditioning=conditioning, objective=objective)
+                          levels=(4, 3), conditioning=conditioning, objective=objective,
+                          action_points=action_points)
     tok, dyn = FSQTokenizer(tcfg).eval(), HMADynamics(dcfg, EMB).eval()
+    if dyn.action_map is not None:  # a map that really contributes (it starts at zero)
+        torch.nn.init.normal_(dyn.action_map.proj.weight, std=0.5)
     # non-zero adaLN so every sub-layer (and the action path) really contributes
     for blk in dyn.blocks:
         torch.nn.init.normal_(blk.ada.weight, std=0.05)
@@ -110,6 +113,42 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
         DynamicsConfig(motion_weight=0.0)
     with pytest.raises(ValueError, match="discrete tokens only"):
         DynamicsConfig(token_kind="continuous", motion_weight=2.0)
+
+
+def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_until_it_learns():
+    from hma_ros.model.dynamics import ActionMap
+
+    amap = ActionMap(points=1, tokens_per_frame=16, d=8)
+    # the centre of the token in row 1, column 2 of the 4x4 grid: x = (2.5/4)*2-1, y = (1.5/4)*2-1
+    pts = torch.tensor([0.25, -0.25]).view(1, 1, 1, 2)
+    d2 = (amap.grid[:, None] - pts[:, :, None]).square().sum(-1)
+    assert int(d2.argmin()) == 1 * 4 + 2
+    assert torch.count_nonzero(amap(pts)) == 0  # zero projection: silent at the start
+    torch.nn.init.eye_(amap.proj.weight)
+    with torch.no_grad():
+        narrow = amap(pts)[0, 0, :, 0]  # first channel: the narrow heatmap
+    assert int(narrow.argmax()) == 6 and float(narrow[6]) == pytest.approx(1.0)
+    assert float(narrow[0]) < 0.01  # far tokens see nothing of the narrow map
+
+    # a trained model grown by a map: identical outputs until the map's projection moves
+    _, dyn, _ = tiny()
+    grown = HMADynamics(DynamicsConfig(**(dyn.cfg.to_dict() | {"action_points": 2})), EMB).eval()
+    missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
+    assert not unexpected and sorted(missing) == ["action_map.proj.bias", "action_map.proj.weight",
+                                                  "stems.pusht.points.bias", "stems.pusht.points.weight"]
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    masked = torch.rand(2, 6, 16) < 0.5
+    acts = torch.randn(2, 6, 5, 2)
+    with torch.no_grad():
+        for a, b in zip(dyn("pusht", codes, masked, acts)[0], grown("pusht", codes, masked, acts)[0], strict=True):
+            torch.testing.assert_close(a, b)
+        torch.nn.init.normal_(grown.action_map.proj.weight, std=0.5)
+        moved = grown("pusht", codes, masked, acts + 1.0)[0][0]
+        assert not torch.allclose(grown("pusht", codes, masked, acts)[0][0], moved)
+        # a masked action (the policy's slot to predict) and a window's first slot get no map
+        am = torch.ones(2, 6, dtype=torch.bool)
+        torch.testing.assert_close(grown("pusht", codes, masked, acts, am)[0][0],
+                                   grown("pusht", codes, masked, acts + 1.0, am)[0][0])
 
 
 def test_action_projectors_use_xavier_gain_0_1():
@@ -264,8 +303,8 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
 def test_tokenized_dataset_motion_mask_is_the_same_across_chunk_boundaries(small_data):
     from hma_ros.data.dataset import Dataset
     from hma_ros.model.metrics import moving_tokens
-    from hma_ros.model.training import TokenizedDataset
     from hma_ros.runtime.world_model import build_models
+    from hma_ros.train.state import TokenizedDataset
 
     tok, _ = build_models(*load_checkpoint(small_data / "tok"), "tok")
     ds = Dataset(small_data / "pusht")
@@ -276,7 +315,7 @@ def test_tokenized_dataset_motion_mask_is_the_same_across_chunk_boundaries(small
 
 
 def test_optimizer_state_follows_parameter_names_when_registration_order_changes():
-    from hma_ros.model.training import load_optimizer_state, optimizer_state_tensors
+    from hma_ros.train.state import load_optimizer_state, optimizer_state_tensors
 
     class AB(torch.nn.Module):
         def __init__(self, reverse: bool):
@@ -323,6 +362,27 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
                 "--motion-weight", "0", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
     assert "motion_weight must be > 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    # --init with another tokenizer and an action map: the trunk as loaded, the new tokenizer's weights
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "tok2"), "--max-steps", "1",
+                "--batch-size", "2", "--channels", "16,16,16", "--levels", "4,3", "--seed", "9"]) == 0
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
+                str(tmp_path / "tok2"), "--action-points", "2", "--out", str(tmp_path / "ap"), "--steps", "1",
+                "--lr", "0", *TINY]) == 0
+    cfg, st = load_checkpoint(tmp_path / "ap")
+    _, tok2 = load_checkpoint(tmp_path / "tok2")
+    assert cfg["dynamics"]["action_points"] == 2 and st["dynamics.stems.reacher.points.weight"].shape == (4, 50)
+    torch.testing.assert_close(st["dynamics.blocks.0.qkv_t.weight"], pre["dynamics.blocks.0.qkv_t.weight"])
+    for k, v in tok2.items():
+        if k.startswith("tokenizer."):
+            torch.testing.assert_close(st[k], v, msg=k)
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ap"),
+                "--action-points", "3", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
+    assert "already has 2 action points" in capsys.readouterr().err
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "tok3"), "--max-steps", "1",
+                "--batch-size", "2", "--channels", "16,16,16", "--levels", "3,3"]) == 0
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
+                str(tmp_path / "tok3"), "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
+    assert "differ from --init's" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_two_process_ddp_training_with_gloo(small_data, tmp_path):
@@ -446,13 +506,14 @@ def test_world_model_render_modes_tokens_vs_residual():
         WorldModel(tok, dyn, config, "pusht", render="blurry")
 
 
-@pytest.mark.parametrize("planned", [False, True])
-def test_cached_imagination_equals_the_recomputed_window_after_100_observed_steps(planned):
+@pytest.mark.parametrize("planned,action_points", [(False, 0), (True, 0), (False, 3), (True, 3)])
+def test_cached_imagination_equals_the_recomputed_window_after_100_observed_steps(planned, action_points):
     """One definition of the temporal context: after 100 observed steps (far past the window),
     imagining 2 windows' worth of frames through the KV cache gives exactly the frames of the
     reference path that recomputes the whole window at every unmasking step -- with given
-    actions and with the policy head planning them. Positions stay within the window."""
-    tok, dyn, config = tiny()
+    actions and with the policy head planning them (and with an action map: planned chunks get
+    none). Positions stay within the window."""
+    tok, dyn, config = tiny(action_points=action_points)
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 255, (100, 32, 32, 3), dtype=np.uint8)
     chunks = rng.uniform(0, 512, (100, 5, 2))
