@@ -66,6 +66,15 @@ def launch_dir() -> Path:
     return share_dir() / "launch"
 
 
+def checkpoint(name: str | os.PathLike) -> Path:
+    """A checkpoint folder: the path as given if it exists, else a shipped model's name (under
+    models_dir()); an unknown name comes back as given, so the loader's error names it."""
+    try:
+        return resolve(name, "models")
+    except FileNotFoundError:
+        return Path(name).expanduser()
+
+
 def resolve(path: str | os.PathLike, kind: str = "config") -> Path:
     """A user path as given if it exists, else relative to the share dir's `kind` folder."""
     p = Path(path).expanduser()

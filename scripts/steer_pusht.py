@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hma_ros.runtime import RENDER_MODES
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -31,7 +33,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--radius", type=float, default=150.0)
     ap.add_argument("--per-turn", type=int, default=16)
-    ap.add_argument("--render", default="residual", choices=("residual", "tokens"))
+    ap.add_argument("--render", default="residual", choices=RENDER_MODES)
     ap.add_argument("--mask-steps", type=int, default=2, help="MaskGIT unmasking steps per frame (M)")
     ap.add_argument("--out", default="out/steer.gif")
     args = ap.parse_args()

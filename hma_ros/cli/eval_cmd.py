@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from hma_ros.runtime import RENDER_MODES
+
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="evaluate a checkpoint on held-out episodes", description=__doc__,
@@ -35,7 +37,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
-    p.add_argument("--render", default="residual", choices=("residual", "tokens"),
+    p.add_argument("--render", default="residual", choices=RENDER_MODES,
                    help="imagined-frame rendering (WorldModel.render); --passive/--scratch use the same")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from hma_ros.runtime import RENDER_MODES
+
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="offline rollout to a GIF/MP4", description=__doc__,
@@ -31,7 +33,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=2)
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
-    p.add_argument("--render", default="residual", choices=("residual", "tokens"),
+    p.add_argument("--render", default="residual", choices=RENDER_MODES,
                    help="residual: keep the real frame's detail where nothing is predicted to change")
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--out", default="out/imagine.gif")
@@ -70,8 +72,8 @@ def run(args) -> int:
         if n <= P:
             raise CliError(f"episode {args.episode} has {n} steps; needs more than the {P} prompt steps")
         w = ds.window(start, min(n, P + K))
-        for t in range(P):
-            wm.observe(w.frames[t], w.actions[t - 1] if t else None)
+        for frame, chunk in w.steps(P):
+            wm.observe(frame, chunk)
         chunks = w.actions[P - 1:P - 1 + K]
         if args.random_actions or len(chunks) < K:
             chunks = random_chunks(stats, (K, wm.stride, wm.action_dim), rng)

@@ -188,6 +188,11 @@ class Window:
     action_mask: np.ndarray  # (T, stride) bool
     frame_mask: np.ndarray  # (T,) bool
 
+    def steps(self, n: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+        """The first n steps as a world model observes them: (frame, the chunk that led into it;
+        None for the window's first frame). The one place that pairs a frame with its action."""
+        return [(self.frames[t], self.actions[t - 1] if t else None) for t in range(n)]
+
 
 class Dataset:
     """Read-only, memory-mapped view of a dataset directory."""

@@ -67,15 +67,15 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
 
         def rollout(model, chunks, seed_offset=0, w=w, wi=wi):
             model.reset(seed + wi * 101 + seed_offset)
-            for t in range(P):
-                model.observe(w.frames[t], w.actions[t - 1] if t else None)
+            for frame, chunk in w.steps(P):
+                model.observe(frame, chunk)
             return model.imagine(chunks)
 
         pred = rollout(wm, w.actions[P - 1:T - 1])
         # act(): the next chunk after the prompt, vs the true one, in normalized units
         wm.reset(seed + wi * 101)
-        for t in range(P):
-            wm.observe(w.frames[t], w.actions[t - 1] if t else None)
+        for frame, chunk in w.steps(P):
+            wm.observe(frame, chunk)
         if w.action_mask[P - 1].all():
             target = (w.actions[P - 1] - a_mean) / a_std
             rows["act_mse"].append(float(np.mean(((wm.act() - a_mean) / a_std - target) ** 2)))

@@ -69,5 +69,15 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict[str, torch.Tensor]]:
 
 
 def sub_state(state: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    """One part's weights of a checkpoint state ("tokenizer" or "dynamics"), prefix removed."""
     n = len(prefix) + 1
     return {k[n:]: v for k, v in state.items() if k.startswith(prefix + ".")}
+
+
+def model_state(tokenizer: torch.nn.Module, dynamics: torch.nn.Module | None = None) -> dict[str, torch.Tensor]:
+    """The checkpoint state of a tokenizer (+ dynamics): `tokenizer.*` and `dynamics.*` weights.
+    The inverse of sub_state; the one place the layout is written."""
+    state = {f"tokenizer.{k}": v for k, v in tokenizer.state_dict().items()}
+    if dynamics is not None:
+        state |= {f"dynamics.{k}": v for k, v in dynamics.state_dict().items()}
+    return state

@@ -12,7 +12,6 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from pathlib import Path
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -26,6 +25,7 @@ from hma_ros.data.chunker import Chunker, Step
 from hma_ros.data.embodiment import ConfigError, Embodiment, load_embodiment
 from hma_ros.data.images import ImageError, ImageSpec
 from hma_ros.nodes.common import image_msg_to_rgb, sensor_qos, stamp_to_sec
+from hma_ros.runtime import RENDER_MODES
 
 DEFAULT_CHECKPOINT = "hma_discrete_small"
 
@@ -108,13 +108,7 @@ class StepPipelineNode(Node):
         if threads > 0:
             torch.set_num_threads(threads)
 
-        ckpt = str(self.get_parameter("checkpoint").value)
-        path = Path(ckpt).expanduser()
-        if not path.exists():
-            try:
-                path = paths.models_dir() / ckpt
-            except FileNotFoundError:
-                pass
+        path = paths.checkpoint(str(self.get_parameter("checkpoint").value))
         try:
             self.wm = WorldModel.load(path, self.emb.name, seed=int(self.get_parameter("seed").value),
                                       mask_steps=int(self.get_parameter("mask_steps").value),
@@ -253,8 +247,8 @@ class StepPipelineNode(Node):
             return "temperature must be >= 0"
         if name == "mask_steps" and not (isinstance(value, int) and 1 <= value <= 64):
             return "mask_steps must be an integer in 1..64"
-        if name == "render" and value not in ("residual", "tokens"):
-            return "render must be 'residual' or 'tokens'"
+        if name == "render" and value not in RENDER_MODES:
+            return f"render must be one of {', '.join(RENDER_MODES)}"
         if name in ("temperature", "mask_steps", "render") and self.wm is not None:
             setattr(self.wm, name, value)
         return ""

@@ -42,10 +42,7 @@ class SimulateNode(Node):
         self.frames_out = 0
         from hma_ros.runtime.world_model import WorldModel
 
-        ckpt = str(self.get_parameter("checkpoint").value)
-        from pathlib import Path
-
-        path = Path(ckpt) if Path(ckpt).exists() else paths.models_dir() / ckpt
+        path = paths.checkpoint(str(self.get_parameter("checkpoint").value))
         self.wm = WorldModel.load(path, str(self.get_parameter("embodiment").value),
                                   seed=int(self.get_parameter("seed").value),
                                   mask_steps=int(self.get_parameter("mask_steps").value))
@@ -71,7 +68,7 @@ class SimulateNode(Node):
             start, n = d.episodes[int(self.get_parameter("episode").value)]
             P = min(int(self.get_parameter("prompt").value), n)
             w = d.window(start, P)
-            self.prompt = [(w.frames[t], w.actions[t - 1] if t else None) for t in range(P)]
+            self.prompt = w.steps(P)
         if self.prompt:
             self._restart()
 

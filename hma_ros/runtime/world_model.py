@@ -36,8 +36,7 @@ from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
 from hma_ros.model.maskgit import sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
-
-RENDER_MODES = ("residual", "tokens")
+from hma_ros.runtime import RENDER_MODES
 
 
 def render_residual(decoded: torch.Tensor, real: torch.Tensor, recon: torch.Tensor, tau: float = 8.0) -> torch.Tensor:

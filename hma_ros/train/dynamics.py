@@ -79,8 +79,7 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
             tcfg, tstate = load_checkpoint(opts.tokenizer)
         except CheckpointError as e:
             raise TrainError(str(e)) from None
-        new_tok, _ = build_models({"tokenizer": tcfg["tokenizer"]}, {k: v for k, v in tstate.items()
-                                                                   if k.startswith("tokenizer.")}, opts.tokenizer)
+        new_tok, _ = build_models({"tokenizer": tcfg["tokenizer"]}, tstate, opts.tokenizer)
         if (new_tok.tokens_per_frame, tuple(new_tok.cfg.levels), new_tok.cfg.kind) != (
                 tok.tokens_per_frame, tuple(tok.cfg.levels), tok.cfg.kind):
             raise TrainError(f"--tokenizer {opts.tokenizer}: its tokens ({new_tok.tokens_per_frame} per frame, levels "
@@ -105,7 +104,12 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     import torch
 
     from hma_ros.data.dataset import DatasetError, MixtureSampler, find_datasets
-    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+    from hma_ros.model.checkpoint import (
+        CheckpointError,
+        load_checkpoint,
+        model_state,
+        save_checkpoint,
+    )
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.model.maskgit import TrainingLoss
     from hma_ros.runtime.world_model import build_models
@@ -145,7 +149,6 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         elif opts.tokenizer:  # only the tokenizer is taken, also from a full HMA checkpoint
             base_config, base_state = load_checkpoint(opts.tokenizer)
             base_config = {k: v for k, v in base_config.items() if k not in ("dynamics", "embodiments")}
-            base_state = {k: v for k, v in base_state.items() if k.startswith("tokenizer.")}
         else:
             raise TrainError("give --tokenizer (pretraining), --init (finetuning) or --resume")
     except CheckpointError as e:
@@ -223,8 +226,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         return c
 
     def state_dict():
-        return {**{f"tokenizer.{k}": v for k, v in tok.state_dict().items()},
-                **{f"dynamics.{k}": v for k, v in dyn.state_dict().items()}}
+        return model_state(tok, dyn)
 
     def save(final: bool = False):
         if rank != 0:
@@ -325,8 +327,8 @@ def _quick_eval(out: Path, step: int, tok, dyn, config: dict, datasets, tb) -> N
             continue
         w = ds.window(int(starts[0]), T)
         wm = WorldModel(tok, dyn, config, name, seed=0)
-        for t in range(P):
-            wm.observe(w.frames[t], w.actions[t - 1] if t else None)
+        for frame, chunk in w.steps(P):
+            wm.observe(frame, chunk)
         imagined = wm.imagine(w.actions[P - 1:T - 1])
         score = float(psnr(torch.from_numpy(imagined), torch.from_numpy(w.frames[P:])).mean())
         if tb:

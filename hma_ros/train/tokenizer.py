@@ -44,7 +44,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     from tqdm import tqdm
 
     from hma_ros.data.dataset import DatasetError, find_datasets
-    from hma_ros.model.checkpoint import save_checkpoint
+    from hma_ros.model.checkpoint import model_state, save_checkpoint
     from hma_ros.model.metrics import moving_pixels
     from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
 
@@ -145,7 +145,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                            "motion_weight": opts.motion_weight, "init": opts.init,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
-    save_checkpoint(out, {f"tokenizer.{k}": v for k, v in model.state_dict().items()}, config)
+    save_checkpoint(out, model_state(model), config)
     (out / "tokenizer_eval.json").write_text(json.dumps(report, indent=2))
     print(f"tokenizer: {step} steps in {minutes:.1f} min; held-out reconstruction PSNR (dB): "
           + ", ".join(f"{k} {v}" for k, v in report.items()))
