@@ -135,6 +135,7 @@ def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_u
     grown = HMADynamics(DynamicsConfig(**(dyn.cfg.to_dict() | {"action_points": 2})), EMB).eval()
     missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
     assert not unexpected and sorted(missing) == ["action_map.proj.bias", "action_map.proj.weight",
+                                                  "action_map.where.bias", "action_map.where.weight",
                                                   "stems.pusht.points.bias", "stems.pusht.points.weight"]
     codes = torch.randint(0, 3, (2, 6, 16, 2))
     masked = torch.rand(2, 6, 16) < 0.5
@@ -149,6 +150,30 @@ def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_u
         am = torch.ones(2, 6, dtype=torch.bool)
         torch.testing.assert_close(grown("pusht", codes, masked, acts, am)[0][0],
                                    grown("pusht", codes, masked, acts + 1.0, am)[0][0])
+
+
+def test_the_action_maps_own_task_pulls_a_position_commands_point_onto_the_token_it_commands():
+    """Where the action acts: trained only on "which tokens change" for a command that is a
+    position (the token under it changes), a stem's point learns the command -> grid map."""
+    from hma_ros.model.dynamics import ActionMap, Stem
+
+    torch.manual_seed(0)
+    stem = Stem(1, 2, 16, mean=[0.0, 0.0], std=[1.0, 1.0], points=1)
+    amap = ActionMap(points=1, tokens_per_frame=64, d=16)
+    opt = torch.optim.Adam([*stem.points.parameters(), *amap.where.parameters()], lr=0.05)
+    for _ in range(150):
+        cmd = torch.rand(256, 1, 1, 2) * 1.6 - 0.8  # commanded places, in grid coordinates
+        changed = (amap.grid[None, :] - cmd.view(256, 1, 2)).abs().max(-1).values < 0.125  # the token under it
+        logits = amap.where_logits(stem.place(cmd * 3.0 + 1.0).view(256, 1, 1, 2))[:, 0]  # commands in other units
+        balance = (~changed).sum() / changed.sum()  # as dynamics_loss weighs the few changed tokens
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, changed.float(), pos_weight=balance)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    test = torch.tensor([[0.5, -0.5], [-0.6, 0.2]]).view(2, 1, 1, 2)
+    with torch.no_grad():
+        placed = stem.place(test * 3.0 + 1.0).view(2, 2)
+    assert (placed - test.view(2, 2)).abs().max() < 0.1  # within less than half a token (0.25)
 
 
 def test_action_projectors_use_xavier_gain_0_1():

@@ -52,6 +52,8 @@ class DynamicsConfig:
     fourier_bands: int = 6  # "fourier": octaves per action value
     action_points: int = 0  # > 0: each stem also places this many learned 2-D points; their heatmaps
     # on the token grid are added to the slot's image tokens (ActionMap: binds an action to where it acts)
+    where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
+    # tokens change in the frame the action leads into (metrics.moving_tokens)
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
     token_dim: int = 8  # continuous: channels per soft token
     diff_width: int = 256  # MAR diffusion heads (tokens and actions)
@@ -75,6 +77,8 @@ class DynamicsConfig:
             raise ValueError(f"action_encoding must be one of {ACTION_ENCODINGS}, got {self.action_encoding!r}")
         if self.action_points < 0:
             raise ValueError(f"action_points must be >= 0, got {self.action_points}")
+        if self.where_weight < 0:
+            raise ValueError(f"where_weight must be >= 0, got {self.where_weight}")
         if self.motion_weight <= 0:
             raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
         if self.motion_weight != 1.0 and self.token_kind == "continuous":
@@ -154,7 +158,13 @@ class ActionMap(nn.Module):
     must learn to route a global action vector to the tokens where the robot will be; a map
     puts the signal on those tokens. Two widths: a narrow one (about a token) to place, a wide
     one so the points get gradient from anywhere on the grid. The projection starts at zero, so
-    adding the map to a trained model changes nothing until it learns."""
+    adding the map to a trained model changes nothing until it learns.
+
+    Learning the points only through the token loss is slow (the projection starts at zero and
+    the points start anywhere: each waits for the other), so the map also has its own task:
+    predict, from the heatmaps alone, which tokens change in the frame the action leads into
+    (`where_logits`, trained against metrics.moving_tokens). That is "where does this action act"
+    for any robot, and for a position command it pulls the points onto the place it commands."""
 
     SIGMAS = (0.15, 0.6)
 
@@ -169,11 +179,20 @@ class ActionMap(nn.Module):
         self.proj = nn.Linear(points * len(self.SIGMAS), d)
         nn.init.zeros_(self.proj.weight)
         nn.init.zeros_(self.proj.bias)
+        self.where = nn.Linear(points * len(self.SIGMAS), 1)
+
+    def heatmaps(self, pts: torch.Tensor) -> torch.Tensor:  # (B, T, P, 2) -> (B, T, S, P * widths)
+        d2 = (self.grid[:, None, :] - pts[..., None, :, :]).square().sum(-1)  # (B, T, S, P)
+        return torch.cat([torch.exp(-d2 / (2 * s * s)) for s in self.SIGMAS], dim=-1)
 
     def forward(self, pts: torch.Tensor) -> torch.Tensor:  # (B, T, P, 2) -> (B, T, S, D)
-        d2 = (self.grid[:, None, :] - pts[:, :, None]).square().sum(-1)  # (B, T, S, P)
-        maps = [torch.exp(-d2 / (2 * s * s)) for s in self.SIGMAS]
-        return self.proj(torch.cat(maps, dim=-1))
+        return self.proj(self.heatmaps(pts))
+
+    def where_logits(self, pts: torch.Tensor) -> torch.Tensor:  # (B, T, P, 2) -> (B, T, S)
+        # non-negative weights: a point's heat can only say "changes here", so the (class-balanced)
+        # loss pulls each point towards the tokens that change, never away from them
+        w = F.softplus(self.where.weight)
+        return (self.heatmaps(pts) @ w.t()).squeeze(-1) + self.where.bias
 
 
 class Head(nn.Module):

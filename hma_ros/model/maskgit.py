@@ -109,6 +109,18 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     else:
         out["action_loss"] = torch.zeros((), device=dev) + 0.0 * act_feat.sum()
     out["loss"] = out["token_loss"] + out["action_loss"]
+    if model.action_map is not None and use_actions and cfg.where_weight > 0:
+        # the action map's own task: which tokens change in the frame each known action leads into
+        if moving is None:
+            raise ValueError("action_points need the moving-token mask (TokenizedDataset.batch)")
+        known = valid_in.clone()
+        known[:, 0] = False
+        logits = model.action_map.where_logits(stem.place(inp))
+        target = moving[known].float()
+        # balanced: few tokens change, and "nothing changes" must not win by pushing the points away
+        pos_weight = (target.numel() - target.sum()) / target.sum().clamp_min(1.0)
+        out["where_loss"] = F.binary_cross_entropy_with_logits(logits[known], target, pos_weight=pos_weight)
+        out["loss"] = out["loss"] + cfg.where_weight * out["where_loss"]
     return out
 
 
