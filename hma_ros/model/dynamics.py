@@ -23,7 +23,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from hma_ros.model.diffusion import DiffusionHead
+from hma_ros.model.tokens import TOKEN_KINDS
 
 CONDITIONINGS = ("modulate+concat", "modulate", "concat", "add", "cross", "none")
 OBJECTIVES = ("forward", "passive", "full", "policy")
@@ -280,12 +280,7 @@ class HMADynamics(nn.Module):
         super().__init__()
         self.cfg = cfg
         d, K = cfg.d_model, len(cfg.levels)
-        if cfg.token_kind == "discrete":
-            self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
-            self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
-        else:
-            self.token_in = nn.Linear(cfg.token_dim, d)
-            self.token_head = DiffusionHead(cfg.token_dim, d, cfg.diff_width, cfg.diff_depth)
+        self.tokens = TOKEN_KINDS[cfg.token_kind](cfg, d)  # what a token is (model/tokens.py)
         self.mask_emb = nn.Parameter(torch.randn(d) * 0.02)
         self.pos_emb = nn.Parameter(torch.randn(cfg.slot_tokens, d) * 0.02)
         self.cond_bias = nn.Parameter(torch.zeros(d))
@@ -306,35 +301,29 @@ class HMADynamics(nn.Module):
         d = self.cfg.d_model
         bands = self.cfg.fourier_bands if self.cfg.action_encoding == "fourier" else 0
         self.stems[name] = Stem(stride, action_dim, d, mean, std, bands, self.cfg.action_points)
-        if self.cfg.token_kind == "discrete":
-            self.heads[name] = Head(stride, action_dim, d)
-        else:  # MAR: a diffusion decoder of the whole chunk
-            self.heads[name] = DiffusionHead(stride * action_dim, d, self.cfg.diff_width, self.cfg.diff_depth)
+        self.heads[name] = self.tokens.action_head(stride, action_dim, d)  # regression | diffusion
 
     @property
     def continuous(self) -> bool:
-        return self.cfg.token_kind == "continuous"
+        return self.tokens.continuous
 
     def action_loss(self, emb: str, feat: torch.Tensor, target: torch.Tensor, gen=None) -> torch.Tensor:
         """feat (N, D) trunk features at action slots, target (N, stride, dim) normalized chunks."""
-        head = self.heads[emb]
-        if self.continuous:
-            return head.loss(target.flatten(1), feat, gen)
-        return F.mse_loss(head(feat), target)
+        return self.tokens.action_loss(self.heads[emb], feat, target, gen)
 
     def predict_actions(self, emb: str, feat: torch.Tensor, gen=None, temperature: float = 1.0,
                         samples: int = 1) -> torch.Tensor:
-        """feat (N, D) -> normalized chunks (N, stride, dim): regression, or a DDIM sample -- or,
-        with samples > 1, the mean of that many DDIM samples (an estimate of the conditional
-        mean, the MSE-optimal chunk, where one sample is one mode of a multimodal policy)."""
-        head = self.heads[emb]
-        if self.continuous:
-            stem = self.stems[emb]
-            n = feat.shape[0]
-            x = head.sample(feat.repeat_interleave(samples, 0), self.cfg.ddim_steps, self.cfg.ddim_clip,
-                            temperature, gen)
-            return x.view(n, samples, -1).mean(1).unflatten(-1, (stem.stride, stem.action_dim))
-        return head(feat)
+        """feat (N, D) -> normalized chunks (N, stride, dim) (tokens.predict_actions)."""
+        stem = self.stems[emb]
+        return self.tokens.predict_actions(self.heads[emb], feat, stem.stride, stem.action_dim, gen,
+                                           temperature, samples)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before model/tokens.py kept the token modules at the top level
+        for old in ("token_emb.", "out.", "token_in.", "token_head."):
+            for k in [k for k in state_dict if k.startswith(prefix + old)]:
+                state_dict[prefix + "tokens." + k[len(prefix):]] = state_dict.pop(k)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ embedding
     def action_features(self, emb: str, actions: torch.Tensor | None, action_masked: torch.Tensor | None,
@@ -355,10 +344,7 @@ class HMADynamics(nn.Module):
     def embed(self, codes: torch.Tensor, token_masked: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
         """codes (B, T, S, K) long FSQ codes or (B, T, S, C) float soft tokens; token_masked
         (B, T, S) bool; act (B, T, D) -> (B, T, S', D)."""
-        if self.continuous:
-            x = self.token_in(codes.float())
-        else:
-            x = sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
+        x = self.tokens.embed(codes)
         x = torch.where(token_masked[..., None], self.mask_emb.expand_as(x), x)
         if self.cfg.conditioning == "add":
             x = x + act[:, :, None]
@@ -398,7 +384,7 @@ class HMADynamics(nn.Module):
             new.append(kv)
         x = self.norm_out(x)
         img = x[:, :, : cfg.tokens_per_frame]
-        out = img if self.continuous else [o(img) for o in self.out]
+        out = self.tokens.head(img)
         pooled = x[:, :, -1] if cfg.concat else img.mean(dim=2)
         return out, pooled, new
 

@@ -1,6 +1,7 @@
 """Masked autoregression for video tokens: the training objective and the per-frame sampler,
 for discrete FSQ tokens (MaskGIT: cross-entropy, categorical sampling) and continuous soft
-tokens (MAR: a diffusion head per token, DDIM sampling) through the same code.
+tokens (MAR: a diffusion head per token, DDIM sampling) through the same code; what differs
+between the two lives in the token-kind object, model/tokens.py.
 
 Training: frames 1..T-1 of a window are masked with ratios drawn from the cosine schedule
 (at least `mask_min_ratio`), sorted so later frames are masked more (the paper's horizon
@@ -73,7 +74,7 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     valid_in = torch.cat([torch.ones_like(action_valid[:, :1]), action_valid[:, :-1]], dim=1)
     action_target &= valid_in
     inputs = codes
-    if cfg.corrupt_prob > 0 and not model.continuous:
+    if cfg.corrupt_prob > 0 and not model.continuous:  # random codes exist for FSQ tokens only
         levels = torch.tensor(cfg.levels, device=dev)
         rnd = (torch.rand(B, T, S, K, generator=gen, device=dev) * levels).long()
         flip = (torch.rand(B, T, S, generator=gen, device=dev) < cfg.corrupt_prob) & ~masked
@@ -84,23 +85,12 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     out: dict[str, torch.Tensor] = {}
     if cfg.objective != "policy" and masked.any():
         sel = masked
-        if model.continuous:  # MAR: diffusion loss on the masked soft tokens
-            out["token_loss"] = model.token_head.loss(codes[sel].float(), tok_out[sel], gen)
-            out["token_acc"] = torch.zeros((), device=dev)
-        else:
-            ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=cfg.label_smoothing,
-                                     reduction="none") for k, lg in enumerate(tok_out))
-            if cfg.motion_weight != 1.0:  # weigh the tokens that move (what actions explain) up
-                if moving is None:
-                    raise ValueError("motion_weight != 1 needs the moving-token mask (TokenizedDataset.batch)")
-                w = torch.where(moving[sel], cfg.motion_weight, 1.0)
-                ce = (ce * w).sum() / w.sum()
-            else:
-                ce = ce.mean()
-            with torch.no_grad():
-                pred = torch.stack([lg[sel].argmax(-1) for lg in tok_out], dim=-1)
-                out["token_acc"] = (pred == codes[sel]).all(-1).float().mean()
-            out["token_loss"] = ce
+        weight = None
+        if cfg.motion_weight != 1.0:  # weigh the tokens that move (what actions explain) up
+            if moving is None:
+                raise ValueError("motion_weight != 1 needs the moving-token mask (TokenizedDataset.batch)")
+            weight = torch.where(moving[sel], cfg.motion_weight, 1.0)
+        out["token_loss"], out["token_acc"] = model.tokens.loss(tok_out, codes, sel, weight, gen)
     else:
         out["token_loss"] = torch.zeros((), device=dev)
         out["token_acc"] = torch.zeros((), device=dev)
@@ -156,10 +146,10 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
     window's start."""
     cfg = model.cfg
     S = cfg.tokens_per_frame
-    K = cfg.token_dim if model.continuous else len(cfg.levels)
     B = action_in.shape[0] if action_in is not None else (context[0].shape[0] if context else 1)
     dev = model.mask_emb.device
-    codes = torch.zeros(B, 1, S, K, dtype=torch.float32 if model.continuous else torch.long, device=dev)
+    tokens = model.tokens
+    codes = tokens.blank(B, S, dev)
     masked = torch.ones(B, 1, S, dtype=torch.bool, device=dev)
     order = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
     done = 0
@@ -175,12 +165,12 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
             both_mask = torch.cat([torch.zeros_like(masked), masked], dim=1)
             logits, _, kv = model(emb, both, both_mask, a, None, cache=cache, first_is_start=False)
             cache.append([(k[:, :, :1], v[:, :, :1]) for k, v in kv])
-            logits = _last_slot(logits)
+            logits = tokens.newest(logits)
         elif cache is not None:
             a = action_in[:, None] if (use_actions and action_in is not None) else None
             first = len(cache) == 0 and cache.next_pos == 0
             logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)
-            logits = _last_slot(logits)
+            logits = tokens.newest(logits)
         else:
             past_codes, past_act = context[:2] if context is not None else (codes[:, :0], None)
             unknown = context[2] if context is not None and len(context) > 2 else None
@@ -193,30 +183,13 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
                 if unknown is not None:
                     am = torch.cat([unknown, torch.zeros(B, 1, dtype=torch.bool, device=dev)], dim=1)
             logits, _, _ = model(emb, all_codes, all_mask, a, am)
-            logits = _last_slot(logits)
+            logits = tokens.newest(logits)
         idx = order[:, done: done + n_now]  # positions whose turn it is
         bidx = torch.arange(B, device=dev)[:, None]
-        if model.continuous:  # logits are conditions z (B, S, D): denoise only this turn's tokens
-            z = logits[bidx, idx]  # (B, n, D)
-            x = model.token_head.sample(z.reshape(-1, z.shape[-1]), cfg.ddim_steps, cfg.ddim_clip, temperature, gen)
-            codes[bidx, 0, idx] = x.reshape(B, n_now, K)
-        else:
-            sampled = torch.stack([_sample(lg, temperature, gen) for lg in logits], dim=-1)  # (B, S, K)
-            codes[bidx, 0, idx] = sampled[bidx, idx]
+        codes[bidx, 0, idx] = tokens.sample(logits, idx, temperature, gen)
         masked[bidx, 0, idx] = False
         done += n_now
     return codes[:, 0]
 
 
-def _last_slot(out):
-    """The newest slot's token output: per-factor logits (B, S, L_k) or conditions (B, S, D)."""
-    return [lg[:, -1] for lg in out] if isinstance(out, list) else out[:, -1]
 
-
-def _sample(logits: torch.Tensor, temperature: float, gen: torch.Generator | None) -> torch.Tensor:
-    """logits (B, S, L) -> (B, S) samples; temperature 0 = argmax."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    probs = F.softmax(logits.float() / temperature, dim=-1)
-    flat = probs.reshape(-1, probs.shape[-1])
-    return torch.multinomial(flat, 1, generator=gen).reshape(probs.shape[:-1])

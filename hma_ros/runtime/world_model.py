@@ -262,9 +262,7 @@ class WorldModel:
     def _act(self, slots, cache: KVCache | None, samples: int = 1, temperature: float | None = None) -> np.ndarray:
         """The head's chunk at a new slot (frame and action masked) after `slots`."""
         S = self.dyn.cfg.tokens_per_frame
-        K = self.dyn.cfg.token_dim if self.dyn.continuous else len(self.dyn.cfg.levels)
-        codes = torch.zeros(1, 1, S, K, dtype=torch.float32 if self.dyn.continuous else torch.long,
-                            device=self.device)
+        codes = self.dyn.tokens.blank(1, S, self.device)
         masked = torch.ones(1, 1, S, dtype=torch.bool, device=self.device)
         a = torch.zeros(1, 1, self.stride, self.action_dim, device=self.device)
         am = torch.ones(1, 1, dtype=torch.bool, device=self.device)

@@ -1,0 +1,147 @@
+"""What a token is: one object per token kind, owning everything that differs between them.
+
+- `DiscreteTokens` (MaskGIT): FSQ code vectors (K factors, levels L_k); an embedding per factor
+  in, a linear classifier per factor out; cross-entropy (label smoothing, optional weights per
+  token); categorical sampling at a temperature (0 = argmax); action chunks regressed (MSE).
+- `ContinuousTokens` (MAR): soft tokens (C channels); a linear layer in, the trunk's output is a
+  condition z for a small diffusion head that denoises each token; DDIM sampling; action chunks
+  denoised by a diffusion head too (a sample, or the mean of several).
+
+The trunk, the masks, the unmasking schedule and the KV cache are the same for both
+(model/dynamics.py, model/maskgit.py); they call these methods and never ask which kind.
+State-dict names (`token_emb`, `out`, `token_in`, `token_head`) are the ones checkpoints have
+always used, under this module (`tokens.`); HMADynamics maps older checkpoints' names.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from hma_ros.model.diffusion import DiffusionHead
+
+
+class DiscreteTokens(nn.Module):
+    kind = "discrete"
+    continuous = False
+
+    def __init__(self, cfg, d: int):
+        super().__init__()
+        self.cfg = cfg
+        self.width = len(cfg.levels)  # K: values per token
+        self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
+        self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
+
+    def blank(self, B: int, S: int, device) -> torch.Tensor:
+        """Placeholder codes of one slot (B, 1, S, K), every token to be decided."""
+        return torch.zeros(B, 1, S, self.width, dtype=torch.long, device=device)
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:  # (..., K) long -> (..., D)
+        return sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
+
+    def head(self, h: torch.Tensor) -> list[torch.Tensor]:  # (..., D) -> K logits (..., L_k)
+        return [o(h) for o in self.out]
+
+    @staticmethod
+    def newest(out: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The newest slot's output of head((B, T, S, D)): K logits (B, S, L_k)."""
+        return [lg[:, -1] for lg in out]
+
+    def loss(self, out, codes: torch.Tensor, sel: torch.Tensor, weight: torch.Tensor | None = None,
+             gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy on the selected tokens (sel: bool over codes' leading dims), summed over
+        factors, weighted per token when given; and exact-token accuracy."""
+        ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=self.cfg.label_smoothing,
+                                 reduction="none") for k, lg in enumerate(out))
+        ce = (ce * weight).sum() / weight.sum() if weight is not None else ce.mean()
+        with torch.no_grad():
+            pred = torch.stack([lg[sel].argmax(-1) for lg in out], dim=-1)
+            acc = (pred == codes[sel]).all(-1).float().mean()
+        return ce, acc
+
+    def sample(self, out_slot, idx: torch.Tensor, temperature: float, gen=None) -> torch.Tensor:
+        """Tokens at positions idx (B, n) of a slot's output (newest()) -> (B, n, K). Every
+        position is drawn and idx's kept: the generator advances as it always has, so a seed
+        gives the same futures as before this module existed."""
+        bidx = torch.arange(idx.shape[0], device=idx.device)[:, None]
+        return torch.stack([_categorical(lg, temperature, gen) for lg in out_slot], dim=-1)[bidx, idx]
+
+    # action chunks (the per-embodiment heads are made here, owned by HMADynamics)
+    def action_head(self, stride: int, action_dim: int, d: int) -> nn.Module:
+        from hma_ros.model.dynamics import Head
+
+        return Head(stride, action_dim, d)
+
+    def action_loss(self, head, feat, target, gen=None) -> torch.Tensor:
+        return F.mse_loss(head(feat), target)
+
+    def predict_actions(self, head, feat, stride: int, action_dim: int, gen=None, temperature: float = 1.0,
+                        samples: int = 1) -> torch.Tensor:
+        return head(feat)
+
+
+class ContinuousTokens(nn.Module):
+    kind = "continuous"
+    continuous = True
+
+    def __init__(self, cfg, d: int):
+        super().__init__()
+        self.cfg = cfg
+        self.width = cfg.token_dim  # C channels per soft token
+        self.token_in = nn.Linear(cfg.token_dim, d)
+        self.token_head = DiffusionHead(cfg.token_dim, d, cfg.diff_width, cfg.diff_depth)
+
+    def blank(self, B: int, S: int, device) -> torch.Tensor:
+        return torch.zeros(B, 1, S, self.width, dtype=torch.float32, device=device)
+
+    def embed(self, codes: torch.Tensor) -> torch.Tensor:
+        return self.token_in(codes.float())
+
+    def head(self, h: torch.Tensor) -> torch.Tensor:  # the conditions z for the diffusion head
+        return h
+
+    @staticmethod
+    def newest(out: torch.Tensor) -> torch.Tensor:
+        return out[:, -1]
+
+    def loss(self, out, codes, sel, weight=None, gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+        if weight is not None:
+            raise ValueError("per-token weights (motion_weight) are not implemented for MAR's diffusion loss")
+        return self.token_head.loss(codes[sel].float(), out[sel], gen), torch.zeros((), device=codes.device)
+
+    def sample(self, out_slot, idx, temperature, gen=None) -> torch.Tensor:
+        """Denoise only the tokens at idx (B, n) from their conditions -> (B, n, C)."""
+        B, n = idx.shape
+        bidx = torch.arange(B, device=idx.device)[:, None]
+        z = out_slot[bidx, idx]
+        x = self.token_head.sample(z.reshape(-1, z.shape[-1]), self.cfg.ddim_steps, self.cfg.ddim_clip,
+                                   temperature, gen)
+        return x.reshape(B, n, self.width)
+
+    def action_head(self, stride: int, action_dim: int, d: int) -> nn.Module:
+        return DiffusionHead(stride * action_dim, d, self.cfg.diff_width, self.cfg.diff_depth)
+
+    def action_loss(self, head, feat, target, gen=None) -> torch.Tensor:
+        return head.loss(target.flatten(1), feat, gen)
+
+    def predict_actions(self, head, feat, stride: int, action_dim: int, gen=None, temperature: float = 1.0,
+                        samples: int = 1) -> torch.Tensor:
+        """A DDIM sample per chunk, or with samples > 1 the mean of that many (an estimate of the
+        conditional mean, the MSE-optimal chunk, where one sample is one mode of a multimodal policy)."""
+        n = feat.shape[0]
+        x = head.sample(feat.repeat_interleave(samples, 0), self.cfg.ddim_steps, self.cfg.ddim_clip,
+                        temperature, gen)
+        return x.view(n, samples, -1).mean(1).unflatten(-1, (stride, action_dim))
+
+
+TOKEN_KINDS = {"discrete": DiscreteTokens, "continuous": ContinuousTokens}
+
+
+def _categorical(logits: torch.Tensor, temperature: float, gen) -> torch.Tensor:
+    """logits (B, S, L) -> (B, S) samples; temperature 0 = argmax."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    probs = F.softmax(logits.float() / temperature, dim=-1)
+    flat = probs.reshape(-1, probs.shape[-1])
+    return torch.multinomial(flat, 1, generator=gen).reshape(probs.shape[:-1])
