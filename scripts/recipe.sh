@@ -6,7 +6,8 @@
 # Stages: data tokenizer pretrain finetune eval (models/hma_discrete_small), motion (an
 # experiment: the motion-weighted loss), then mar mar_eval (models/hma_mar_small: continuous
 # tokenizer + MAR dynamics, same data), moves moves_eval (what moves: tracking tokenizer,
-# Fourier action features, its passive control; see the model cards).
+# Fourier action features, its passive control; see the model cards), actionmap actionmap_eval
+# (the action map: learned points whose heatmaps bind an action to where it acts, vs its control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -120,6 +121,27 @@ if [[ $STAGE == all || $STAGE == moves_eval ]]; then
       --trials 1 --out runs/test_mar_moves12
   hma eval --ckpt models/hma_mar_small $T --embodiments $PRE --render tokens --trials 1 --gifs 0 \
       --out runs/test_mar_tokens
+fi
+if [[ $STAGE == all || $STAGE == actionmap ]]; then
+  # the shipped model on the tracking tokenizer, continued with and without the action map, one
+  # core each, same data, settings and learning rate (the map's run is shorter: it was restarted
+  # twice while its loss was fixed; the control had the longer budget)
+  AM="--data data/sim --embodiments $PRE --init models/hma_discrete_small --tokenizer models/tokenizer_moves \
+      --motion-weight 5 --lr 5e-4 --warmup 100 --threads 1 --batch-size 8 --save-every 250 --eval-every 0"
+  OMP_NUM_THREADS=1 hma train $AM --steps 1200 --minutes 58 --action-points 4 --out runs/hma_apw &
+  OMP_NUM_THREADS=1 hma train $AM --steps 1600 --minutes 70 --out runs/hma_ap_control &
+  wait
+fi
+if [[ $STAGE == all || $STAGE == actionmap_eval ]]; then
+  T="--data data/test --episodes all --windows 48 --embodiments $PRE --trials 2"
+  for R in hma_apw hma_ap_control; do
+    hma eval --ckpt runs/$R $T --out runs/test_$R &
+  done
+  wait
+  for R in hma_apw hma_ap_control; do
+    hma eval --ckpt runs/$R $T --render tokens --gifs 1 --out runs/test_${R}_tokens &
+  done
+  wait
 fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1

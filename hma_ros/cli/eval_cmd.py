@@ -42,13 +42,23 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
     p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
+    p.add_argument("--lpips", metavar="PATH", help="LPIPS (AlexNet) weights, lpips_alex.safetensors or its folder: "
+                   "adds LPIPS (nothing downloads; scripts/convert_metric_weights.py makes the file)")
+    p.add_argument("--fid", metavar="PATH", help="FID Inception weights, fid_inception.safetensors or its folder: adds FID")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from hma_ros.cli import CliError
     from hma_ros.data.dataset import DatasetError, find_datasets
-    from hma_ros.evaluation.heldout import ARMS, evaluate, format_moves_table, format_table, pick_windows
+    from hma_ros.evaluation.heldout import (
+        ARMS,
+        evaluate,
+        format_learned_table,
+        format_moves_table,
+        format_table,
+        pick_windows,
+    )
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import WorldModel, build_models
 
@@ -80,6 +90,16 @@ def run(args) -> int:
                            f"and the data ({', '.join(datasets)})")
     if not names:
         raise CliError("no embodiment in both the checkpoint and the data")
+    learned = {}
+    try:
+        from hma_ros.evaluation.learned import LPIPS, FIDInception, MetricWeightsError
+
+        if args.lpips:
+            learned["lpips"] = LPIPS.load(args.lpips)
+        if args.fid:
+            learned["fid"] = FIDInception.load(args.fid)
+    except MetricWeightsError as e:
+        raise CliError(str(e)) from None
     out = Path(args.out or Path(args.ckpt) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     P = args.prompt or dyn.cfg.prompt
@@ -102,12 +122,14 @@ def run(args) -> int:
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
-        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs)
+        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs, learned)
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     table = format_table(results) + "\n\nWhat moves (1/16 of the frame side = 4 px at 64x64):\n\n" + \
         format_moves_table(results)
+    if learned:
+        table += "\n\nLearned metrics (lower is closer):\n\n" + format_learned_table(results)
     (out / "table.md").write_text(table + "\n")
     print(table)
     print(f"\nwrote {out / 'eval.json'}, {out / 'table.md'} and GIFs (truth | imagined)")

@@ -41,7 +41,9 @@ def random_chunks(stats: dict, shape, rng) -> np.ndarray:
 
 
 def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None = None, gif_dir: Path | None = None,
-             gifs: int = 0) -> dict:
+             gifs: int = 0, learned: dict | None = None) -> dict:
+    """learned: optional {"lpips": LPIPS, "fid": FIDInception} (evaluation/learned.py) -- scored
+    for the model and copy-last on the same imagined frames."""
     import torch
 
     from hma_ros.evaluation.tracking import score_frames
@@ -60,6 +62,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
     episodes = []
     keys = list(ds.meta.get("state_keys", []))
     has_agent = "agent_x" in keys and "agent_y" in keys  # PushT: actuated-part tracking
+    seen = {}  # learned metrics: imagined / copied / true frames per arm, for FID
     moves = {}  # "what moves" per arm (model, copy, tokenizer, other models): list of per-window dicts
     for wi, (ep, start) in enumerate(windows):
         w = ds.window(start, T)
@@ -91,6 +94,12 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             agent = st[:, [keys.index("agent_x"), keys.index("agent_y")]]
         newest = w.frames[P - 1]
         moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent))
+        if learned:
+            for arm, frames in (("model", pred), ("copy_last", copy)):
+                seen.setdefault(arm, []).append(frames)
+                if "lpips" in learned:
+                    rows.setdefault(f"lpips_{arm}", []).append(float(learned["lpips"](frames, truth).mean()))
+            seen.setdefault("truth", []).append(truth)
         moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent))
         p = psnr_np(pred, truth)
         rows["psnr"].append(p.mean())
@@ -152,6 +161,8 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         "delta_psnr_last": float(np.mean(d_last)), "delta_psnr_last_ci95": bootstrap_ci(per_episode(d_last)),
     }
     out["moves"] = summarize_moves(moves, eps)
+    if learned:
+        out["learned"] = learned_summary(learned, R, seen, per_episode)
     for k in ("perplexity", "token_accuracy"):  # no categorical distribution over soft tokens: null, not NaN
         if out[k] != out[k]:
             out[k] = None
@@ -173,6 +184,44 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             out[f"{label}_ppl_ratio"] = float(np.exp(np.mean(gap)))
             out[f"{label}_ppl_ratio_ci95"] = [float(np.exp(v)) for v in bootstrap_ci(per_episode(gap))]
     return out
+
+
+def learned_summary(learned: dict, R: dict, seen: dict, per_episode) -> dict:
+    """LPIPS (mean over imagined frames, model - copy-last paired interval) and FID of all
+    imagined frames against all true ones (one figure per arm: FID is a set statistic)."""
+    from hma_ros.evaluation.learned import frechet_distance
+    from hma_ros.model.metrics import bootstrap_ci
+
+    res = {}
+    if "lpips" in learned:
+        res["lpips"] = float(np.mean(R["lpips_model"]))
+        res["copy_last_lpips"] = float(np.mean(R["lpips_copy_last"]))
+        res["lpips_vs_copy_last_ci95"] = bootstrap_ci(per_episode(R["lpips_model"] - R["lpips_copy_last"]))
+    if "fid" in learned:
+        real = learned["fid"](np.concatenate(seen["truth"])).numpy()
+        res["frames"] = int(len(real))
+        for arm in ("model", "copy_last"):
+            res["fid" if arm == "model" else "copy_last_fid"] = frechet_distance(
+                learned["fid"](np.concatenate(seen[arm])).numpy(), real)
+    return res
+
+
+def format_learned_table(results: dict) -> str:
+    """LPIPS / FID per embodiment beside copy-last, when `hma eval --lpips/--fid` gave weights."""
+    lines = ["| embodiment | LPIPS | copy-last LPIPS | model - copy [95% CI] | FID | copy-last FID | frames |",
+             "|---|---|---|---|---|---|---|"]
+    for name, r in results.items():
+        m = r.get("learned")
+        if not m:
+            continue
+
+        def f(k, fmt="{:.4f}", m=m):
+            return fmt.format(m[k]) if k in m else "-"
+        ci = m.get("lpips_vs_copy_last_ci95")
+        ci_s = f"[{ci[0]:+.4f}, {ci[1]:+.4f}]" if ci else "-"
+        lines.append(f"| {name} | {f('lpips')} | {f('copy_last_lpips')} | {ci_s} | {f('fid', '{:.2f}')} | "
+                     f"{f('copy_last_fid', '{:.2f}')} | {m.get('frames', '-')} |")
+    return "\n".join(lines)
 
 
 def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
