@@ -6,17 +6,11 @@
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from pathlib import Path
 
-DEFAULTS = {  # embodiment: (episodes, seconds) of the default mixture
-    "pusht": (160, 15.0),
-    "reacher": (100, 15.0),
-    "cheetah": (100, 15.0),
-    "manipulator": (100, 15.0),
-}
+from hma_ros.data.generate import DEFAULTS
 
 
 def add_parser(sub, name: str) -> None:
@@ -32,68 +26,6 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
-
-
-def generate(name: str, out: Path, episodes: int, seconds: float, seed: int, bag: bool,
-             overwrite: bool, position: int = 0) -> dict:
-    from tqdm import tqdm
-
-    from hma_ros.data.bags import BagRecorder
-    from hma_ros.data.chunker import Chunker
-    from hma_ros.data.dataset import DatasetWriter
-    from hma_ros.data.embodiment import load_embodiment
-    from hma_ros.data.rollout import EPISODE_SPACING, episode_events, events_to_steps, policy_schedule
-    from hma_ros.data.sims import Policy, make_sim
-
-    emb = load_embodiment(name)
-    sim = make_sim(emb.sim or name)
-    if abs(sim.info.control_hz - emb.action_hz) > 1e-6:
-        raise ValueError(f"{emb.source_file}: action.hz {emb.action_hz} but the simulator runs at {sim.info.control_hz} Hz")
-    camera_hz = emb.camera_hz or sim.info.control_hz
-    sim.reset(seed)
-    state_keys = tuple(sim.state())
-    t_start = time.time()
-    writer = DatasetWriter(out / name, emb, source=f"hma gen-data ({name}, seed {seed})",
-                           state_keys=state_keys, overwrite=overwrite)
-    if bag and (out / "bags" / name).exists():
-        if not overwrite:
-            raise FileExistsError(f"{out / 'bags' / name} exists; pass --overwrite to replace it")
-        __import__("shutil").rmtree(out / "bags" / name)
-    recorder = BagRecorder(out / "bags" / name, emb) if bag else None
-    chunker = Chunker(emb.chunker_config)
-    kinds = policy_schedule(episodes, seed)
-    rng = __import__("numpy").random.default_rng(seed)
-    base = 1_700_000_000.0  # stamps look like a real robot's wall clock
-    try:
-        for ep in tqdm(range(episodes), desc=f"{name:<12}", unit="ep", position=position, leave=True):
-            policy = Policy(sim, kinds[ep], rng)
-            for ev in episode_events(sim, policy, seconds, camera_hz, base + ep * EPISODE_SPACING,
-                                     seed * 100_003 + ep):
-                if recorder is not None:
-                    if ev.kind == "frame":
-                        recorder.image(ev.t, ev.value)
-                    elif ev.kind == "joints":
-                        recorder.joints(ev.t, emb.joint_names, ev.value)
-                    else:
-                        recorder.command(ev.t, ev.value)
-                for s in events_to_steps(chunker, emb, ev):
-                    writer.add(s)
-        for s in chunker.flush():
-            writer.add(s)
-        writer.close({"policies": kinds, "camera_hz": camera_hz, "seconds": seconds})
-    except BaseException:
-        writer.abort()
-        raise
-    finally:
-        if recorder is not None:
-            recorder.close()
-        sim.close()
-    return {"name": name, "steps": writer.n, "episodes": len(writer.episodes),
-            "seconds": round(time.time() - t_start, 1)}
-
-
-def _worker(args):
-    return generate(*args)
 
 
 def run(args) -> int:
@@ -113,17 +45,10 @@ def run(args) -> int:
     for n in names:
         if (out / n).exists() and not args.overwrite:
             raise CliError(f"{out / n} exists; pass --overwrite to replace it")
-    jobs = []
-    for i, n in enumerate(names):
-        eps, secs = DEFAULTS[n]
-        jobs.append((n, out, args.episodes or eps, args.seconds or secs, args.seed + i, args.bag,
-                     args.overwrite, i))
+    from hma_ros.data.generate import generate_all
+
     t0 = time.time()
-    if args.workers > 1 and len(jobs) > 1:
-        with mp.get_context("spawn").Pool(min(args.workers, len(jobs))) as pool:
-            results = pool.map(_worker, jobs, chunksize=1)
-    else:
-        results = [_worker(j) for j in jobs]
+    results = generate_all(names, out, args.episodes, args.seconds, args.seed, args.bag, args.overwrite, args.workers)
     for r in results:
         print(f"{r['name']:<12} {r['episodes']:>4} episodes {r['steps']:>6} steps  {r['seconds']:>7.1f} s  -> {out / r['name']}")
     print(f"total wall time {time.time() - t0:.1f} s ({args.workers} workers)")
