@@ -60,6 +60,9 @@ class DynamicsTraining:
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
 
+LOGGED = ("loss", "token_loss", "action_loss", "token_acc", "where_loss")  # train_log.csv columns (+ lr)
+
+
 def _lr(step: int, total: int, base: float, warmup: int) -> float:
     if step < warmup:
         return base * (step + 1) / warmup
@@ -238,7 +241,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     log_f = open(out / "train_log.csv", "a", newline="") if rank == 0 else None
     log = csv.writer(log_f) if log_f else None
     if log and step == 0:
-        log.writerow(["step", "seconds", "embodiment", "loss", "token_loss", "action_loss", "token_acc", "lr"])
+        log.writerow(["step", "seconds", "embodiment", *LOGGED, "lr"])
     tb = None
     if rank == 0:
         try:
@@ -284,14 +287,15 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         step += 1
         bar.update(1)
         if log and (step % 10 == 0 or step == 1):
-            row = [step, round(time.time() - t_start, 1), name] + [round(float(losses[k].detach()), 5) for k in
-                                                                   ("loss", "token_loss", "action_loss", "token_acc")] + [lr]
+            row = [step, round(time.time() - t_start, 1), name] + [
+                round(float(losses[k].detach()), 5) if k in losses else "" for k in LOGGED] + [lr]
             log.writerow(row)
             log_f.flush()
             bar.set_postfix(emb=name[:8], loss=f"{float(loss.detach()):.3f}", acc=f"{float(losses['token_acc']):.3f}")
             if tb:
-                for k in ("loss", "token_loss", "action_loss", "token_acc"):
-                    tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
+                for k in LOGGED:
+                    if k in losses:
+                        tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
         if step % opts.save_every == 0:
             save()
         if rank == 0 and opts.eval_every and step % opts.eval_every == 0:
