@@ -176,6 +176,32 @@ def test_the_action_maps_own_task_pulls_a_position_commands_point_onto_the_token
     assert (placed - test.view(2, 2)).abs().max() < 0.1  # within less than half a token (0.25)
 
 
+def test_where_temperature_samples_only_where_the_action_map_says_the_frame_changes():
+    """Everywhere "changes" = sampling the whole frame at that temperature; nowhere = greedy;
+    both exactly, through the same generator. A model without a map refuses the option."""
+    tok, dyn, config = tiny(action_points=2)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (4, 5, 2))
+
+    def run(**kw):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=4, **kw)
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+        return wm.imagine(fut)
+
+    greedy, hot = run(), run(temperature=1.0)
+    assert not np.array_equal(greedy, hot)
+    with torch.no_grad():
+        dyn.action_map.where.bias.fill_(50.0)  # every token changes
+        np.testing.assert_array_equal(run(where_temperature=1.0), hot)
+        dyn.action_map.where.bias.fill_(-50.0)  # none does
+        np.testing.assert_array_equal(run(where_temperature=1.0), greedy)
+    _, plain, plain_cfg = tiny()
+    with pytest.raises(ValueError, match="action map"):
+        WorldModel(tok, plain, plain_cfg, "pusht", where_temperature=1.0)
+
+
 def test_action_projectors_use_xavier_gain_0_1():
     _, dyn, _ = tiny()
     w = dyn.stems["pusht"].net[0].weight

@@ -138,8 +138,17 @@ class ContinuousTokens(nn.Module):
 TOKEN_KINDS = {"discrete": DiscreteTokens, "continuous": ContinuousTokens}
 
 
-def _categorical(logits: torch.Tensor, temperature: float, gen) -> torch.Tensor:
-    """logits (B, S, L) -> (B, S) samples; temperature 0 = argmax."""
+def _categorical(logits: torch.Tensor, temperature, gen) -> torch.Tensor:
+    """logits (B, S, L) -> (B, S) samples; temperature 0 = argmax. A (B, S) tensor of
+    temperatures samples each position at its own (0: argmax there)."""
+    if torch.is_tensor(temperature):
+        greedy = logits.argmax(-1)
+        hot = temperature > 0
+        if not bool(hot.any()):
+            return greedy
+        probs = F.softmax(logits.float() / temperature.clamp_min(1e-6)[..., None].float(), dim=-1)
+        drawn = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=gen).reshape(probs.shape[:-1])
+        return torch.where(hot, drawn, greedy)
     if temperature <= 0:
         return logits.argmax(-1)
     probs = F.softmax(logits.float() / temperature, dim=-1)

@@ -75,7 +75,7 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
 class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
-                 use_cache: bool = True, name: str = "", render: str = "residual"):
+                 use_cache: bool = True, name: str = "", render: str = "residual", where_temperature: float = 0.0):
         if embodiment not in config["embodiments"]:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
@@ -91,6 +91,9 @@ class WorldModel:
         if render not in RENDER_MODES:
             raise ValueError(f"render must be one of {RENDER_MODES}, got {render!r}")
         self.render = render
+        if where_temperature > 0 and (self.dyn.action_map is None or self.dyn.continuous):
+            raise ValueError("where_temperature needs a discrete-token model with an action map (hma train --action-points)")
+        self.where_temperature = where_temperature
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -160,10 +163,20 @@ class WorldModel:
             cache.append(kv)
         return cache
 
+    def _temperature(self, a: torch.Tensor | None):
+        """The sampling temperature of the next frame's tokens: `temperature`, or -- with
+        `where_temperature` > 0 and an action map -- that temperature at the tokens the map says the
+        action changes (its where-head, p > 0.5), so an uncertain moving part is sampled instead of
+        averaged away by per-factor argmax, and `temperature` everywhere else."""
+        if self.where_temperature <= 0 or a is None or self.dyn.action_map is None:
+            return self.temperature
+        p = torch.sigmoid(self.dyn.action_map.where_logits(self.stem.place(a[None, None])))[:, 0]  # (1, S)
+        return torch.where(p > 0.5, self.where_temperature, self.temperature)
+
     def _sample(self, slots, cache: KVCache | None, a: torch.Tensor, pending=None) -> torch.Tensor:
         """Codes (1, S, K) of the frame after `slots`: through `cache` (which holds `slots`, but
         `pending`), or recomputing the whole context at every unmasking step."""
-        kw = dict(steps=self.mask_steps, temperature=self.temperature, gen=self.gen)
+        kw = dict(steps=self.mask_steps, temperature=self._temperature(a), gen=self.gen)
         if cache is not None:
             return sample_frame(self.dyn, self.embodiment, a[None], cache, pending=pending, **kw)
         codes = torch.cat([c for c, _ in slots])[None]
