@@ -37,8 +37,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
     p.add_argument("--where-temperature", type=float, default=0.0,
-                   help="models with an action map: sample at this temperature where the map says the action "
-                        "changes the frame (0: off)")
+                   help="models with an action map: sample at this temperature the --where-tokens tokens the map "
+                        "ranks most likely to change (0: off)")
+    p.add_argument("--where-tokens", type=int, default=8, help="with --where-temperature (default %(default)s)")
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--render", default="residual", choices=RENDER_MODES,
                    help="imagined-frame rendering (WorldModel.render); --passive/--scratch use the same")
@@ -114,7 +115,7 @@ def run(args) -> int:
         if args.ddim_steps:
             dyn.cfg.ddim_steps = args.ddim_steps
         wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
-                        where_temperature=args.where_temperature,
+                        where_temperature=args.where_temperature, where_tokens=args.where_tokens,
                         render=args.render)
         arms = {}
         for label, (oconfig, otok, odyn) in others.items():
