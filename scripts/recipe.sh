@@ -138,10 +138,19 @@ if [[ $STAGE == all || $STAGE == actionmap_eval ]]; then
     hma eval --ckpt runs/$R $T --out runs/test_$R &
   done
   wait
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
   for R in hma_apw hma_ap_control; do
-    hma eval --ckpt runs/$R $T --render tokens --gifs 1 --out runs/test_${R}_tokens &
+    hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht &
   done
   wait
+  # decoding by the action map: sample the 8 tokens its where-head ranks most likely to change
+  for W in 0.5 1.0; do
+    hma eval --ckpt runs/hma_apw $TP --where-temperature $W --where-tokens 8 --out runs/test_hma_apw_tokens_wt$W &
+  done
+  wait
+  for C in models/hma_discrete_small runs/hma_ap_control runs/hma_apw; do   # where the agent is lost
+    python scripts/agent_token_probe.py --ckpt $C --data data/test/pusht --windows 48
+  done
 fi
 if [[ $STAGE == all || $STAGE == mar ]]; then
   hma train-tokenizer --data data/sim --out runs/tokenizer_cont --kind continuous --minutes 15 --threads 1
