@@ -133,7 +133,7 @@ if [[ $STAGE == all || $STAGE == actionmap ]]; then
   wait
 fi
 if [[ $STAGE == all || $STAGE == actionmap_eval ]]; then
-  T="--data data/test --episodes all --windows 48 --embodiments $PRE --trials 2"
+  T="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --gifs 1"
   for R in hma_apw hma_ap_control; do
     hma eval --ckpt runs/$R $T --out runs/test_$R &
   done
