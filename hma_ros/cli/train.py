@@ -16,7 +16,6 @@ The loop lives in hma_ros/train/dynamics.py.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_parser(sub, name: str) -> None:
@@ -64,15 +63,11 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args) -> int:
-    from dataclasses import fields
-
-    from hma_ros.cli import CliError
+    from hma_ros.cli import CliError, options
     from hma_ros.train import TrainError
     from hma_ros.train.dynamics import DynamicsTraining, train_dynamics
 
-    opts = DynamicsTraining(**{f.name: getattr(args, f.name) for f in fields(DynamicsTraining) if f.name != "command"},
-                            command="hma " + " ".join(sys.argv[1:]))
     try:
-        return train_dynamics(opts)
+        return train_dynamics(options(DynamicsTraining, args))
     except TrainError as e:
         raise CliError(str(e)) from None

@@ -8,7 +8,6 @@ The loop lives in hma_ros/train/tokenizer.py.
 from __future__ import annotations
 
 import argparse
-import sys
 
 
 def add_parser(sub, name: str) -> None:
@@ -36,15 +35,11 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args) -> int:
-    from dataclasses import fields
-
-    from hma_ros.cli import CliError
+    from hma_ros.cli import CliError, options
     from hma_ros.train import TrainError
     from hma_ros.train.tokenizer import TokenizerTraining, train_tokenizer
 
-    opts = TokenizerTraining(**{f.name: getattr(args, f.name) for f in fields(TokenizerTraining) if f.name != "command"},
-                             command="hma " + " ".join(sys.argv[1:]))
     try:
-        return train_tokenizer(opts)
+        return train_tokenizer(options(TokenizerTraining, args))
     except TrainError as e:
         raise CliError(str(e)) from None
