@@ -4,8 +4,8 @@ For each window: the true past (P frames and their actions), the next frame's to
 the true action leading into it. At the tokens under the agent's true next position (and only
 there) the model's prediction replaces the true codes; every other token stays true; the frame
 is decoded and the agent detector asked whether the agent is drawn within 4 px. Decodings:
-greedy (each FSQ factor's argmax, what `hma eval` does), samples from the factor product at
-temperature 1, and the true codes (the tokenizer's own ceiling). Also the per-factor and joint
+greedy (each FSQ factor's argmax, what `hma eval` does; factor after factor with --factor-ar),
+samples at temperature 1 (from the factor product, or factor after factor), and the true codes (the tokenizer's own ceiling). Also the per-factor and joint
 accuracy at agent tokens vs the rest. This separates "the model does not know where the agent
 goes" from "the greedy factor-wise decoding turns an uncertain agent token into background".
 
@@ -58,9 +58,11 @@ def main(argv=None) -> int:
             masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
             masked[0, P] = True
             out, _, _ = wm.dyn("pusht", codes[None], masked, inp, None)
-            logits = [lg[0, P] for lg in out]  # K x (S, L_k)
+            slot = wm.dyn.tokens.newest(out)  # slot P: K x (1, S, L_k)
+            every = torch.arange(g * g)[None]
             truth = codes[P]
-            greedy = torch.stack([lg.argmax(-1) for lg in logits], -1)
+            # the model's own decoding (factor by factor when it has intra-token autoregression)
+            greedy = wm.dyn.tokens.sample(slot, every, 0.0)[0]
             ok = greedy == truth
             res["factor_acc_agent"].append(float(ok[agent].float().mean()))
             res["factor_acc_rest"].append(float(ok[~agent].float().mean()))
@@ -78,8 +80,7 @@ def main(argv=None) -> int:
             res["true_codes"].append(drawn(truth))
             hits = []
             for _ in range(args.samples):
-                s = torch.stack([torch.multinomial(lg.softmax(-1), 1, generator=gen)[:, 0] for lg in logits], -1)
-                hits.append(drawn(s))
+                hits.append(drawn(wm.dyn.tokens.sample(slot, every, 1.0, gen)[0]))
             res["sampled"].append(float(np.mean(hits)))
     summary = {k: round(float(np.mean(v)), 3) for k, v in res.items()}
     summary["windows"] = len(res["greedy"])

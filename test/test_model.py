@@ -19,13 +19,15 @@ EMB = {"pusht": {"stride": 5, "action_dim": 2,
                  "stats": {"mean": [256.0, 256.0], "std": [100.0, 100.0], "min": [0, 0], "max": [512, 512]}}}
 
 
-def tiny(conditioning="modulate+concat", objective="forward", seed=0, action_points=0):
+def tiny(conditioning="modulate+concat", objective="forward", seed=0, action_points=0, factor_ar=0):
     torch.manual_seed(seed)
     tcfg = TokenizerConfig(resolution=32, grid=4, channels=(16, 16, 16), levels=(4, 3))
     dcfg = DynamicsConfig(d_model=32, n_layers=2, n_heads=2, window=6, prompt=2, tokens_per_frame=16,
                           levels=(4, 3), conditioning=conditioning, objective=objective,
-                          action_points=action_points)
+                          action_points=action_points, factor_ar=factor_ar)
     tok, dyn = FSQTokenizer(tcfg).eval(), HMADynamics(dcfg, EMB).eval()
+    for step in dyn.tokens.ar or ():  # intra-token steps that really contribute (they start at zero)
+        torch.nn.init.normal_(step.out.weight, std=1.0)
     if dyn.action_map is not None:  # a map that really contributes (it starts at zero)
         torch.nn.init.normal_(dyn.action_map.proj.weight, std=0.5)
     # non-zero adaLN so every sub-layer (and the action path) really contributes
@@ -199,6 +201,54 @@ def test_where_temperature_samples_only_the_tokens_the_action_map_ranks_most_lik
     _, plain, plain_cfg = tiny()
     with pytest.raises(ValueError, match="action map"):
         WorldModel(tok, plain, plain_cfg, "pusht", where_temperature=1.0)
+
+
+def test_intra_token_autoregression_draws_whole_codes_where_independent_factors_mix_two_modes():
+    """A token that is either code (3, 2) or code (0, 0), half and half, in the same context:
+    independent factor softmaxes learn the right marginals but draw the mixed codes (3, 0) and
+    (0, 2) half the time; with factor_ar the second factor sees the first and every draw is one
+    of the two real codes. Grown onto a trained model, factor_ar changes nothing until it learns."""
+    from hma_ros.model.tokens import DiscreteTokens
+
+    torch.manual_seed(0)
+    h = torch.randn(1, 16).expand(512, 16)  # one context, many tokens
+    first = torch.rand(512) < 0.5
+    codes = torch.where(first[:, None], torch.tensor([3, 2]), torch.tensor([0, 0]))
+    sel = torch.ones(512, dtype=torch.bool)
+    mixed = {}
+    for width in (0, 16):
+        cfg = DynamicsConfig(d_model=16, n_heads=2, levels=(4, 3), factor_ar=width, label_smoothing=0.0)
+        toks = DiscreteTokens(cfg, 16)
+        opt = torch.optim.Adam(toks.parameters(), lr=0.05)
+        for _ in range(150):
+            loss, _ = toks.loss(toks.head(h), codes, sel)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            out = toks.head(h[None])  # (1, 512) positions
+            drawn = toks.sample(out, torch.arange(512)[None], 1.0, torch.Generator().manual_seed(1))[0]
+        real = ((drawn == torch.tensor([3, 2])).all(-1) | (drawn == torch.tensor([0, 0])).all(-1)).float().mean()
+        mixed[width] = 1 - float(real)
+        # the entropy each can reach: ln 2 per factor independent, ln 2 for the whole code with factor_ar
+        assert float(loss.detach()) == pytest.approx(0.693 * (2 if width == 0 else 1), abs=0.03)
+    assert 0.35 < mixed[0] < 0.65  # independent factors: half the draws are codes never seen
+    assert mixed[16] < 0.02
+
+    _, dyn, _ = tiny()
+    grown = HMADynamics(DynamicsConfig(**(dyn.cfg.to_dict() | {"factor_ar": 8})), EMB).eval()
+    missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
+    assert not unexpected and all(k.startswith("tokens.ar.") for k in missing) and missing
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    masked = torch.ones(2, 6, 16, dtype=torch.bool)
+    acts = torch.randn(2, 6, 5, 2)
+    with torch.no_grad():
+        a = dyn.tokens.newest(dyn("pusht", codes, masked, acts)[0])
+        b = grown.tokens.newest(grown("pusht", codes, masked, acts)[0])
+        idx = torch.arange(16).expand(2, 16)
+        torch.testing.assert_close(dyn.tokens.sample(a, idx, 0.0), grown.tokens.sample(b, idx, 0.0))
+    with pytest.raises(ValueError, match="discrete tokens only"):
+        DynamicsConfig(token_kind="continuous", factor_ar=8)
 
 
 def test_action_projectors_use_xavier_gain_0_1():
@@ -427,7 +477,7 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
             torch.testing.assert_close(st[k], v, msg=k)
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ap"),
                 "--action-points", "3", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
-    assert "already has 2 action points" in capsys.readouterr().err
+    assert "already has action_points = 2" in capsys.readouterr().err
     assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "tok3"), "--max-steps", "1",
                 "--batch-size", "2", "--channels", "16,16,16", "--levels", "3,3"]) == 0
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
@@ -556,14 +606,16 @@ def test_world_model_render_modes_tokens_vs_residual():
         WorldModel(tok, dyn, config, "pusht", render="blurry")
 
 
-@pytest.mark.parametrize("planned,action_points", [(False, 0), (True, 0), (False, 3), (True, 3)])
-def test_cached_imagination_equals_the_recomputed_window_after_100_observed_steps(planned, action_points):
+@pytest.mark.parametrize("planned,action_points,factor_ar", [(False, 0, 0), (True, 0, 0), (False, 3, 0),
+                                                             (True, 3, 0), (False, 0, 8)])
+def test_cached_imagination_equals_the_recomputed_window_after_100_observed_steps(planned, action_points,
+                                                                                  factor_ar):
     """One definition of the temporal context: after 100 observed steps (far past the window),
     imagining 2 windows' worth of frames through the KV cache gives exactly the frames of the
     reference path that recomputes the whole window at every unmasking step -- with given
     actions and with the policy head planning them (and with an action map: planned chunks get
-    none). Positions stay within the window."""
-    tok, dyn, config = tiny(action_points=action_points)
+    none; with intra-token autoregression). Positions stay within the window."""
+    tok, dyn, config = tiny(action_points=action_points, factor_ar=factor_ar)
     rng = np.random.default_rng(7)
     frames = rng.integers(0, 255, (100, 32, 32, 3), dtype=np.uint8)
     chunks = rng.uniform(0, 512, (100, 5, 2))

@@ -47,6 +47,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--action-points", type=int, default=None,
                    help="learned 2-D points per action whose heatmaps are added to the image tokens "
                         "(0: off, the default; with --init a map is added, starting at zero)")
+    p.add_argument("--factor-ar", type=int, default=None,
+                   help="discrete: width of intra-token autoregression, each FSQ factor's logits seeing the "
+                        "factors before it so a token is drawn as one code (0: independent factors, the "
+                        "default; with --init it is added, starting at zero)")
     p.add_argument("--corrupt-prob", type=float, default=None,
                    help="share of visible tokens replaced by random ones (default 0, or --init's)")
     p.add_argument("--motion-weight", type=float, default=None,

@@ -54,6 +54,8 @@ class DynamicsConfig:
     # on the token grid are added to the slot's image tokens (ActionMap: binds an action to where it acts)
     where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
     # tokens change in the frame the action leads into (metrics.moving_tokens)
+    factor_ar: int = 0  # discrete: > 0 = width of the intra-token steps (each FSQ factor's logits see
+    # the factors before it: a token is drawn as one code, model/tokens.py); 0 = independent factors
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
     token_dim: int = 8  # continuous: channels per soft token
     diff_width: int = 256  # MAR diffusion heads (tokens and actions)
@@ -77,6 +79,10 @@ class DynamicsConfig:
             raise ValueError(f"action_encoding must be one of {ACTION_ENCODINGS}, got {self.action_encoding!r}")
         if self.action_points < 0:
             raise ValueError(f"action_points must be >= 0, got {self.action_points}")
+        if self.factor_ar < 0:
+            raise ValueError(f"factor_ar must be >= 0, got {self.factor_ar}")
+        if self.factor_ar and self.token_kind == "continuous":
+            raise ValueError("factor_ar applies to discrete tokens only (a soft token has no factors)")
         if self.where_weight < 0:
             raise ValueError(f"where_weight must be >= 0, got {self.where_weight}")
         if self.motion_weight <= 0:

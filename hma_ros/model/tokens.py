@@ -3,6 +3,11 @@
 - `DiscreteTokens` (MaskGIT): FSQ code vectors (K factors, levels L_k); an embedding per factor
   in, a linear classifier per factor out; cross-entropy (label smoothing, optional weights per
   token); categorical sampling at a temperature (0 = argmax); action chunks regressed (MSE).
+  With `factor_ar` (intra-token autoregression, as Open-MAGVIT2's "next sub-token prediction"):
+  factor k's logits also see the factors before it (teacher-forced in training, drawn one factor
+  after another in sampling), so a token is drawn as one coherent code -- independent factor
+  softmaxes turn a token that is either "agent" or "background" into a mix that decodes to
+  neither. Zero-started: a model given it from `--init` predicts exactly as before.
 - `ContinuousTokens` (MAR): soft tokens (C channels); a linear layer in, the trunk's output is a
   condition z for a small diffusion head that denoises each token; DDIM sampling; action chunks
   denoised by a diffusion head too (a sample, or the mean of several).
@@ -32,6 +37,10 @@ class DiscreteTokens(nn.Module):
         self.width = len(cfg.levels)  # K: values per token
         self.token_emb = nn.ModuleList(nn.Embedding(L, d) for L in cfg.levels)
         self.out = nn.ModuleList(nn.Linear(d, L) for L in cfg.levels)
+        self.ar = None
+        if getattr(cfg, "factor_ar", 0):
+            self.ar = nn.ModuleList(FactorStep(d, cfg.factor_ar, cfg.levels[:k], cfg.levels[k])
+                                    for k in range(1, self.width))
 
     def blank(self, B: int, S: int, device) -> torch.Tensor:
         """Placeholder codes of one slot (B, 1, S, K), every token to be decided."""
@@ -40,24 +49,35 @@ class DiscreteTokens(nn.Module):
     def embed(self, codes: torch.Tensor) -> torch.Tensor:  # (..., K) long -> (..., D)
         return sum(e(codes[..., k]) for k, e in enumerate(self.token_emb))
 
-    def head(self, h: torch.Tensor) -> list[torch.Tensor]:  # (..., D) -> K logits (..., L_k)
-        return [o(h) for o in self.out]
+    def head(self, h: torch.Tensor) -> FactorLogits:  # (..., D) -> K logits (..., L_k)
+        """Each factor's own logits; with factor_ar they are factor k's logits before the factors
+        ahead of it are known, and `h` (kept on the list) is what the intra-token steps read."""
+        return FactorLogits([o(h) for o in self.out], h if self.ar is not None else None)
 
     @staticmethod
-    def newest(out: list[torch.Tensor]) -> list[torch.Tensor]:
+    def newest(out: FactorLogits) -> FactorLogits:
         """The newest slot's output of head((B, T, S, D)): K logits (B, S, L_k)."""
-        return [lg[:, -1] for lg in out]
+        return FactorLogits([lg[:, -1] for lg in out], None if out.h is None else out.h[:, -1])
+
+    def _given(self, k: int, lg: torch.Tensor, h: torch.Tensor | None, prev: torch.Tensor) -> torch.Tensor:
+        """Factor k's logits given the factors before it (prev (..., k)); lg and h at the same positions."""
+        return lg if self.ar is None or k == 0 else lg + self.ar[k - 1](h, prev)
 
     def loss(self, out, codes: torch.Tensor, sel: torch.Tensor, weight: torch.Tensor | None = None,
              gen=None) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy on the selected tokens (sel: bool over codes' leading dims), summed over
         factors, weighted per token when given; and exact-token accuracy."""
-        ce = sum(F.cross_entropy(lg[sel], codes[..., k][sel], label_smoothing=self.cfg.label_smoothing,
-                                 reduction="none") for k, lg in enumerate(out))
+        tgt = codes[sel]
+        h = None if out.h is None else out.h[sel]
+        ce = sum(F.cross_entropy(self._given(k, lg[sel], h, tgt[:, :k]), tgt[:, k],
+                                 label_smoothing=self.cfg.label_smoothing, reduction="none")
+                 for k, lg in enumerate(out))
         ce = (ce * weight).sum() / weight.sum() if weight is not None else ce.mean()
-        with torch.no_grad():
-            pred = torch.stack([lg[sel].argmax(-1) for lg in out], dim=-1)
-            acc = (pred == codes[sel]).all(-1).float().mean()
+        with torch.no_grad():  # greedy decoding, one factor after another when they depend
+            pred = tgt[:, :0]
+            for k, lg in enumerate(out):
+                pred = torch.cat([pred, self._given(k, lg[sel], h, pred).argmax(-1, keepdim=True)], dim=-1)
+            acc = (pred == tgt).all(-1).float().mean()
         return ce, acc
 
     def sample(self, out_slot, idx: torch.Tensor, temperature: float, gen=None) -> torch.Tensor:
@@ -65,7 +85,16 @@ class DiscreteTokens(nn.Module):
         position is drawn and idx's kept: the generator advances as it always has, so a seed
         gives the same futures as before this module existed."""
         bidx = torch.arange(idx.shape[0], device=idx.device)[:, None]
-        return torch.stack([_categorical(lg, temperature, gen) for lg in out_slot], dim=-1)[bidx, idx]
+        if self.ar is None:
+            return torch.stack([_categorical(lg, temperature, gen) for lg in out_slot], dim=-1)[bidx, idx]
+        # intra-token autoregression: only the positions whose turn it is, factor after factor
+        h = out_slot.h[bidx, idx]
+        temp = temperature[bidx, idx] if torch.is_tensor(temperature) else temperature
+        drawn = idx.new_zeros(*idx.shape, 0)
+        for k, lg in enumerate(out_slot):
+            f = _categorical(self._given(k, lg[bidx, idx], h, drawn), temp, gen)
+            drawn = torch.cat([drawn, f[..., None]], dim=-1)
+        return drawn
 
     # action chunks (the per-embodiment heads are made here, owned by HMADynamics)
     def action_head(self, stride: int, action_dim: int, d: int) -> nn.Module:
@@ -136,6 +165,32 @@ class ContinuousTokens(nn.Module):
 
 
 TOKEN_KINDS = {"discrete": DiscreteTokens, "continuous": ContinuousTokens}
+
+
+class FactorLogits(list):
+    """A discrete head's output: K factor logits (a list, as before), plus the features `h` the
+    intra-token steps read (None without factor_ar)."""
+
+    def __init__(self, logits, h: torch.Tensor | None = None):
+        super().__init__(logits)
+        self.h = h
+
+
+class FactorStep(nn.Module):
+    """Factor k's logits correction from the trunk's feature h and the factors before it:
+    out(gelu(proj(h) + sum_j emb_j[f_j])); `out` starts at zero (independent factors)."""
+
+    def __init__(self, d: int, width: int, prev_levels: tuple[int, ...], levels: int):
+        super().__init__()
+        self.proj = nn.Linear(d, width)
+        self.prev = nn.Embedding(sum(prev_levels), width)
+        self.register_buffer("offset", torch.tensor([0, *prev_levels[:-1]]).cumsum(0), persistent=False)
+        self.out = nn.Linear(width, levels)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, h: torch.Tensor, prev: torch.Tensor) -> torch.Tensor:
+        return self.out(F.gelu(self.proj(h) + self.prev(prev + self.offset).sum(-2)))
 
 
 def _categorical(logits: torch.Tensor, temperature, gen) -> torch.Tensor:

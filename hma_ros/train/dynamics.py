@@ -49,6 +49,7 @@ class DynamicsTraining:
     objective: str = "forward"
     action_encoding: str = "mlp"
     action_points: int | None = None  # None: 0 for new models, init's for finetuning
+    factor_ar: int | None = None  # None: 0 for new models, init's for finetuning
     corrupt_prob: float | None = None
     motion_weight: float | None = None
     ddim_steps: int = 10
@@ -71,8 +72,8 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
 
 
 def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
-    """--init with --tokenizer and/or --action-points: the loaded model with that tokenizer and
-    a zero-started action map (every other weight as loaded)."""
+    """--init with --tokenizer, --action-points and/or --factor-ar: the loaded model with that
+    tokenizer, a zero-started action map, zero-started intra-token steps (every other weight as loaded)."""
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.runtime.world_model import build_models
@@ -89,14 +90,20 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
                            f"{tuple(new_tok.cfg.levels)}) differ from --init's ({tok.tokens_per_frame}, "
                            f"{tuple(tok.cfg.levels)}); train a new model with --tokenizer alone")
         tok = new_tok
-    if opts.action_points is not None and opts.action_points != dyn.cfg.action_points:
-        if dyn.cfg.action_points:
-            raise TrainError(f"--init {opts.init} already has {dyn.cfg.action_points} action points; "
-                           "leave --action-points out to keep them")
-        cfg = DynamicsConfig(**(dyn.cfg.to_dict() | {"action_points": opts.action_points}))
+    grow = {}  # parts added to the loaded model, zero-started (it predicts as before)
+    for name, flag in (("action_points", "--action-points"), ("factor_ar", "--factor-ar")):
+        value = getattr(opts, name)
+        if value is not None and value != getattr(dyn.cfg, name):
+            if getattr(dyn.cfg, name):
+                raise TrainError(f"--init {opts.init} already has {name} = {getattr(dyn.cfg, name)}; "
+                                 f"leave {flag} out to keep it")
+            grow[name] = value
+    if grow:
+        cfg = DynamicsConfig(**(dyn.cfg.to_dict() | grow))
         grown = HMADynamics(cfg, base_config["embodiments"])
         missing, unexpected = grown.load_state_dict(sub_state(base_state, "dynamics"), strict=False)
-        if unexpected or any(not (k.startswith("action_map.") or k.endswith(".points.weight")
+        new_part = ("action_map.", "tokens.ar.")
+        if unexpected or any(not (k.startswith(new_part) or k.endswith(".points.weight")
                                   or k.endswith(".points.bias")) for k in missing):
             raise TrainError(f"--init {opts.init}: weights do not fit (missing {missing[:5]}, unexpected {unexpected[:5]})")
         dyn = grown
@@ -166,7 +173,8 @@ def train_dynamics(opts: DynamicsTraining) -> int:
                               levels=tok.cfg.levels, conditioning=opts.conditioning, objective=opts.objective,
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
                               token_dim=tok.cfg.latent_dim, ddim_steps=opts.ddim_steps,
-                              action_encoding=opts.action_encoding, action_points=opts.action_points or 0)
+                              action_encoding=opts.action_encoding, action_points=opts.action_points or 0,
+                              factor_ar=opts.factor_ar or 0)
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
         dyn = HMADynamics(dcfg, embodiments)
     elif not opts.resume:  # --init: optional new tokenizer / action map on the loaded model
