@@ -247,8 +247,9 @@ class Block(nn.Module):
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, past=None,
                 ctx: torch.Tensor | None = None):
-        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: cached (k, v) of
-        earlier slots, each (B*S', H, Tp, Dh). Returns (x, (k, v) of these T slots)."""
+        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: the layer's view of
+        a KVCache (earlier slots' keys/values, (B*S', H, Tp, Dh)) or None. Returns (x, (k, v) of
+        these T slots)."""
         B, T, S, D = x.shape
         sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
         # spatial attention within each slot
@@ -266,9 +267,8 @@ class Block(nn.Module):
         q, k, v = (self._heads(t) for t in self.qkv_t(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
         q, k = rotary(q, pos), rotary(k, pos)
         new_kv = (k, v)
-        if past is not None:
-            k = torch.cat([past[0], k], dim=2)
-            v = torch.cat([past[1], v], dim=2)
+        if past is not None:  # the cached slots and these, without committing these
+            k, v = past.extended(k, v)
         tp = k.shape[2] - T
         mask = torch.ones(T, tp + T, dtype=torch.bool, device=x.device).tril(diagonal=tp)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -396,32 +396,68 @@ class HMADynamics(nn.Module):
 
 
 class KVCache:
-    """Temporal keys/values of past slots, per layer, (B*S', H, T, Dh); slides at `max_slots`."""
+    """Temporal keys/values of past slots, per layer, (B*S', H, T, Dh); slides at `max_slots`.
+
+    Preallocated: each layer's keys and values live in one buffer with room past the committed
+    slots, so a forward writes its slots' keys there and attends over a view (no copy of the
+    whole cache per pass, which concatenating did: 1/10 of an imagined frame's CPU time). Only
+    `append` commits; what a forward wrote beyond the committed length is scratch."""
 
     def __init__(self, n_layers: int, max_slots: int):
-        self.kv: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+        self.buf: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
+        self.n = 0  # committed slots
         self.max_slots = max_slots
         self.next_pos = 0  # temporal position of the next slot (rotary: only differences matter)
 
     def __len__(self) -> int:
-        return 0 if self.kv[0] is None else self.kv[0][0].shape[2]
+        return self.n
 
-    def layer(self, i: int):
-        return self.kv[i]
+    def layer(self, i: int) -> _LayerCache | None:
+        return _LayerCache(self, i) if self.n else None
+
+    def _room(self, i: int, like: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer i's buffers, with room for `slots` slots (allocated or grown, committed kept)."""
+        have = self.buf[i]
+        if have is not None and have[0].shape[2] >= slots and have[0].shape[:2] == like.shape[:2]:
+            return have
+        cap = max(slots, self.max_slots + 2)
+        new = tuple(like.new_empty(like.shape[0], like.shape[1], cap, like.shape[3]) for _ in range(2))
+        if have is not None and self.n:
+            new[0][:, :, : self.n] = have[0][:, :, : self.n]
+            new[1][:, :, : self.n] = have[1][:, :, : self.n]
+        self.buf[i] = new
+        return new
+
+    def extended(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Keys/values of the committed slots followed by k, v (T new slots), as views."""
+        n, T = self.n, k.shape[2]
+        kb, vb = self._room(i, k, n + T)
+        kb[:, :, n: n + T] = k
+        vb[:, :, n: n + T] = v
+        return kb[:, :, : n + T], vb[:, :, : n + T]
 
     def append(self, new: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Commit these slots' keys/values (per layer, (B*S', H, t, Dh)) after the cached ones."""
+        t = new[0][0].shape[2]
         for i, (k, v) in enumerate(new):
-            if self.kv[i] is None:
-                self.kv[i] = (k, v)
-            else:
-                self.kv[i] = (torch.cat([self.kv[i][0], k], 2)[:, :, -self.max_slots:],
-                              torch.cat([self.kv[i][1], v], 2)[:, :, -self.max_slots:])
-        self.next_pos += new[0][0].shape[2]
+            kb, vb = self._room(i, k, self.n + t)
+            kb[:, :, self.n: self.n + t] = k
+            vb[:, :, self.n: self.n + t] = v
+        self.n += t
+        self.next_pos += t
+        if self.n > self.max_slots:  # slide: keep the newest max_slots
+            drop = self.n - self.max_slots
+            for kb, vb in self.buf:
+                kb[:, :, : self.max_slots] = kb[:, :, drop: self.n].clone()
+                vb[:, :, : self.max_slots] = vb[:, :, drop: self.n].clone()
+            self.n = self.max_slots
 
-    def snapshot(self):
-        return list(self.kv), self.next_pos
 
-    def restore(self, snap) -> None:
-        self.kv, self.next_pos = list(snap[0]), snap[1]
+class _LayerCache:
+    """One layer's view of a KVCache, what Block.forward attends through."""
 
+    def __init__(self, cache: KVCache, i: int):
+        self.cache, self.i = cache, i
 
+    def extended(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.cache.extended(self.i, k, v)
