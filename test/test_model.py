@@ -647,6 +647,34 @@ def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():
     np.testing.assert_array_equal(out[0], out[1])
 
 
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_many_futures_at_once_are_each_future_imagined_alone(use_cache):
+    """imagine() with (B, K, stride, dim) chunks imagines B futures from the same history in one
+    batched call per unmasking step (planning): with one unmasking pass and greedy decoding (no
+    random order or draw to differ), future b's frames are exactly those imagine() gives for it
+    alone -- across a window restart (K past the window), with an action map."""
+    tok, dyn, config = tiny(action_points=2)
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    futs = rng.uniform(0, 512, (3, dyn.cfg.window + 2, 5, 2))
+    wm = WorldModel(tok, dyn, config, "pusht", seed=1, mask_steps=1, use_cache=use_cache)
+    for t, f in enumerate(frames):
+        wm.observe(f, futs[0, 0] if t else None)
+    many = wm.imagine(futs)
+    assert many.shape == (3, dyn.cfg.window + 2, 32, 32, 3)
+    for b in range(3):
+        np.testing.assert_array_equal(many[b], wm.imagine(futs[b]), err_msg=f"future {b}")
+    assert not np.array_equal(many[0], many[1])  # the futures really differ
+    wm.where_temperature, wm.where_tokens = 1.0, 4  # decoding by the map ranks each future's own tokens
+    assert wm.imagine(futs[:, :3]).shape == (3, 3, 32, 32, 3)
+    with pytest.raises(ValueError, match=r"future chunk 1 of future 2"):
+        bad = futs.copy()
+        bad[2, 1, 0, 0] = np.nan
+        wm.imagine(bad)
+    with pytest.raises(ValueError, match=r"\(B, K, 5, 2\)"):
+        wm.imagine(futs[:, :0])
+
+
 def test_bench_runs_any_geometry_with_random_weights_and_counts_flops(tmp_path, capsys):
     import json
 
@@ -659,6 +687,15 @@ def test_bench_runs_any_geometry_with_random_weights_and_counts_flops(tmp_path, 
     assert res["geometry"] == g and res["layers"] == 2 and res["d_model"] == 32 and res["tokens_per_frame"] == 16
     assert res["kv_cache"]["imagined_fps"] > 0 and res["matmul_peak_gflops"] > 0
     assert 0 < res["gflops_per_frame"] < 1 and 0 < res["share_of_matmul_peak"] < 1
+    # many futures at once: the same work per imagined frame (one real frame's decode is shared)
+    assert hma(["bench", "--geometry", g, "--repeats", "2", "--horizon", "4", "--threads", "1", "--batch", "3",
+                "--json", str(tmp_path / "b3.json")]) == 0
+    res3 = json.loads((tmp_path / "b3.json").read_text())
+    assert res3["batch"] == 3 and res3["kv_cache"]["imagined_fps"] > 0
+    assert res3["gflops_per_frame"] == pytest.approx(res["gflops_per_frame"], rel=0.2)
+    assert res3["gflops_per_frame"] < res["gflops_per_frame"]
+    assert hma(["bench", "--geometry", g, "--batch", "0"]) == 2
+    assert "--batch must be >= 1" in capsys.readouterr().err
     assert hma(["bench", "--geometry", "layers=2,width=9"]) == 2
     assert "keys are layers, d, heads" in capsys.readouterr().err
     assert hma(["bench"]) == 2  # neither --ckpt nor --geometry

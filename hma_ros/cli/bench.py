@@ -1,4 +1,5 @@
-"""`hma bench`: imagined frames/s and ms per 2 Hz step at batch 1, with and without the KV cache,
+"""`hma bench`: imagined frames/s and ms per 2 Hz step at batch 1 (or --batch B futures imagined
+at once from one history, as a planner does), with and without the KV cache,
 FLOPs per imagined frame (counted by torch's FlopCounterMode over a whole imagine(), tokenizer
 decode and context prefill included) and the share of the device's matmul peak it reaches (peak
 measured here with a 1024x1024 fp32 matmul), peak RSS; JSON to stdout (and --json FILE).
@@ -6,6 +7,7 @@ measured here with a 1024x1024 fp32 matmul), peak RSS; JSON to stdout (and --jso
     hma bench --ckpt models/hma_discrete_small
     hma bench --geometry layers=8,d=256,heads=8,grid=8          # random weights, any size
     hma bench --geometry layers=32,d=256,heads=16,grid=16,res=256  # the paper's HMA-Base shape
+    hma bench --ckpt models/hma_discrete_small --batch 16     # 16 candidate futures per call
 
 --geometry keys: layers, d, heads, grid (tokens per side), res (frame side, default 8*grid),
 action_tokens (1: concat + modulate, the default; 0: modulate only), window, prompt, levels
@@ -28,6 +30,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--horizon", type=int, default=8, help="imagined frames per 2 Hz step (K)")
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
+    p.add_argument("--batch", type=int, default=1,
+                   help="futures imagined at once from the same history (frames/s counts all of them)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--json", help="also write the JSON here")
@@ -44,7 +48,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = benchmark(args.ckpt, args.geometry, args.device, args.embodiment, args.horizon, args.repeats,
-                           args.steps, args.ddim_steps)
+                           args.steps, args.ddim_steps, args.batch)
     except BenchError as e:
         raise CliError(str(e)) from None
     text = json.dumps(result, indent=2)

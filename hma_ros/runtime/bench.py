@@ -1,5 +1,5 @@
 """Speed and memory of a world model (the library behind `hma bench`): imagined frames/s and ms
-per 2 Hz step at batch 1, with and without the KV cache, FLOPs per imagined frame (torch's
+per 2 Hz step at batch 1 (or B futures imagined at once: `batch`), with and without the KV cache, FLOPs per imagined frame (torch's
 FlopCounterMode over a whole imagine(), tokenizer decode and context prefill included), the
 share of the device's measured matmul peak, peak RSS. Any geometry with random weights
 (`geometry_config`), or a checkpoint.
@@ -85,8 +85,14 @@ def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
     return 2 * n**3 * repeats / (time.perf_counter() - t) / 1e9
 
 
-def flops_per_frame(wm, horizon: int) -> float:
-    """FLOPs of one imagine() of `horizon` frames (prefill, unmasking passes, decode), per frame."""
+def _futures(chunk: np.ndarray, horizon: int, batch: int) -> np.ndarray:
+    fut = np.repeat(chunk[None], horizon, 0)
+    return fut if batch == 1 else np.repeat(fut[None], batch, 0)
+
+
+def flops_per_frame(wm, horizon: int, batch: int = 1) -> float:
+    """FLOPs of one imagine() of `horizon` frames (prefill, unmasking passes, decode), per frame
+    (per imagined frame of every future when batch > 1)."""
     from torch.utils.flop_counter import FlopCounterMode
 
     rng = np.random.default_rng(0)
@@ -97,11 +103,11 @@ def flops_per_frame(wm, horizon: int) -> float:
     for t in range(wm.window - 1):
         wm.observe(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), chunk if t else None)
     with FlopCounterMode(display=False) as counter:
-        wm.imagine(np.repeat(chunk[None], horizon, 0))
-    return counter.get_total_flops() / horizon
+        wm.imagine(_futures(chunk, horizon, batch))
+    return counter.get_total_flops() / (horizon * batch)
 
 
-def measure(wm, horizon: int, repeats: int) -> dict:
+def measure(wm, horizon: int, repeats: int, batch: int = 1) -> dict:
     rng = np.random.default_rng(0)
     h, w = wm.image_size
     frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
@@ -110,16 +116,17 @@ def measure(wm, horizon: int, repeats: int) -> dict:
     wm.reset(0)
     for t in range(wm.window - 1):  # a full window of history: the steady state on a robot
         wm.observe(frame, chunk if t else None)
-    wm.imagine(np.repeat(chunk[None], horizon, 0))  # warm-up
+    fut = _futures(chunk, horizon, batch)
+    wm.imagine(fut)  # warm-up
     per_step, per_frame = [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         wm.observe(frame, chunk)
         t1 = time.perf_counter()
-        wm.imagine(np.repeat(chunk[None], horizon, 0))
+        wm.imagine(fut)
         t2 = time.perf_counter()
         per_step.append(t2 - t0)
-        per_frame.append((t2 - t1) / horizon)
+        per_frame.append((t2 - t1) / (horizon * batch))
     return {"imagined_fps": round(1.0 / float(np.median(per_frame)), 2),
             "ms_per_step": round(1e3 * float(np.median(per_step)), 1),
             "ms_per_frame": round(1e3 * float(np.median(per_frame)), 2)}
@@ -127,8 +134,10 @@ def measure(wm, horizon: int, repeats: int) -> dict:
 
 def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str = "cpu",
               embodiment: str | None = None, horizon: int = 8, repeats: int = 5, steps: int = 2,
-              ddim_steps: int = 0) -> dict:
-    """Measure one model (a checkpoint, or random weights of `geometry`); returns the figures."""
+              ddim_steps: int = 0, batch: int = 1) -> dict:
+    """Measure one model (a checkpoint, or random weights of `geometry`); returns the figures.
+    batch > 1: that many futures from the same history per imagine() (planning); frames/s count
+    every future's frames, ms per step is the whole batch's."""
     import torch
 
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -136,6 +145,8 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
 
     if bool(ckpt) == bool(geometry):
         raise BenchError("give either --ckpt CHECKPOINT or --geometry layers=..,d=..,heads=..,grid=..")
+    if batch < 1:
+        raise BenchError(f"--batch must be >= 1, got {batch}")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchError("--device cuda: no CUDA device is visible to torch here")
     try:
@@ -156,17 +167,17 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
             wm.dyn.cfg.ddim_steps = ddim_steps
     except (CheckpointError, ValueError) as e:
         raise BenchError(str(e)) from None
-    cached = measure(wm, horizon, repeats)
+    cached = measure(wm, horizon, repeats, batch)
     wm.use_cache = False
-    uncached = measure(wm, horizon, max(2, repeats // 2))
+    uncached = measure(wm, horizon, max(2, repeats // 2), batch)
     params = sum(p.numel() for p in wm.dyn.parameters()) + sum(p.numel() for p in wm.tok.parameters())
     wm.use_cache = True
-    flops = flops_per_frame(wm, horizon)  # the cached path: what a robot runs
+    flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
     peak = matmul_peak_gflops(device)
     return {
         "checkpoint": str(ckpt) if ckpt else None, "geometry": geometry,
         "embodiment": emb, "device": device_name() if device == "cpu" else torch.cuda.get_device_name(),
-        "torch_threads": torch.get_num_threads(), "batch": 1, "horizon": horizon,
+        "torch_threads": torch.get_num_threads(), "batch": batch, "horizon": horizon,
         "mask_steps": steps, "params_millions": round(params / 1e6, 2),
         "tokens": wm.dyn.cfg.token_kind, "ddim_steps": wm.dyn.cfg.ddim_steps if wm.dyn.continuous else None,
         "kv_cache": cached, "no_cache": uncached,

@@ -146,19 +146,20 @@ class WorldModel:
     # its head was trained, at a window's last slot). Every context is computed afresh (one
     # prefill pass over its slots), so no key carries context from before its window and
     # positions stay bounded however long a node runs (docs/architecture.md).
-    def _actions_of(self, slots):
-        """(1, T, stride, dim) normalized chunks and (1, T) 'unknown' mask of context slots."""
+    def _context(self, slots, B: int = 1):
+        """Context slots [(codes (1 or B, S, K), chunk (stride, dim) / (B, stride, dim) / None)] as
+        (codes (B, T, S, K), normalized chunks (B, T, stride, dim), (B, T) 'unknown' mask)."""
+        codes = torch.stack([c.expand(B, -1, -1) for c, _ in slots], dim=1)
         zero = torch.zeros(self.stride, self.action_dim, device=self.device)
-        acts = torch.stack([a if a is not None else zero for _, a in slots])[None]
-        unknown = torch.tensor([[a is None for _, a in slots]], device=self.device)
-        return acts, unknown
+        acts = torch.stack([(zero if a is None else a).expand(B, self.stride, self.action_dim) for _, a in slots], 1)
+        unknown = torch.tensor([[a is None for _, a in slots]], device=self.device).expand(B, -1)
+        return codes, acts, unknown
 
-    def _prefill(self, slots) -> KVCache:
-        """A fresh cache over `slots` [(codes (1, S, K), chunk or None)], the first one the start."""
+    def _prefill(self, slots, B: int = 1) -> KVCache:
+        """A fresh cache over `slots` (see _context), the first one the start, for B futures."""
         cache = KVCache(self.dyn.cfg.n_layers, self.window)
         if slots:
-            codes = torch.cat([c for c, _ in slots])[None]  # (1, T, S, K)
-            acts, unknown = self._actions_of(slots)
+            codes, acts, unknown = self._context(slots, B)
             _, _, kv = self.dyn(self.embodiment, codes, torch.zeros(codes.shape[:3], dtype=torch.bool,
                                 device=self.device), acts, unknown, cache=cache, first_is_start=True)
             cache.append(kv)
@@ -174,21 +175,21 @@ class WorldModel:
         ranking is (the agent's next token is among its top 8 in 82% of test steps)."""
         if self.where_temperature <= 0 or a is None or self.dyn.action_map is None:
             return self.temperature
-        logits = self.dyn.action_map.where_logits(self.stem.place(a[None, None]))[:, 0]  # (1, S)
+        logits = self.dyn.action_map.where_logits(self.stem.place(a[:, None]))[:, 0]  # (B, S)
         k = min(self.where_tokens, logits.shape[-1])
         temp = torch.full_like(logits, float(self.temperature))
         temp.scatter_(1, logits.topk(k, dim=-1).indices, float(self.where_temperature))
         return temp
 
     def _sample(self, slots, cache: KVCache | None, a: torch.Tensor, pending=None) -> torch.Tensor:
-        """Codes (1, S, K) of the frame after `slots`: through `cache` (which holds `slots`, but
-        `pending`), or recomputing the whole context at every unmasking step."""
+        """Codes (B, S, K) of the frame after `slots` given chunks a (B, stride, dim): through
+        `cache` (which holds `slots`, but `pending`), or recomputing the whole context at every
+        unmasking step."""
         kw = dict(steps=self.mask_steps, temperature=self._temperature(a), gen=self.gen)
         if cache is not None:
-            return sample_frame(self.dyn, self.embodiment, a[None], cache, pending=pending, **kw)
-        codes = torch.cat([c for c, _ in slots])[None]
-        acts, unknown = self._actions_of(slots)
-        return sample_frame(self.dyn, self.embodiment, a[None], None, context=(codes, acts, unknown), **kw)
+            return sample_frame(self.dyn, self.embodiment, a, cache, pending=pending, **kw)
+        context = self._context(slots, a.shape[0])
+        return sample_frame(self.dyn, self.embodiment, a, None, context=context, **kw)
 
     # ------------------------------------------------------------------ API
     @torch.no_grad()
@@ -205,20 +206,26 @@ class WorldModel:
 
     @torch.no_grad()
     def imagine(self, future_chunks=None, horizon: int | None = None, start=None) -> np.ndarray:
-        """K imagined frames following the newest observed one. future_chunks (K, stride, dim)
-        in embodiment units: chunk i leads into imagined frame i. With future_chunks None, the
+        """K imagined frames (K, H, W, 3) following the newest observed one. future_chunks
+        (K, stride, dim) in embodiment units: chunk i leads into imagined frame i; or (B, K,
+        stride, dim): B futures from the same history at once (e.g. candidate plans), frames
+        (B, K, H, W, 3), one batched model call per unmasking step. With future_chunks None, the
         policy head plans: each chunk is act() on the imagined history (horizon K required).
         start=(frame, chunk) first observes one more real step temporarily (e.g. the newest
         camera frame, which no completed step holds yet). The history is left unchanged."""
         if self.steps == 0 and start is None:
             raise RuntimeError("imagine() needs at least one observe() first")
-        acts = None
+        acts, B, batched = None, 1, False
         if future_chunks is not None:
             fut = np.asarray(future_chunks, dtype=np.float32)
-            if fut.ndim != 3:
-                raise ValueError(f"future_chunks must be (K, {self.stride}, {self.action_dim}), got {fut.shape}")
-            acts = [self._chunk(c, f"future chunk {i}") for i, c in enumerate(fut)]
-            horizon = len(acts)
+            if fut.ndim not in (3, 4) or fut.shape[0] == 0 or fut.shape[-3] == 0:
+                raise ValueError(f"future_chunks must be (K, {self.stride}, {self.action_dim}) or (B, K, "
+                                 f"{self.stride}, {self.action_dim}) with K, B >= 1, got {fut.shape}")
+            batched = fut.ndim == 4
+            fut = fut if batched else fut[None]
+            B, horizon = fut.shape[:2]
+            acts = [torch.stack([self._chunk(fut[b, i], f"future chunk {i}" + (f" of future {b}" if batched else ""))
+                                 for b in range(B)]) for i in range(horizon)]
         elif not horizon or horizon < 1:
             raise ValueError("imagine(None) plans with the policy head and needs horizon >= 1")
         t = time.perf_counter()
@@ -229,12 +236,12 @@ class WorldModel:
             if start is not None:
                 self.observe(*start)
             slots = list(self.history[-P:])  # the window so far
-            cache = self._prefill(slots) if self.use_cache else None
+            cache = self._prefill(slots, B) if self.use_cache else None
             pending = None  # with a cache: the newest slot, committed by the next frame's first pass
             for i in range(horizon):
                 if len(slots) >= self.window:  # the window is full: restart from its newest P slots
                     slots = slots[-P:]
-                    cache = self._prefill(slots) if self.use_cache else None
+                    cache = self._prefill(slots, B) if self.use_cache else None
                     pending = None
                 if acts is not None:
                     a = acts[i]
@@ -242,20 +249,21 @@ class WorldModel:
                     if cache is not None and pending is not None:
                         self._commit(cache, pending)
                         pending = None
-                    a = self._chunk(self._act(slots, cache), "policy chunk")
+                    a = self._chunk(self._act(slots, cache), "policy chunk")[None]
                 codes = self._sample(slots, cache, a, pending)
-                pending = (codes, a[None]) if cache is not None else None
+                pending = (codes, a) if cache is not None else None
                 slots.append((codes, a))
                 out.append(codes)
-            frames = self.tok.decode(torch.cat(out))
+            frames = self.tok.decode(torch.stack(out, 1).flatten(0, 1))  # (B*K, H, W, 3)
             if self.render == "residual" and self._newest is not None:
                 real, real_codes = self._newest
                 frames = render_residual(frames, real, self.tok.decode(real_codes)[0])
+            frames = frames.unflatten(0, (B, horizon))
         finally:
             self.history, self.steps, self._newest = saved
         self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
-        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon)
-        return frames.cpu().numpy()
+        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon * B)
+        return (frames if batched else frames[0]).cpu().numpy()
 
     def _commit(self, cache: KVCache, pending) -> None:
         """Append one decided slot (codes (1, S, K), normalized chunk (1, stride, dim)) to `cache`."""
@@ -289,8 +297,7 @@ class WorldModel:
         if cache is not None:
             _, feat, _ = self.dyn(self.embodiment, codes, masked, a, am, cache=cache, first_is_start=False)
         else:  # the whole context recomputed
-            past = torch.cat([c for c, _ in slots])[None]
-            acts, unknown = self._actions_of(slots)
+            past, acts, unknown = self._context(slots)
             _, feat, _ = self.dyn(self.embodiment, torch.cat([past, codes], 1),
                                   torch.cat([torch.zeros(past.shape[:3], dtype=torch.bool, device=self.device),
                                              masked], 1),
