@@ -31,11 +31,11 @@ def tiny(conditioning="modulate+concat", objective="forward", seed=0, action_poi
     if dyn.action_map is not None:  # a map that really contributes (it starts at zero)
         torch.nn.init.normal_(dyn.action_map.proj.weight, std=0.5)
     # non-zero adaLN so every sub-layer (and the action path) really contributes
-    for blk in dyn.blocks:
+    for blk in dyn.trunk.blocks:
         torch.nn.init.normal_(blk.ada.weight, std=0.05)
         torch.nn.init.normal_(blk.ada.bias, std=0.3)
-        if hasattr(blk, "cross"):
-            torch.nn.init.normal_(blk.cross.out_proj.weight, std=0.05)
+        if blk.cross is not None:
+            torch.nn.init.normal_(blk.cross.attn.out_proj.weight, std=0.05)
     config = {"tokenizer": tcfg.to_dict(), "dynamics": dcfg.to_dict(), "embodiments": EMB}
     return tok, dyn, config
 
@@ -441,6 +441,50 @@ def test_optimizer_state_follows_parameter_names_when_registration_order_changes
         torch.testing.assert_close(s1[n], s2[n], msg=n)
 
 
+def test_checkpoints_and_train_states_from_before_the_named_trunk_load_under_todays_names():
+    """The shipped checkpoints were saved before Trunk/SpatialAttention/TemporalAttention/
+    Conditioning had names (blocks.i.qkv_s, cond_bias, ...): they load onto today's modules
+    weight for weight, and an optimizer state saved under the old names resumes."""
+    from pathlib import Path
+
+    from hma_ros.runtime.world_model import build_models
+    from hma_ros.train.state import load_optimizer_state, optimizer_state_tensors
+
+    ckpt = Path(__file__).resolve().parents[1] / "models" / "hma_discrete_small"
+    config, st = load_checkpoint(ckpt)
+    assert "dynamics.blocks.0.qkv_s.weight" in st and "dynamics.cond_bias" in st  # the old names
+    _, dyn = build_models(config, dict(st))
+    blk = dyn.trunk.blocks[1]
+    for now, old in ((blk.spatial.qkv.weight, "blocks.1.qkv_s.weight"), (blk.temporal.out.bias, "blocks.1.out_t.bias"),
+                     (dyn.trunk.norm_out.weight, "norm_out.weight"), (dyn.conditioning.bias, "cond_bias")):
+        torch.testing.assert_close(now, st["dynamics." + old], rtol=0, atol=0)
+
+    legacy = (("trunk.blocks.", "blocks."), ("trunk.norm_out.", "norm_out."), ("conditioning.bias", "cond_bias"),
+              (".spatial.qkv.", ".qkv_s."), (".temporal.out.", ".out_t."), (".temporal.qkv.", ".qkv_t."),
+              (".spatial.out.", ".out_s."))
+
+    def old_name(n):
+        for a, b in legacy:
+            n = n.replace(a, b)
+        return n
+
+    _, m1, _ = tiny()
+    opt1 = torch.optim.AdamW(m1.parameters(), lr=0.1)
+    codes, acts = torch.randint(0, 3, (1, 6, 16, 2)), torch.randn(1, 6, 5, 2)
+    dynamics_loss(m1, "pusht", codes, acts, torch.ones(1, 6, dtype=torch.bool))["loss"].backward()
+    opt1.step()
+    tensors, meta = optimizer_state_tensors(opt1, m1)
+    tensors = {("opt." + old_name(k[4:]) if k.startswith("opt.") else k): v for k, v in tensors.items()}
+    meta = meta | {"param_names": [old_name(n) for n in meta["param_names"]],
+                   "scalars": {old_name(k): v for k, v in meta["scalars"].items()}}
+    assert "blocks.0.qkv_s.weight" in meta["param_names"]
+    _, m2, _ = tiny()
+    opt2 = torch.optim.AdamW(m2.parameters(), lr=0.1)
+    load_optimizer_state(opt2, tensors, meta, m2)
+    p1, p2 = m1.trunk.blocks[0].spatial.qkv.weight, m2.trunk.blocks[0].spatial.qkv.weight
+    torch.testing.assert_close(opt1.state[p1]["exp_avg"], opt2.state[p2]["exp_avg"])
+
+
 def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data, tmp_path, capsys):
     from hma_ros.cli.main import main as hma
 
@@ -452,7 +496,7 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     _, pre = load_checkpoint(tmp_path / "pre")
     assert set(cfg["embodiments"]) == {"pusht", "reacher"}
     assert "dynamics.stems.reacher.net.0.weight" in st
-    torch.testing.assert_close(st["dynamics.blocks.0.qkv_t.weight"], pre["dynamics.blocks.0.qkv_t.weight"])
+    torch.testing.assert_close(st["dynamics.trunk.blocks.0.temporal.qkv.weight"], pre["dynamics.trunk.blocks.0.temporal.qkv.weight"])
     WorldModel.load(tmp_path / "ft", "reacher").observe(np.zeros((32, 32, 3), np.uint8))
     assert cfg["dynamics"]["motion_weight"] == 1.0
     # a training setting given with --init replaces the checkpoint's, and the weighted loss trains
@@ -471,7 +515,7 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     cfg, st = load_checkpoint(tmp_path / "ap")
     _, tok2 = load_checkpoint(tmp_path / "tok2")
     assert cfg["dynamics"]["action_points"] == 2 and st["dynamics.stems.reacher.points.weight"].shape == (4, 50)
-    torch.testing.assert_close(st["dynamics.blocks.0.qkv_t.weight"], pre["dynamics.blocks.0.qkv_t.weight"])
+    torch.testing.assert_close(st["dynamics.trunk.blocks.0.temporal.qkv.weight"], pre["dynamics.trunk.blocks.0.temporal.qkv.weight"])
     for k, v in tok2.items():
         if k.startswith("tokenizer."):
             torch.testing.assert_close(st[k], v, msg=k)

@@ -4,13 +4,14 @@ Tokens per frame slot t: S image tokens (an FSQ code vector each, or a mask toke
 the conditioning concatenates, one action token. The action attached to slot t is the chunk
 that LEADS INTO frame t (a_{t-1}); slot 0 gets a learned "no action yet" embedding.
 
-Each trunk block: bidirectional spatial attention within a slot -> (cross-attention to action
-tokens, for that variant) -> causal temporal attention per token position (rotary positions,
-so a KV cache can slide) -> MLP; every sub-layer modulated adaLN-Zero style by a per-slot
-condition c_t = learned bias (+ stem(a_{t-1}) when the conditioning modulates).
-
-Conditioning variants (paper Fig. 5b): "modulate+concat" (default), "modulate", "concat",
-"add", "cross", "none" (passive video model).
+The parts, as the paper draws them: `Stem` (per embodiment, action chunk -> feature), the
+`Conditioning` (how that feature enters the trunk: the variants of Fig. 5b, "modulate+concat"
+(default), "modulate", "concat", "add", "cross", "none" = a passive video model), the `Trunk`
+of `Block`s -- `SpatialAttention` within a slot -> (`CrossAttention` to action tokens, for that
+variant) -> `TemporalAttention`, causal per token position (rotary positions, so a KV cache
+can slide) -> MLP, every sub-layer modulated adaLN-Zero style by the slot's condition c_t --
+and the token head (model/tokens.py) and per-embodiment action `Head`. `HMADynamics` wires them.
+Checkpoints saved before the parts had names load through `current_name`.
 Shapes: B batch, T slots, S tokens per slot (+1 action token), D width, K FSQ factors.
 """
 
@@ -224,59 +225,174 @@ def rotary(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
 
-class Block(nn.Module):
-    def __init__(self, cfg: DynamicsConfig):
+class SpatialAttention(nn.Module):
+    """Bidirectional attention among the tokens of one slot (one frame and its action token)."""
+
+    def __init__(self, d: int, heads: int):
         super().__init__()
-        d, self.h = cfg.d_model, cfg.n_heads
-        self.cfg = cfg
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d, elementwise_affine=False) for _ in range(3))
-        self.qkv_s, self.out_s = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        self.qkv_t, self.out_t = nn.Linear(d, 3 * d), nn.Linear(d, d)
-        hidden = int(d * cfg.mlp_ratio)
-        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
-        self.ada = nn.Linear(d, 9 * d)  # shift/scale/gate for 3 sub-layers (adaLN-Zero)
-        nn.init.zeros_(self.ada.weight)
-        nn.init.zeros_(self.ada.bias)
-        if cfg.conditioning == "cross":
-            self.norm_x = nn.LayerNorm(d)
-            self.cross = nn.MultiheadAttention(d, cfg.n_heads, batch_first=True)
-            nn.init.zeros_(self.cross.out_proj.weight)
+        self.h = heads
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (N, L, D) -> (N, H, L, Dh)
-        return x.unflatten(-1, (self.h, -1)).transpose(1, 2)
+    def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, S', D) -> same
+        B, T, S, D = h.shape
+        q, k, v = (_heads(t, self.h) for t in self.qkv(h.reshape(B * T, S, D)).chunk(3, dim=-1))
+        a = F.scaled_dot_product_attention(q, k, v)
+        return self.out(a.transpose(1, 2).reshape(B, T, S, D))
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, past=None,
-                ctx: torch.Tensor | None = None):
-        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: the layer's view of
-        a KVCache (earlier slots' keys/values, (B*S', H, Tp, Dh)) or None. Returns (x, (k, v) of
-        these T slots)."""
-        B, T, S, D = x.shape
-        sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
-        # spatial attention within each slot
-        h = self.norm1(x) * (1 + sc1) + sh1
-        q, k, v = self.qkv_s(h.reshape(B * T, S, D)).chunk(3, dim=-1)
-        a = F.scaled_dot_product_attention(self._heads(q), self._heads(k), self._heads(v))
-        x = x + g1 * self.out_s(a.transpose(1, 2).reshape(B, T, S, D))
-        if ctx is not None:  # cross-attention to the slot's action tokens: ctx (B, T, C, D)
-            q = self.norm_x(x).reshape(B * T, S, D)
-            kv = ctx.reshape(B * T, -1, D)
-            x = x + self.cross(q, kv, kv, need_weights=False)[0].reshape(B, T, S, D)
-        # causal temporal attention per token position, rotary positions
-        h = self.norm2(x) * (1 + sc2) + sh2
+
+class TemporalAttention(nn.Module):
+    """Causal attention along time, per token position, with rotary positions (so cached keys
+    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.h = heads
+        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+    def forward(self, h: torch.Tensor, pos: torch.Tensor, past=None):
+        """h (B, T, S', D); pos (T,); past: a layer's view of a KVCache or None. Returns (out,
+        (k, v) of these T slots, (B*S', H, T, Dh))."""
+        B, T, S, D = h.shape
         h = h.permute(0, 2, 1, 3).reshape(B * S, T, D)
-        q, k, v = (self._heads(t) for t in self.qkv_t(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
+        q, k, v = (_heads(t, self.h) for t in self.qkv(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
         q, k = rotary(q, pos), rotary(k, pos)
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
         tp = k.shape[2] - T
-        mask = torch.ones(T, tp + T, dtype=torch.bool, device=x.device).tril(diagonal=tp)
+        mask = torch.ones(T, tp + T, dtype=torch.bool, device=h.device).tril(diagonal=tp)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         a = a.transpose(1, 2).reshape(B, S, T, D).permute(0, 2, 1, 3)
-        x = x + g2 * self.out_t(a)
-        h = self.norm3(x) * (1 + sc3) + sh3
-        x = x + g3 * self.mlp(h)
+        return self.out(a), new_kv
+
+
+class CrossAttention(nn.Module):
+    """The "cross" conditioning: a slot's tokens attend to its action tokens (output starts at zero)."""
+
+    def __init__(self, d: int, heads: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.attn = nn.MultiheadAttention(d, heads, batch_first=True)
+        nn.init.zeros_(self.attn.out_proj.weight)
+
+    def forward(self, x: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:  # x (B, T, S', D), ctx (B, T, C, D)
+        B, T, S, D = x.shape
+        q = self.norm(x).reshape(B * T, S, D)
+        kv = ctx.reshape(B * T, -1, D)
+        return self.attn(q, kv, kv, need_weights=False)[0].reshape(B, T, S, D)
+
+
+def _heads(x: torch.Tensor, h: int) -> torch.Tensor:  # (N, L, D) -> (N, H, L, Dh)
+    return x.unflatten(-1, (h, -1)).transpose(1, 2)
+
+
+class Block(nn.Module):
+    """spatial attention -> (cross-attention, "cross" only) -> causal temporal attention -> MLP,
+    each sub-layer normalized and modulated adaLN-Zero style by the slot's condition c (`ada`:
+    shift, scale and gate per sub-layer, starting at zero)."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d, elementwise_affine=False) for _ in range(3))
+        self.spatial = SpatialAttention(d, cfg.n_heads)
+        self.temporal = TemporalAttention(d, cfg.n_heads)
+        hidden = int(d * cfg.mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(d, hidden), nn.GELU(approximate="tanh"), nn.Linear(hidden, d))
+        self.ada = nn.Linear(d, 9 * d)  # shift/scale/gate for 3 sub-layers (adaLN-Zero)
+        nn.init.zeros_(self.ada.weight)
+        nn.init.zeros_(self.ada.bias)
+        self.cross = CrossAttention(d, cfg.n_heads) if cfg.conditioning == "cross" else None
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, past=None,
+                ctx: torch.Tensor | None = None):
+        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: the layer's view of
+        a KVCache (earlier slots' keys/values, (B*S', H, Tp, Dh)) or None; ctx (B, T, C, D)
+        action tokens ("cross"). Returns (x, (k, v) of these T slots)."""
+        sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
+        x = x + g1 * self.spatial(self.norm1(x) * (1 + sc1) + sh1)
+        if self.cross is not None:
+            x = x + self.cross(x, ctx)
+        a, new_kv = self.temporal(self.norm2(x) * (1 + sc2) + sh2, pos, past)
+        x = x + g2 * a
+        x = x + g3 * self.mlp(self.norm3(x) * (1 + sc3) + sh3)
         return x, new_kv
+
+
+class Trunk(nn.Module):
+    """The shared spatial-temporal transformer: blocks, then a final norm."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.norm_out = nn.LayerNorm(cfg.d_model)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, cache: KVCache | None = None,
+                ctx: torch.Tensor | None = None):
+        """x (B, T, S', D) -> (x, per-layer (k, v) of these T slots)."""
+        new = []
+        for i, blk in enumerate(self.blocks):
+            x, kv = blk(x, c, pos, cache.layer(i) if cache is not None else None, ctx)
+            new.append(kv)
+        return self.norm_out(x), new
+
+
+class Conditioning(nn.Module):
+    """How a slot's action feature (its stem's output) enters the trunk -- the paper's
+    conditioning variants (Fig. 5b): "modulate" (it modulates every sub-layer, adaLN), "concat"
+    (one more token in the slot), "modulate+concat" (both, the default), "add" (added to every
+    image token), "cross" (image tokens cross-attend to `cross_tokens` tokens made from it),
+    "none" (a passive video model: actions never enter)."""
+
+    def __init__(self, cfg: DynamicsConfig):
+        super().__init__()
+        self.kind, self.concat, self.modulate = cfg.conditioning, cfg.concat, cfg.modulate
+        self.cross_tokens = cfg.cross_tokens
+        self.bias = nn.Parameter(torch.zeros(cfg.d_model))  # the condition of a slot without modulation
+        self.cross_proj = nn.Linear(cfg.d_model, cfg.cross_tokens * cfg.d_model) if self.kind == "cross" else None
+
+    @property
+    def uses_actions(self) -> bool:
+        return self.kind != "none"
+
+    def tokens(self, x: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Image tokens x (B, T, S, D) with the action added or appended -> (B, T, S', D)."""
+        if self.kind == "add":
+            x = x + act[:, :, None]
+        if self.concat:
+            x = torch.cat([x, act[:, :, None]], dim=2)
+        return x
+
+    def condition(self, act: torch.Tensor) -> torch.Tensor:
+        """The per-slot modulation vector c (B, T, D)."""
+        c = self.bias.expand(*act.shape[:2], -1)
+        return c + act if self.modulate else c
+
+    def context(self, act: torch.Tensor) -> torch.Tensor | None:
+        """The action tokens (B, T, C, D) cross-attention reads ("cross"), else None."""
+        return self.cross_proj(act).unflatten(-1, (self.cross_tokens, -1)) if self.cross_proj is not None else None
+
+
+# state-dict names before the trunk had named parts (checkpoints and train states keep working)
+_RENAMED = (("blocks.", "trunk.blocks."), ("norm_out.", "trunk.norm_out."), ("cond_bias", "conditioning.bias"),
+            ("cross_proj.", "conditioning.cross_proj."), ("token_emb.", "tokens.token_emb."), ("out.", "tokens.out."),
+            ("token_in.", "tokens.token_in."), ("token_head.", "tokens.token_head."))
+_RENAMED_IN_BLOCK = ((".qkv_s.", ".spatial.qkv."), (".out_s.", ".spatial.out."), (".qkv_t.", ".temporal.qkv."),
+                     (".out_t.", ".temporal.out."), (".norm_x.", ".cross.norm."), (".cross.", ".cross.attn."))
+
+
+def current_name(name: str) -> str:
+    """A dynamics parameter's name today, given its name in an older checkpoint (or today's)."""
+    for old, new in _RENAMED:
+        if name.startswith(old):
+            name = new + name[len(old):]
+            if old == "blocks.":
+                for o, n in _RENAMED_IN_BLOCK:
+                    if o in name:
+                        name = name.replace(o, n, 1)
+                        break
+            break
+    return name
 
 
 class HMADynamics(nn.Module):
@@ -289,15 +405,12 @@ class HMADynamics(nn.Module):
         self.tokens = TOKEN_KINDS[cfg.token_kind](cfg, d)  # what a token is (model/tokens.py)
         self.mask_emb = nn.Parameter(torch.randn(d) * 0.02)
         self.pos_emb = nn.Parameter(torch.randn(cfg.slot_tokens, d) * 0.02)
-        self.cond_bias = nn.Parameter(torch.zeros(d))
         self.no_action = nn.Parameter(torch.randn(d) * 0.02)  # slot 0: no action led into it
         self.action_mask_emb = nn.Parameter(torch.randn(d) * 0.02)  # action to be predicted
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm_out = nn.LayerNorm(d)
+        self.conditioning = Conditioning(cfg)
+        self.trunk = Trunk(cfg)
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
-        if cfg.conditioning == "cross":
-            self.cross_proj = nn.Linear(d, cfg.cross_tokens * d)
         self.action_map = ActionMap(cfg.action_points, cfg.tokens_per_frame, d) if cfg.action_points else None
         for name, e in embodiments.items():
             self.add_embodiment(name, e["stride"], e["action_dim"], e["stats"]["mean"], e["stats"]["std"])
@@ -324,11 +437,15 @@ class HMADynamics(nn.Module):
         return self.tokens.predict_actions(self.heads[emb], feat, stem.stride, stem.action_dim, gen,
                                            temperature, samples)
 
+    current_name = staticmethod(current_name)  # old checkpoint / train-state names -> today's
+
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
-        # checkpoints from before model/tokens.py kept the token modules at the top level
-        for old in ("token_emb.", "out.", "token_in.", "token_head."):
-            for k in [k for k in state_dict if k.startswith(prefix + old)]:
-                state_dict[prefix + "tokens." + k[len(prefix):]] = state_dict.pop(k)
+        # older checkpoints: token modules at the top level (before model/tokens.py), blocks
+        # without named parts (before Trunk); their names are mapped to today's
+        for k in [k for k in state_dict if k.startswith(prefix)]:
+            now = current_name(k[len(prefix):])
+            if now != k[len(prefix):]:
+                state_dict[prefix + now] = state_dict.pop(k)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     # ------------------------------------------------------------------ embedding
@@ -352,11 +469,7 @@ class HMADynamics(nn.Module):
         (B, T, S) bool; act (B, T, D) -> (B, T, S', D)."""
         x = self.tokens.embed(codes)
         x = torch.where(token_masked[..., None], self.mask_emb.expand_as(x), x)
-        if self.cfg.conditioning == "add":
-            x = x + act[:, :, None]
-        if self.cfg.concat:
-            x = torch.cat([x, act[:, :, None]], dim=2)
-        return x + self.pos_emb
+        return self.conditioning.tokens(x, act) + self.pos_emb
 
     def forward(self, emb: str, codes: torch.Tensor, token_masked: torch.Tensor,
                 actions: torch.Tensor | None, action_masked: torch.Tensor | None = None,
@@ -378,17 +491,9 @@ class HMADynamics(nn.Module):
                 known[:, 0] = False
             amap = self.action_map(self.stems[emb].place(actions)) * known[..., None, None]
             x[:, :, : cfg.tokens_per_frame] = x[:, :, : cfg.tokens_per_frame] + amap
-        c = self.cond_bias.expand(B, T, -1)
-        if cfg.modulate:
-            c = c + act
-        ctx = self.cross_proj(act).unflatten(-1, (cfg.cross_tokens, -1)) if cfg.conditioning == "cross" else None
         t0 = cache.next_pos if cache is not None else 0
         pos = torch.arange(t0, t0 + T, device=codes.device)
-        new = []
-        for i, blk in enumerate(self.blocks):
-            x, kv = blk(x, c, pos, cache.layer(i) if cache is not None else None, ctx)
-            new.append(kv)
-        x = self.norm_out(x)
+        x, new = self.trunk(x, self.conditioning.condition(act), pos, cache, self.conditioning.context(act))
         img = x[:, :, : cfg.tokens_per_frame]
         out = self.tokens.head(img)
         pooled = x[:, :, -1] if cfg.concat else img.mean(dim=2)

@@ -78,9 +78,15 @@ def optimizer_state_tensors(opt: torch.optim.Optimizer, model: torch.nn.Module |
 def load_optimizer_state(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict,
                          model: torch.nn.Module | None = None) -> None:
     """Inverse of optimizer_state_tensors: name-keyed state goes to the parameter of that name
-    wherever it now sits; states saved before names were recorded fall back to indices."""
+    wherever it now sits (a name the model has since renamed -- `model.current_name` -- under its
+    new name); states saved before names were recorded fall back to indices."""
     saved = meta.get("param_names") or [str(i) for i in range(len(_param_names(opt, None)))]
     now = {n: i for i, n in enumerate(_param_names(opt, model if "param_names" in meta else None))}
+    rename = getattr(model, "current_name", None)
+    if rename is not None and "param_names" in meta:
+        for n in saved:
+            if n not in now and rename(n) in now:
+                now[n] = now[rename(n)]
     missing = [n for n in saved if n not in now]
     if missing:
         raise ValueError(f"optimizer state names parameters this model lacks: {', '.join(missing[:5])}")
