@@ -174,6 +174,76 @@ def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(p
     assert "ERROR" in node.output() or "error" in node.output().lower()
 
 
+def _transition(probe, node: str, transition: str) -> bool:
+    """Ask `node` for a lifecycle transition (as `ros2 lifecycle set NODE TRANSITION` does)."""
+    from lifecycle_msgs.msg import Transition
+    from lifecycle_msgs.srv import ChangeState
+
+    cli = probe.node.create_client(ChangeState, f"{node}/change_state")
+    assert cli.wait_for_service(timeout_sec=30), f"{node}/change_state not available"
+    tid = getattr(Transition, f"TRANSITION_{transition.upper()}")
+    fut = cli.call_async(ChangeState.Request(transition=Transition(id=tid)))
+    deadline = time.monotonic() + 60
+    while not fut.done() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return bool(fut.result().success)
+
+
+def test_model_nodes_are_lifecycle_nodes_configure_loads_activate_publishes_deactivate_silences(
+        probe, launch_node, ckpt):
+    """autostart false: the node waits unconfigured (no model, nothing published); configure
+    loads the model, activate starts filmstrips, deactivate stops them, cleanup frees the model,
+    and it comes back on configure + activate. A policy deactivated while enabled is disabled
+    and silent; enabling an inactive policy is refused."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
+    launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                params={"checkpoint": str(ckpt[0]), "horizon": 2, "display_scale": 1, "autostart": False,
+                        "diagnostics_period": 0.3})
+    strips = probe.subscribe(Image, "imagined/image", qos=10)
+    diags = probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+
+    def state():
+        probe.wait_for("/diagnostics", count=len(diags) + 2, timeout=10)
+        msgs = [m for _, m in diags]
+        return _diag(msgs, "lifecycle_state"), _diag(msgs, "model")
+
+    probe.wait_for("/diagnostics", count=2, timeout=30)
+    assert state() == ("unconfigured", "not loaded")
+    assert _transition(probe, "hma_imagine", "configure")
+    st, model = state()
+    assert st == "inactive" and model.endswith("[pusht]")
+    time.sleep(2.0)
+    assert strips == []  # configured, not active: nothing published
+    assert _transition(probe, "hma_imagine", "activate")
+    probe.wait_for("imagined/image", count=2, timeout=40)
+    assert _transition(probe, "hma_imagine", "deactivate")
+    time.sleep(0.5)
+    n = len(strips)
+    time.sleep(2.5)
+    assert len(strips) == n and state()[0] == "inactive"  # deactivated: silence
+    assert _transition(probe, "hma_imagine", "cleanup")
+    assert state() == ("unconfigured", "not loaded")  # the model is freed
+    assert _transition(probe, "hma_imagine", "configure") and _transition(probe, "hma_imagine", "activate")
+    probe.wait_for("imagined/image", count=n + 2, timeout=40)
+
+    policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
+                         params={"checkpoint": str(ckpt[0]), "enabled": True})
+    cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
+    assert policy.wait_for_output("policy ENABLED", timeout=40), policy.output()
+    probe.wait_for("joint_commands", count=3, timeout=30, predicate=lambda m: not m.layout.dim)
+    assert _transition(probe, "hma_policy", "deactivate")
+    assert policy.wait_for_output("policy disabled", timeout=10)
+    time.sleep(0.5)
+    n_cmd = len(_policy_commands(cmds))
+    time.sleep(2.0)
+    assert len(_policy_commands(cmds)) == n_cmd  # a deactivated policy commands nothing
+    refused = probe.set_bool("hma_policy", "enabled", True)
+    assert not refused.successful and "activate it first" in refused.reason
+    assert _transition(probe, "hma_policy", "activate")
+    time.sleep(2.0)
+    assert len(_policy_commands(cmds)) == n_cmd  # activating again does not resume commanding
+
+
 def _policy_commands(box):
     """Commands on joint_commands that are not the simulated robot's own (tagged) controller."""
     return [(t, m) for t, m in list(box) if not_builtin(m)]
@@ -246,7 +316,7 @@ action: {source: command, topic: joint_commands, type: std_msgs/msg/Float64Multi
     launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", params={"policy": "hold"})
     policy = launch_node("policy_node", params_file=REPO / "config/policy.yaml",
                          params={"checkpoint": str(ckpt[0]), "embodiment": str(emb), "enabled": True})
-    assert policy.wait_for_output("refused at start-up", timeout=30), policy.output()
+    assert policy.wait_for_output("refused at activation", timeout=30), policy.output()
     cmds = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(50))
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     probe.wait_for("preview/joint_trajectory", count=2, timeout=30)

@@ -3,6 +3,8 @@
 Inputs (relative names, remappable): image_raw (or image_raw/compressed with use_compressed),
 joint_states, the embodiment's command topic, imagine_actions (Float64MultiArray [K, stride,
 action_dim] in the embodiment's units, used while fresh: 1 s).
+A lifecycle node (nodes/pipeline.py): configure loads the model, activate starts imagining,
+deactivate stops (nothing published), cleanup frees; `autostart` (default) does the first two.
 Outputs: imagined/image (rgb8 filmstrip: the newest real frame then K imagined ones, stamped
 with that frame's time and the camera's frame_id), imagined/frames (each imagined frame
 stamped at its future time), /diagnostics.
@@ -39,10 +41,20 @@ class ImagineNode(StepPipelineNode):
             err = self.validate_parameter(name, self.get_parameter(name).value)
             if err:
                 raise ValueError(err)
-        self.pub_strip = self.create_publisher(Image, "imagined/image", reliable_qos(2))
-        self.pub_frames = self.create_publisher(Image, "imagined/frames", reliable_qos(16))
-        self.create_subscription(Float64MultiArray, "imagine_actions", self.on_plan, reliable_qos(2))
         self.published = 0
+
+    def make_outputs(self) -> None:
+        self.pub_strip = self.create_lifecycle_publisher(Image, "imagined/image", reliable_qos(2))
+        self.pub_frames = self.create_lifecycle_publisher(Image, "imagined/frames", reliable_qos(16))
+        self._plan_sub = self.create_subscription(Float64MultiArray, "imagine_actions", self.on_plan, reliable_qos(2))
+
+    def destroy_outputs(self) -> None:
+        if getattr(self, "pub_strip", None) is not None:
+            self.destroy_lifecycle_publisher(self.pub_strip)
+            self.destroy_lifecycle_publisher(self.pub_frames)
+            self.destroy_subscription(self._plan_sub)
+            self.pub_strip = self.pub_frames = self._plan_sub = None
+        self._plan = None
 
     def validate_parameter(self, name: str, value) -> str:
         if name == "horizon" and not (isinstance(value, int) and 1 <= value <= 64):

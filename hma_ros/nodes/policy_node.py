@@ -10,6 +10,10 @@ joint_trajectory (joint names from the embodiment, points on the chunk's time gr
 (Float64MultiArray) at the native rate -- the topic sim_robot_node executes. The streamed
 commands come back through the command subscription, so they become the action history.
 
+A lifecycle node (nodes/pipeline.py; `autostart` configures and activates it): deactivating
+it disables the policy (`enabled` goes false) and silences every output; enabling an inactive
+node is refused.
+
 Safety (the gate):
 - `enabled` defaults to false; while false nothing is published on joint_trajectory or
   joint_commands;
@@ -55,9 +59,6 @@ class PolicyNode(StepPipelineNode):
                                                                "(false: preview/joint_trajectory and diagnostics only)"))
         self.declare_parameter("stream_commands", True, d(description="stream joint_commands when enabled"))
         self.declare_parameter("stale_timeout", 1.5, d(description="s without a completed step before streaming stops"))
-        self.pub_traj = self.create_publisher(JointTrajectory, "joint_trajectory", reliable_qos(5))
-        self.pub_preview = self.create_publisher(JointTrajectory, "preview/joint_trajectory", reliable_qos(5))
-        self.pub_cmd = self.create_publisher(Float64MultiArray, "joint_commands", reliable_qos(20))
         self.chunks = 0
         self.commands_sent = 0
         self.trajectories_sent = 0
@@ -65,23 +66,52 @@ class PolicyNode(StepPipelineNode):
         self.rejected = 0
         self.refusals = 0
         self._starting = False
+        self.pub_traj = self.pub_preview = self.pub_cmd = self._stream_timer = None
+
+    def make_outputs(self) -> None:
+        self.pub_traj = self.create_lifecycle_publisher(JointTrajectory, "joint_trajectory", reliable_qos(5))
+        self.pub_preview = self.create_lifecycle_publisher(JointTrajectory, "preview/joint_trajectory", reliable_qos(5))
+        self.pub_cmd = self.create_lifecycle_publisher(Float64MultiArray, "joint_commands", reliable_qos(20))
+        self._stream_timer = self.create_timer(1.0 / self.emb.action_hz, self.stream)
+
+    def destroy_outputs(self) -> None:
+        if self.pub_traj is not None:
+            self.destroy_timer(self._stream_timer)
+            for pub in (self.pub_traj, self.pub_preview, self.pub_cmd):
+                self.destroy_lifecycle_publisher(pub)
+            self.pub_traj = self.pub_preview = self.pub_cmd = self._stream_timer = None
+
+    def on_activate(self, state):
+        result = super().on_activate(state)
         if self.get_parameter("enabled").value:  # enabled from the parameter file / launch argument
             refusal = self.enable_refusal(bool(self.get_parameter("allow_unlimited").value))
             if refusal:
-                self.get_logger().error(f"enabled:=true refused at start-up: {refusal}. The policy stays disabled.")
+                self.get_logger().error(f"enabled:=true refused at activation: {refusal}. The policy stays disabled.")
                 self.refusals += 1
                 self.set_parameters([Parameter("enabled", value=False)])
             else:
                 with self._qlock:
+                    self._epoch += 1
                     self._enabled = True
                 self._announce_enabled()
-        if self.emb is not None:
-            self.create_timer(1.0 / self.emb.action_hz, self.stream)
+        return result
+
+    def on_deactivate(self, state):
+        # a deactivated policy is disabled: activating again does not resume commanding by itself
+        if self.get_parameter("enabled").value:
+            self.set_parameters([Parameter("enabled", value=False)])
+        with self._qlock:
+            self._epoch += 1
+            self._queue.clear()
+            self._enabled = False
+        return super().on_deactivate(state)
 
     def enable_refusal(self, allow_unlimited: bool) -> str:
         """Why enabling is refused now ('' when it may be enabled)."""
         if self.emb is None or self.wm is None:
             return f"no model is loaded ({self.model_error or 'see the log'})"
+        if self.lifecycle_state != "active":
+            return f"the node is {self.lifecycle_state} (lifecycle): activate it first"
         if not self.emb.has_limits and not allow_unlimited:
             return (f"embodiment {self.emb.name} has no action limits (action.low/high in {self.emb.source_file}), "
                     "so commands cannot be clamped: add the limits, or set allow_unlimited true to accept "
@@ -160,7 +190,7 @@ class PolicyNode(StepPipelineNode):
         return msg
 
     def stream(self) -> None:
-        if not self._enabled or not self.get_parameter("stream_commands").value:
+        if not self._enabled or self.lifecycle_state != "active" or not self.get_parameter("stream_commands").value:
             return
         if time.monotonic() - self._last_step_wall > float(self.get_parameter("stale_timeout").value):
             with self._qlock:
