@@ -38,9 +38,7 @@ def main() -> int:
     ap.add_argument("--out", default="out/steer.gif")
     args = ap.parse_args()
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    import imageio.v2 as imageio
-
-    from hma_ros.data.images import ImageSpec
+    from hma_ros.data.images import ImageSpec, write_video
     from hma_ros.data.sims import make_sim
     from hma_ros.evaluation.tracking import find_agent
     from hma_ros.runtime.world_model import WorldModel
@@ -90,7 +88,7 @@ def main() -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     pad = np.full((side, 2, 3), 255, np.uint8)
     tiles = [np.concatenate([a, pad, b], 1).repeat(3, 0).repeat(3, 1) for a, b in zip(truth, imagined, strict=True)]
-    imageio.mimsave(out, tiles, duration=0.25, loop=0)
+    write_video(tiles, out, fps=4.0)
     res["gif"] = str(out) + " (left: the real simulator | right: imagined, 4 steps/s)"
     print(json.dumps(res, indent=2))
     return 0

@@ -579,7 +579,23 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert bench["kv_cache"]["imagined_fps"] > 0 and bench["peak_rss_mb"] > 0
     assert hma(["imagine", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"),
                 "--horizon", "4", "--out", str(tmp_path / "i.gif")]) == 0
-    assert (tmp_path / "i.gif").stat().st_size > 0
+    import imageio.v2 as imageio
+
+    gif = imageio.mimread(tmp_path / "i.gif")
+    assert len(gif) == 4 and gif[0].shape[1] == 2 * gif[0].shape[0]  # truth | imagined, 4 imagined frames
+    imageio.imwrite(tmp_path / "start.png", np.zeros((48, 48, 3), np.uint8))  # any size: resized
+    np.save(tmp_path / "plan.npy", np.full((3, 5, 2), 256.0))
+    assert hma(["imagine", "--ckpt", str(tmp_path / "m"), "--image", str(tmp_path / "start.png"), "--actions",
+                str(tmp_path / "plan.npy"), "--out", str(tmp_path / "p.gif")]) == 0
+    from PIL import Image, ImageSequence
+
+    with Image.open(tmp_path / "p.gif") as im:  # 3 frames at 2 fps (identical ones merged by the GIF writer)
+        assert sum(f.info["duration"] for f in ImageSequence.Iterator(im)) == 1500
+    np.save(tmp_path / "bad.npy", np.zeros((3, 7)))
+    capsys.readouterr()
+    assert hma(["imagine", "--ckpt", str(tmp_path / "m"), "--image", str(tmp_path / "start.png"), "--actions",
+                str(tmp_path / "bad.npy"), "--out", str(tmp_path / "b.gif")]) == 2
+    assert "cannot be read as (K, 5, 2) chunks for pusht" in capsys.readouterr().err
     assert hma(["export", "--ckpt", str(tmp_path / "m"), "--out", str(tmp_path / "shipped")]) == 0
     from safetensors import safe_open
 

@@ -12,7 +12,6 @@ image: the image is the first frame; actions come from a .npy/.csv of shape (K, 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 
@@ -45,59 +44,33 @@ def run(args) -> int:
 
     from hma_ros.cli import CliError
     from hma_ros.data.dataset import Dataset, DatasetError
-    from hma_ros.evaluation.heldout import random_chunks
+    from hma_ros.data.images import write_video
+    from hma_ros.evaluation.rollout import (
+        RolloutError,
+        episode_rollout,
+        read_chunks,
+        side_by_side,
+    )
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import WorldModel
 
     try:
         config, _ = load_checkpoint(args.ckpt)
         ds = Dataset(args.data) if args.data else None
-    except (CheckpointError, DatasetError) as e:
-        raise CliError(str(e)) from None
-    emb = args.embodiment or (ds.name if ds else next(iter(config["embodiments"])))
-    try:
+        emb = args.embodiment or (ds.name if ds else next(iter(config["embodiments"])))
         wm = WorldModel.load(args.ckpt, emb, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
-                                render=args.render)
-    except ValueError as e:
-        raise CliError(str(e)) from None
-    rng = np.random.default_rng(args.seed)
-    stats = config["embodiments"][emb]["stats"]
-    truth = None
-    if ds is not None:
-        if not 0 <= args.episode < len(ds.episodes):
-            raise CliError(f"--episode {args.episode}: the dataset has episodes 0..{len(ds.episodes) - 1}")
-        start, n = ds.episodes[args.episode]
-        P = wm.dyn.cfg.prompt
-        K = min(args.horizon, n - P) if not args.random_actions else args.horizon
-        if n <= P:
-            raise CliError(f"episode {args.episode} has {n} steps; needs more than the {P} prompt steps")
-        w = ds.window(start, min(n, P + K))
-        for frame, chunk in w.steps(P):
-            wm.observe(frame, chunk)
-        chunks = w.actions[P - 1:P - 1 + K]
-        if args.random_actions or len(chunks) < K:
-            chunks = random_chunks(stats, (K, wm.stride, wm.action_dim), rng)
-        truth = w.frames[P:P + K]
-    else:
-        if not args.image or not args.actions:
+                             render=args.render)
+        if ds is not None:
+            frames, truth = episode_rollout(wm, ds, args.episode, args.horizon, args.random_actions, args.seed)
+            frames = side_by_side(truth, frames)
+        elif not args.image or not args.actions:
             raise CliError("give --data DATASET, or --image PNG with --actions FILE")
-        img = imageio.imread(args.image)[..., :3]
-        a = np.load(args.actions) if args.actions.endswith(".npy") else np.loadtxt(args.actions, delimiter=",")
-        try:
-            chunks = np.asarray(a, np.float32).reshape(-1, wm.stride, wm.action_dim)
-        except ValueError:
-            raise CliError(f"{args.actions}: {np.shape(a)} cannot be read as (K, {wm.stride}, {wm.action_dim}) "
-                           f"chunks for {emb}") from None
-        wm.observe(img.astype(np.uint8))
-    frames = wm.imagine(chunks)
-    if truth is not None:
-        pad = np.zeros_like(frames[0])
-        frames = [np.concatenate([truth[i] if i < len(truth) else pad, f], axis=1) for i, f in enumerate(frames)]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    if out.suffix == ".mp4":
-        imageio.mimsave(out, list(frames), fps=args.fps)
-    else:
-        imageio.mimsave(out, list(frames), duration=1.0 / args.fps, loop=0)
-    print(f"wrote {len(frames)} imagined frames to {out}" + (" (truth | imagined)" if truth is not None else ""))
+        else:
+            chunks = read_chunks(args.actions, wm.stride, wm.action_dim, emb)
+            wm.observe(imageio.imread(args.image)[..., :3].astype(np.uint8))
+            frames = wm.imagine(chunks)
+    except (CheckpointError, DatasetError, RolloutError, ValueError) as e:
+        raise CliError(str(e)) from None
+    out = write_video(frames, args.out, args.fps)
+    print(f"wrote {len(frames)} imagined frames to {out}" + (" (truth | imagined)" if ds is not None else ""))
     return 0

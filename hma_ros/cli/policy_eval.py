@@ -53,10 +53,9 @@ def run(args) -> int:
         raise CliError(str(e)) from None
     print(format_policy_table(results))
     if args.gif and gif_frames:
-        import imageio.v2 as imageio
+        from hma_ros.data.images import write_video
 
-        Path(args.gif).parent.mkdir(parents=True, exist_ok=True)
-        imageio.mimsave(args.gif, gif_frames, duration=0.5, loop=0)
+        write_video(gif_frames, args.gif, fps=2.0)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -182,3 +182,23 @@ class ImageSpec:
         cv2 = _cv2()
         interp = cv2.INTER_AREA if img.shape[0] >= th else cv2.INTER_LINEAR
         return cv2.resize(np.ascontiguousarray(img), (tw, th), interpolation=interp)
+
+
+def write_video(frames, path, fps: float = 2.0):
+    """Frames (N, H, W, 3) uint8 to a looping GIF, or an MP4 when the path ends in .mp4; the
+    folder is made. One writer for every GIF the project makes: imageio's pillow GIF writer
+    takes the frame duration in milliseconds (`duration=0.5` meant 0.5 ms: a GIF that plays as
+    fast as the viewer allows). Identical consecutive frames are merged by the GIF encoder, their
+    durations added, so the clip's length stays N / fps."""
+    from pathlib import Path
+
+    import imageio.v2 as imageio
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".mp4":
+        imageio.mimsave(path, list(frames), fps=fps)
+    else:
+        imageio.mimsave(path, list(frames), duration=1000.0 / fps, loop=0)
+    return path
+

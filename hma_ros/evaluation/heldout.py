@@ -138,10 +138,10 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         rows["acc"].append(acc)
         episodes.append(ep)
         if gif_dir is not None and wi < gifs:
-            import imageio.v2 as imageio
+            from hma_ros.data.images import write_video
 
             frames = [np.concatenate([g, i], axis=1) for g, i in zip(truth, pred, strict=True)]
-            imageio.mimsave(gif_dir / f"{wm.embodiment}_{wi}.gif", frames, duration=0.5, loop=0)
+            write_video(frames, gif_dir / f"{wm.embodiment}_{wi}.gif", fps=2.0)
     R = {k: np.array(v, dtype=np.float64) for k, v in rows.items() if v}
     eps = np.array(episodes)
 

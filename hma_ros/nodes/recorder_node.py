@@ -112,7 +112,7 @@ class RecorderNode(Node):
         self.done = True
         self.out_dir.mkdir(parents=True, exist_ok=True)
         summary = self.summary()
-        import imageio.v2 as imageio
+        from hma_ros.data.images import write_video
 
         gif = self.out_dir / str(self.get_parameter("gif_name").value)
         if self.strips:
@@ -128,10 +128,10 @@ class RecorderNode(Node):
                 tiles = [np.concatenate([a, np.full((a.shape[0], 2, 3), 255, np.uint8), b], 1)
                          for a, b in cmp["pairs"][-40:]]
                 tiles = [t.repeat(4, 0).repeat(4, 1) for t in tiles]
-                imageio.mimsave(gif, tiles, duration=0.5, loop=0)
+                write_video(tiles, gif, fps=2.0)
                 summary["gif"] = str(gif)
         elif self.frames:
-            imageio.mimsave(gif, self.frames, duration=0.1, loop=0)
+            write_video(self.frames, gif, fps=10.0)
             summary["gif"] = str(gif)
         (self.out_dir / "recording.json").write_text(json.dumps(summary, indent=2))
         self.get_logger().info("recording done: " + json.dumps(summary))

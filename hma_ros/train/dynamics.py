@@ -325,9 +325,9 @@ def train_dynamics(opts: DynamicsTraining) -> int:
 
 def _quick_eval(out: Path, step: int, tok, dyn, config: dict, datasets, tb) -> None:
     """A few held-out windows per embodiment: imagined-frame PSNR and a GIF (truth | imagined)."""
-    import imageio.v2 as imageio
     import torch
 
+    from hma_ros.data.images import write_video
     from hma_ros.model.tokenizer import psnr
     from hma_ros.runtime.world_model import WorldModel
 
@@ -346,6 +346,5 @@ def _quick_eval(out: Path, step: int, tok, dyn, config: dict, datasets, tb) -> N
         if tb:
             tb.add_scalar(f"eval_psnr/{name}", score, step)
         frames = [np.concatenate([g, i], axis=1) for g, i in zip(w.frames[P:], imagined, strict=True)]
-        (out / "samples").mkdir(exist_ok=True)
-        imageio.mimsave(out / "samples" / f"{name}_step{step}.gif", frames, duration=0.5, loop=0)
+        write_video(frames, out / "samples" / f"{name}_step{step}.gif", fps=2.0)
         print(f"\n[eval step {step}] {name}: imagined PSNR {score:.2f} dB", flush=True)
