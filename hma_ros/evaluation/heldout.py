@@ -269,7 +269,6 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
     predicted in one pass with all its tokens masked, given the true past of its window (the
     window's first slot a start, as in training and in WorldModel's context)."""
     import torch
-    import torch.nn.functional as F
 
     dyn = wm.dyn
     if dyn.continuous:
@@ -284,11 +283,10 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
         for t in range(P, T):
             masked = torch.zeros(1, t + 1, S, dtype=torch.bool)
             masked[0, t] = True
-            logits, _, _ = dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
-            lp = sum(F.cross_entropy(lg[0, t], codes[t, :, k], reduction="none") for k, lg in enumerate(logits))
+            out, _, _ = dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
+            lp, pred = dyn.tokens.nll(dyn.tokens.newest(out), codes[None, t])  # slot t is the newest
             nll.append(float(lp.mean()))
-            pred = torch.stack([lg[0, t].argmax(-1) for lg in logits], -1)
-            acc.append(float((pred == codes[t]).all(-1).float().mean()))
+            acc.append(float((pred[0] == codes[t]).all(-1).float().mean()))
     return float(np.mean(nll)), float(np.mean(acc))
 
 

@@ -73,12 +73,30 @@ class DiscreteTokens(nn.Module):
                                  label_smoothing=self.cfg.label_smoothing, reduction="none")
                  for k, lg in enumerate(out))
         ce = (ce * weight).sum() / weight.sum() if weight is not None else ce.mean()
-        with torch.no_grad():  # greedy decoding, one factor after another when they depend
-            pred = tgt[:, :0]
-            for k, lg in enumerate(out):
-                pred = torch.cat([pred, self._given(k, lg[sel], h, pred).argmax(-1, keepdim=True)], dim=-1)
-            acc = (pred == tgt).all(-1).float().mean()
+        with torch.no_grad():
+            acc = (self.greedy(FactorLogits([lg[sel] for lg in out], h)) == tgt).all(-1).float().mean()
         return ce, acc
+
+    @torch.no_grad()
+    def greedy(self, out: FactorLogits) -> torch.Tensor:
+        """The most likely code per position (..., K): each factor's argmax, factor after factor
+        (given the ones chosen before it) with factor_ar."""
+        pred = None
+        for k, lg in enumerate(out):
+            f = self._given(k, lg, out.h, pred).argmax(-1, keepdim=True) if k else lg.argmax(-1, keepdim=True)
+            pred = f if pred is None else torch.cat([pred, f], dim=-1)
+        return pred
+
+    @torch.no_grad()
+    def nll(self, out: FactorLogits, codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-token negative log-likelihood (nats, summed over factors, no smoothing) of codes
+        (..., K) under head output `out` of the same leading shape, and the greedy decoding
+        (..., K) (factor after factor with factor_ar): what perplexity and token accuracy read."""
+        nll = torch.zeros(codes.shape[:-1], device=codes.device)
+        for k, lg in enumerate(out):
+            logits = self._given(k, lg, out.h, codes[..., :k])
+            nll = nll + F.cross_entropy(logits.flatten(0, -2), codes[..., k].flatten(), reduction="none").view(nll.shape)
+        return nll, self.greedy(out)
 
     def sample(self, out_slot, idx: torch.Tensor, temperature: float, gen=None) -> torch.Tensor:
         """Tokens at positions idx (B, n) of a slot's output (newest()) -> (B, n, K). Every
