@@ -69,6 +69,12 @@ def test_reader_windows_split_and_mixture_weights(generated):
     np.testing.assert_allclose(sampler.weights, expected / expected.sum())
     name, batch = sampler.sample()
     assert len(batch) == 3 and all(b.actions.shape[1] == ds[name].meta["stride"] for b in batch)
+    given = MixtureSampler(ds, T=4, batch_size=3, seed=0, shares={"pusht": 3, "reacher": 1})
+    np.testing.assert_allclose(given.weights, [0.75, 0.25] if given.names[0] == "pusht" else [0.25, 0.75])
+    drawn = [given.sample()[0] for _ in range(400)]
+    assert 0.68 < drawn.count("pusht") / 400 < 0.82
+    with pytest.raises(DatasetError, match="weight > 0 to each of"):
+        MixtureSampler(ds, T=4, batch_size=3, shares={"pusht": 1.0})
 
 
 def test_a_half_written_dataset_is_never_readable(tmp_path):

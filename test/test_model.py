@@ -506,6 +506,9 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
                 "--motion-weight", "0", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
     assert "motion_weight must be > 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
+                "--mixture", "pusht=1", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
+    assert "--mixture: mixture shares {'pusht': 1.0} must give a weight > 0 to each of reacher" in capsys.readouterr().err
     # --init with another tokenizer and an action map: the trunk as loaded, the new tokenizer's weights
     assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "tok2"), "--max-steps", "1",
                 "--batch-size", "2", "--channels", "16,16,16", "--levels", "4,3", "--seed", "9"]) == 0

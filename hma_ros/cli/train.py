@@ -23,6 +23,8 @@ def add_parser(sub, name: str) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", required=True, nargs="+", help="dataset folders (or folders of datasets)")
     p.add_argument("--embodiments", help="comma-separated subset of the datasets to train on (default: all)")
+    p.add_argument("--mixture", help="batch shares per embodiment, e.g. pusht=0.6,reacher=0.2,cheetah=0.2 "
+                                     "(default: proportional to (windows)^(1/3), the paper's rule)")
     p.add_argument("--tokenizer", help="tokenizer checkpoint (hma train-tokenizer); with --init it replaces the "
                    "checkpoint's tokenizer (same token grid and levels; the data is tokenized anew)")
     p.add_argument("--init", help="start from this HMA checkpoint (finetuning); new embodiments get a new stem+head")

@@ -285,18 +285,26 @@ def embodiment_from_dict_loose(d: dict, where: str) -> Embodiment:
 
 class MixtureSampler:
     """Batches of T-step windows; each batch from ONE embodiment, chosen with probability
-    proportional to (n_i / N) ** (1 / temperature) (temperature 3 as in the paper)."""
+    proportional to (n_i / N) ** (1 / temperature) (temperature 3 as in the paper), or with
+    the given `shares` ({name: weight}, normalized; every dataset needs one)."""
 
     def __init__(self, datasets: dict[str, Dataset], T: int, batch_size: int,
-                 episodes: dict[str, list[int]] | None = None, temperature: float = 3.0, seed: int = 0):
+                 episodes: dict[str, list[int]] | None = None, temperature: float = 3.0, seed: int = 0,
+                 shares: dict[str, float] | None = None):
         self.datasets, self.T, self.batch_size = datasets, T, batch_size
         self.starts = {k: ds.window_starts(T, (episodes or {}).get(k)) for k, ds in datasets.items()}
         empty = [k for k, s in self.starts.items() if len(s) == 0]
         if empty:
             raise DatasetError(f"no window of {T} valid steps in: {', '.join(empty)}")
         self.names = list(datasets)
-        n = np.array([len(self.starts[k]) for k in self.names], float)
-        w = (n / n.sum()) ** (1.0 / temperature)
+        if shares:
+            if set(shares) != set(self.names) or any(not v > 0 for v in shares.values()):
+                raise DatasetError(f"mixture shares {shares} must give a weight > 0 to each of "
+                                   f"{', '.join(self.names)} and to nothing else")
+            w = np.array([shares[k] for k in self.names], float)
+        else:
+            n = np.array([len(self.starts[k]) for k in self.names], float)
+            w = (n / n.sum()) ** (1.0 / temperature)
         self.weights = w / w.sum()
         self.rng = np.random.default_rng(seed)
 

@@ -31,6 +31,7 @@ class DynamicsTraining:
     data: list[str]
     out: str
     embodiments: str | None = None  # comma-separated subset (default: every dataset)
+    mixture: str | None = None  # "pusht=0.6,reacher=0.2,..." batch shares (default: the paper's temperature-3 rule)
     tokenizer: str | None = None  # pretraining: its tokenizer; with init: replaces init's
     init: str | None = None  # finetune from this HMA checkpoint
     freeze_trunk: bool = False
@@ -69,6 +70,20 @@ def _lr(step: int, total: int, base: float, warmup: int) -> float:
         return base * (step + 1) / warmup
     frac = min(1.0, (step - warmup) / max(1, total - warmup))
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
+
+
+def _shares(text: str | None) -> dict[str, float] | None:
+    """'pusht=0.6,reacher=0.2' -> {'pusht': 0.6, 'reacher': 0.2}."""
+    if not text:
+        return None
+    out = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise TrainError(f"--mixture: {part!r} is not NAME=WEIGHT") from None
+    return out
 
 
 def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
@@ -216,7 +231,11 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0) for n, ds in datasets.items()}
     train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
     T = dyn.cfg.window
-    sampler = MixtureSampler(datasets, T, opts.batch_size, episodes=train_eps, seed=opts.seed + 1000 * rank)
+    try:
+        sampler = MixtureSampler(datasets, T, opts.batch_size, episodes=train_eps, seed=opts.seed + 1000 * rank,
+                                 shares=_shares(opts.mixture))
+    except DatasetError as e:
+        raise TrainError(f"--mixture: {e}") from None
     step = 0
     out.mkdir(parents=True, exist_ok=True)
     if opts.resume:
