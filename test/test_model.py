@@ -11,7 +11,7 @@ import torch
 
 from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
-from hma_ros.model.maskgit import dynamics_loss, sample_frame, training_masks
+from hma_ros.model.maskgit import LossConfig, dynamics_loss, sample_frame, training_masks
 from hma_ros.model.tokenizer import FSQ, FSQTokenizer, TokenizerConfig
 from hma_ros.runtime.world_model import WorldModel
 
@@ -94,14 +94,14 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
     moving[:, 1:, :4] = True
 
     def token_loss(weight, mov):
-        dyn.cfg.motion_weight = weight
-        return dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(3), mov)["token_loss"]
+        return dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(3), mov,
+                             LossConfig(motion_weight=weight))["token_loss"]
 
     plain = token_loss(1.0, None)
     torch.testing.assert_close(token_loss(5.0, torch.zeros_like(moving)), plain)  # nothing moves: plain mean
     torch.testing.assert_close(token_loss(5.0, torch.ones_like(moving)), plain)  # everything moves: same
     # the same masks as inside the loss (the generator's first draw), to count both kinds of token
-    masked = training_masks(2, 6, 16, dyn.cfg.mask_min_ratio, torch.Generator().manual_seed(3))
+    masked = training_masks(2, 6, 16, LossConfig().mask_min_ratio, torch.Generator().manual_seed(3))
     n_mov, n_still = (masked & moving).sum().item(), (masked & ~moving).sum().item()
     assert n_mov > 0 and n_still > 0
     mean_mov, mean_still = token_loss(1e9, moving), token_loss(1e-9, moving)  # each kind alone
@@ -110,11 +110,13 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
     torch.testing.assert_close(plain, (n_mov * mean_mov + n_still * mean_still) / (n_mov + n_still))
     with pytest.raises(ValueError, match="moving-token mask"):
         token_loss(5.0, None)
-    dyn.cfg.motion_weight = 1.0
     with pytest.raises(ValueError, match="motion_weight"):
-        DynamicsConfig(motion_weight=0.0)
+        LossConfig(motion_weight=0.0)
+    from test_mar import tiny_mar
+
     with pytest.raises(ValueError, match="discrete tokens only"):
-        DynamicsConfig(token_kind="continuous", motion_weight=2.0)
+        dynamics_loss(tiny_mar()[1], "pusht", torch.randn(2, 6, 16, 4), acts, valid, None, moving,
+                      LossConfig(motion_weight=2.0))
 
 
 def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_until_it_learns():
@@ -217,11 +219,11 @@ def test_intra_token_autoregression_draws_whole_codes_where_independent_factors_
     sel = torch.ones(512, dtype=torch.bool)
     mixed = {}
     for width in (0, 16):
-        cfg = DynamicsConfig(d_model=16, n_heads=2, levels=(4, 3), factor_ar=width, label_smoothing=0.0)
+        cfg = DynamicsConfig(d_model=16, n_heads=2, levels=(4, 3), factor_ar=width)
         toks = DiscreteTokens(cfg, 16)
         opt = torch.optim.Adam(toks.parameters(), lr=0.05)
         for _ in range(150):
-            loss, _ = toks.loss(toks.head(h), codes, sel)
+            loss, _ = toks.loss(toks.head(h), codes, sel, label_smoothing=0.0)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -453,6 +455,10 @@ def test_checkpoints_and_train_states_from_before_the_named_trunk_load_under_tod
     ckpt = Path(__file__).resolve().parents[1] / "models" / "hma_discrete_small"
     config, st = load_checkpoint(ckpt)
     assert "dynamics.blocks.0.qkv_s.weight" in st and "dynamics.cond_bias" in st  # the old names
+    # and the old config: loss settings inside `dynamics`, read as the LossConfig they were
+    assert "label_smoothing" in config["dynamics"] and "loss" not in config
+    old = {k: config["dynamics"][k] for k in ("mask_min_ratio", "label_smoothing", "corrupt_prob", "policy_prob")}
+    assert LossConfig.from_config(config) == LossConfig(**old)
     _, dyn = build_models(config, dict(st))
     blk = dyn.trunk.blocks[1]
     for now, old in ((blk.spatial.qkv.weight, "blocks.1.qkv_s.weight"), (blk.temporal.out.bias, "blocks.1.out_t.bias"),
@@ -498,11 +504,11 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert "dynamics.stems.reacher.net.0.weight" in st
     torch.testing.assert_close(st["dynamics.trunk.blocks.0.temporal.qkv.weight"], pre["dynamics.trunk.blocks.0.temporal.qkv.weight"])
     WorldModel.load(tmp_path / "ft", "reacher").observe(np.zeros((32, 32, 3), np.uint8))
-    assert cfg["dynamics"]["motion_weight"] == 1.0
+    assert cfg["loss"]["motion_weight"] == 1.0 and "motion_weight" not in cfg["dynamics"]
     # a training setting given with --init replaces the checkpoint's, and the weighted loss trains
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
                 "--motion-weight", "4", "--out", str(tmp_path / "mw"), "--steps", "2", *TINY]) == 0
-    assert load_checkpoint(tmp_path / "mw")[0]["dynamics"]["motion_weight"] == 4.0
+    assert load_checkpoint(tmp_path / "mw")[0]["loss"]["motion_weight"] == 4.0
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"),
                 "--motion-weight", "0", "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
     assert "motion_weight must be > 0" in capsys.readouterr().err and not (tmp_path / "bad").exists()

@@ -18,7 +18,7 @@ Shapes: B batch, T slots, S tokens per slot (+1 action token), D width, K FSQ fa
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
@@ -28,6 +28,9 @@ from hma_ros.model.tokens import TOKEN_KINDS
 
 CONDITIONINGS = ("modulate+concat", "modulate", "concat", "add", "cross", "none")
 OBJECTIVES = ("forward", "passive", "full", "policy")
+# settings older checkpoints kept in DynamicsConfig; now how the model is trained (LossConfig)
+LEGACY_TRAINING_KEYS = ("mask_min_ratio", "label_smoothing", "corrupt_prob", "motion_weight", "policy_prob",
+                        "where_weight")
 ACTION_ENCODINGS = ("mlp", "fourier")
 
 
@@ -43,18 +46,11 @@ class DynamicsConfig:
     levels: tuple[int, ...] = (8, 8, 8, 5, 5, 5)
     conditioning: str = "modulate+concat"
     objective: str = "forward"
-    mask_min_ratio: float = 0.1
-    label_smoothing: float = 0.1
-    corrupt_prob: float = 0.0
-    motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
-    policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     cross_tokens: int = 4
     action_encoding: str = "mlp"  # stems: "mlp" on normalized chunks | "fourier" features first (binds positions)
     fourier_bands: int = 6  # "fourier": octaves per action value
     action_points: int = 0  # > 0: each stem also places this many learned 2-D points; their heatmaps
     # on the token grid are added to the slot's image tokens (ActionMap: binds an action to where it acts)
-    where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
-    # tokens change in the frame the action leads into (metrics.moving_tokens)
     factor_ar: int = 0  # discrete: > 0 = width of the intra-token steps (each FSQ factor's logits see
     # the factors before it: a token is drawn as one code, model/tokens.py); 0 = independent factors
     token_kind: str = "discrete"  # "discrete" (FSQ codes, MaskGIT) | "continuous" (soft tokens, MAR)
@@ -84,12 +80,6 @@ class DynamicsConfig:
             raise ValueError(f"factor_ar must be >= 0, got {self.factor_ar}")
         if self.factor_ar and self.token_kind == "continuous":
             raise ValueError("factor_ar applies to discrete tokens only (a soft token has no factors)")
-        if self.where_weight < 0:
-            raise ValueError(f"where_weight must be >= 0, got {self.where_weight}")
-        if self.motion_weight <= 0:
-            raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
-        if self.motion_weight != 1.0 and self.token_kind == "continuous":
-            raise ValueError("motion_weight applies to discrete tokens only (not implemented for MAR's diffusion loss)")
 
     @property
     def concat(self) -> bool:
@@ -107,6 +97,13 @@ class DynamicsConfig:
         d = asdict(self)
         d["levels"] = list(self.levels)
         return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> DynamicsConfig:
+        """From a checkpoint's `dynamics` section; training settings that older checkpoints kept
+        here (now LossConfig, model/maskgit.py) are left out."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names or k not in LEGACY_TRAINING_KEYS})
 
 
 def xavier_(linear: nn.Linear, gain: float) -> nn.Linear:

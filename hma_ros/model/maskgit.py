@@ -21,11 +21,56 @@ temperature: 0 = argmax) and commits the ones whose turn it is.
 from __future__ import annotations
 
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 
-from hma_ros.model.dynamics import HMADynamics, KVCache
+from hma_ros.model.dynamics import LEGACY_TRAINING_KEYS, HMADynamics, KVCache
+
+
+@dataclass
+class LossConfig:
+    """How the dynamics model is trained -- its masking and loss -- as opposed to what it is
+    (DynamicsConfig). Stored in a checkpoint's `loss` section (older checkpoints: inside
+    `dynamics`, read by `from_config`); `hma train` options replace it when given."""
+
+    mask_min_ratio: float = 0.1  # least share of a frame's tokens masked
+    label_smoothing: float = 0.1
+    corrupt_prob: float = 0.0  # discrete: share of visible tokens replaced by random codes
+    motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
+    policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
+    where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
+    # tokens change in the frame the action leads into (metrics.moving_tokens)
+
+    def __post_init__(self):
+        if not 0 < self.mask_min_ratio <= 1:
+            raise ValueError(f"mask_min_ratio must be in (0, 1], got {self.mask_min_ratio}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if not 0 <= self.corrupt_prob < 1:
+            raise ValueError(f"corrupt_prob must be in [0, 1), got {self.corrupt_prob}")
+        if self.motion_weight <= 0:
+            raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
+        if not 0 <= self.policy_prob <= 1:
+            raise ValueError(f"policy_prob must be in [0, 1], got {self.policy_prob}")
+        if self.where_weight < 0:
+            raise ValueError(f"where_weight must be >= 0, got {self.where_weight}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_config(cls, config: dict) -> LossConfig:
+        """A checkpoint config's loss settings: its `loss` section, or what an older one kept in
+        `dynamics`, or the defaults."""
+        if "loss" in config:
+            return cls(**config["loss"])
+        return cls(**{k: v for k, v in config.get("dynamics", {}).items() if k in LEGACY_TRAINING_KEYS})
+
+    def check(self, model: HMADynamics) -> None:
+        if self.motion_weight != 1.0 and model.continuous:
+            raise ValueError("motion_weight applies to discrete tokens only (not implemented for MAR's diffusion loss)")
 
 
 def cosine_ratio(u: torch.Tensor) -> torch.Tensor:
@@ -46,19 +91,22 @@ def training_masks(B: int, T: int, S: int, min_ratio: float, gen: torch.Generato
 
 def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: torch.Tensor,
                   action_valid: torch.Tensor, gen: torch.Generator | None = None,
-                  moving: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                  moving: torch.Tensor | None = None, loss: LossConfig | None = None) -> dict[str, torch.Tensor]:
     """One training loss. codes (B, T, S, K); actions (B, T, stride, dim) RAW chunks in the data's
     layout (chunk t follows frame t); action_valid (B, T); moving (B, T, S) bool, the tokens whose
-    patch moved since the previous frame (`metrics.moving_tokens`; needed when the config's
-    motion_weight is not 1). Returns {"loss", "token_loss", "action_loss", "token_acc"}."""
+    patch moved since the previous frame (`metrics.moving_tokens`; needed when loss.motion_weight
+    is not 1); loss: the settings (default LossConfig()). Returns {"loss", "token_loss",
+    "action_loss", "token_acc"[, "where_loss"]}."""
     cfg = model.cfg
+    lc = loss or LossConfig()
+    lc.check(model)
     B, T, S, K = codes.shape
     dev = codes.device
     stem = model.stems[emb]
     norm = stem.normalize(actions)
     # slot t is conditioned on the chunk that led into it: a_{t-1}
     inp = torch.cat([torch.zeros_like(norm[:, :1]), norm[:, :-1]], dim=1)
-    masked = training_masks(B, T, S, cfg.mask_min_ratio, gen, dev)
+    masked = training_masks(B, T, S, lc.mask_min_ratio, gen, dev)
     action_masked = torch.zeros(B, T, dtype=torch.bool, device=dev)
     action_target = torch.zeros(B, T, dtype=torch.bool, device=dev)
     use_actions = cfg.conditioning != "none"
@@ -66,7 +114,7 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         action_masked[:, 1:] = torch.rand(B, T - 1, generator=gen, device=dev) < 0.5
         action_target = action_masked.clone()
     elif cfg.objective in ("forward", "policy"):
-        share = 1.0 if cfg.objective == "policy" else cfg.policy_prob
+        share = 1.0 if cfg.objective == "policy" else lc.policy_prob
         pick = torch.rand(B, generator=gen, device=dev) < share
         action_masked[:, -1] = pick
         action_target[:, -1] = pick
@@ -74,10 +122,10 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     valid_in = torch.cat([torch.ones_like(action_valid[:, :1]), action_valid[:, :-1]], dim=1)
     action_target &= valid_in
     inputs = codes
-    if cfg.corrupt_prob > 0 and not model.continuous:  # random codes exist for FSQ tokens only
+    if lc.corrupt_prob > 0 and not model.continuous:  # random codes exist for FSQ tokens only
         levels = torch.tensor(cfg.levels, device=dev)
         rnd = (torch.rand(B, T, S, K, generator=gen, device=dev) * levels).long()
-        flip = (torch.rand(B, T, S, generator=gen, device=dev) < cfg.corrupt_prob) & ~masked
+        flip = (torch.rand(B, T, S, generator=gen, device=dev) < lc.corrupt_prob) & ~masked
         flip[:, 0] = False
         inputs = torch.where(flip[..., None], rnd, codes)
     tok_out, act_feat, _ = model(emb, inputs, masked, inp if use_actions else None,
@@ -86,11 +134,12 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     if cfg.objective != "policy" and masked.any():
         sel = masked
         weight = None
-        if cfg.motion_weight != 1.0:  # weigh the tokens that move (what actions explain) up
+        if lc.motion_weight != 1.0:  # weigh the tokens that move (what actions explain) up
             if moving is None:
                 raise ValueError("motion_weight != 1 needs the moving-token mask (TokenizedDataset.batch)")
-            weight = torch.where(moving[sel], cfg.motion_weight, 1.0)
-        out["token_loss"], out["token_acc"] = model.tokens.loss(tok_out, codes, sel, weight, gen)
+            weight = torch.where(moving[sel], lc.motion_weight, 1.0)
+        out["token_loss"], out["token_acc"] = model.tokens.loss(tok_out, codes, sel, weight, gen,
+                                                                label_smoothing=lc.label_smoothing)
     else:
         out["token_loss"] = torch.zeros((), device=dev)
         out["token_acc"] = torch.zeros((), device=dev)
@@ -99,7 +148,7 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     else:
         out["action_loss"] = torch.zeros((), device=dev) + 0.0 * act_feat.sum()
     out["loss"] = out["token_loss"] + out["action_loss"]
-    if model.action_map is not None and use_actions and cfg.where_weight > 0:
+    if model.action_map is not None and use_actions and lc.where_weight > 0:
         # the action map's own task: which tokens change in the frame each known action leads into
         if moving is None:
             raise ValueError("action_points need the moving-token mask (TokenizedDataset.batch)")
@@ -110,7 +159,7 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         # balanced: few tokens change, and "nothing changes" must not win by pushing the points away
         pos_weight = (target.numel() - target.sum()) / target.sum().clamp_min(1.0)
         out["where_loss"] = F.binary_cross_entropy_with_logits(logits[known], target, pos_weight=pos_weight)
-        out["loss"] = out["loss"] + cfg.where_weight * out["where_loss"]
+        out["loss"] = out["loss"] + lc.where_weight * out["where_loss"]
     return out
 
 
@@ -118,12 +167,13 @@ class TrainingLoss(torch.nn.Module):
     """dynamics_loss as a module: wrap this (not the model) in DistributedDataParallel, so every
     parameter the loss touches -- action heads included -- is used inside DDP's forward."""
 
-    def __init__(self, model: HMADynamics):
+    def __init__(self, model: HMADynamics, loss: LossConfig | None = None):
         super().__init__()
         self.model = model
+        self.settings = loss or LossConfig()
 
     def forward(self, emb, codes, actions, action_valid, gen=None, moving=None):
-        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving)
+        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving, self.settings)
 
 
 @torch.no_grad()

@@ -64,13 +64,13 @@ class DiscreteTokens(nn.Module):
         return lg if self.ar is None or k == 0 else lg + self.ar[k - 1](h, prev)
 
     def loss(self, out, codes: torch.Tensor, sel: torch.Tensor, weight: torch.Tensor | None = None,
-             gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+             gen=None, label_smoothing: float = 0.1) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy on the selected tokens (sel: bool over codes' leading dims), summed over
         factors, weighted per token when given; and exact-token accuracy."""
         tgt = codes[sel]
         h = None if out.h is None else out.h[sel]
         ce = sum(F.cross_entropy(self._given(k, lg[sel], h, tgt[:, :k]), tgt[:, k],
-                                 label_smoothing=self.cfg.label_smoothing, reduction="none")
+                                 label_smoothing=label_smoothing, reduction="none")
                  for k, lg in enumerate(out))
         ce = (ce * weight).sum() / weight.sum() if weight is not None else ce.mean()
         with torch.no_grad():
@@ -152,7 +152,7 @@ class ContinuousTokens(nn.Module):
     def newest(out: torch.Tensor) -> torch.Tensor:
         return out[:, -1]
 
-    def loss(self, out, codes, sel, weight=None, gen=None) -> tuple[torch.Tensor, torch.Tensor]:
+    def loss(self, out, codes, sel, weight=None, gen=None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
         if weight is not None:
             raise ValueError("per-token weights (motion_weight) are not implemented for MAR's diffusion loss")
         return self.token_head.loss(codes[sel].float(), out[sel], gen), torch.zeros((), device=codes.device)

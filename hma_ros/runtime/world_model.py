@@ -59,7 +59,7 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
         tok = build_tokenizer(TokenizerConfig(**config["tokenizer"]))
         dyn = None
         if "dynamics" in config:
-            dyn = HMADynamics(DynamicsConfig(**config["dynamics"]), config["embodiments"])
+            dyn = HMADynamics(DynamicsConfig.from_dict(config["dynamics"]), config["embodiments"])
     except (KeyError, TypeError, ValueError) as e:
         raise CheckpointError(f"{where}: config does not describe an hma_ros model ({e})") from None
     if state is not None:

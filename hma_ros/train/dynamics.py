@@ -136,7 +136,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         save_checkpoint,
     )
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
-    from hma_ros.model.maskgit import TrainingLoss
+    from hma_ros.model.maskgit import LossConfig, TrainingLoss
     from hma_ros.runtime.world_model import build_models
     from hma_ros.train.state import TokenizedDataset, embodiment_record, load_train_state, save_train_state
 
@@ -206,12 +206,11 @@ def train_dynamics(opts: DynamicsTraining) -> int:
                            f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
     given = {k: v for k, v in (("corrupt_prob", opts.corrupt_prob), ("motion_weight", opts.motion_weight))
              if v is not None}
-    try:  # training-only settings, when given, replace the defaults or the --init/--resume checkpoint's
-        DynamicsConfig(**(dyn.cfg.to_dict() | given))  # validates
-    except ValueError as e:
+    try:  # loss settings, when given, replace the defaults or the --init/--resume checkpoint's
+        loss_cfg = LossConfig(**(LossConfig.from_config(base_config).to_dict() | given))
+        loss_cfg.check(dyn)
+    except (TypeError, ValueError) as e:
         raise TrainError(str(e)) from None
-    for k, v in given.items():
-        setattr(dyn.cfg, k, v)
     dyn.train()
     if opts.freeze_trunk:
         if not opts.init and not opts.resume:
@@ -223,7 +222,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
             p.requires_grad_(id(p) in trainable)
     params = [p for p in dyn.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=opts.lr, weight_decay=0.05, betas=(0.9, 0.95))
-    loss_fn = TrainingLoss(dyn)  # the whole loss in one forward, so DDP sees every parameter it uses
+    loss_fn = TrainingLoss(dyn, loss_cfg)  # the whole loss in one forward, so DDP sees every parameter it uses
     if world > 1:
         loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
 
@@ -248,7 +247,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
 
     def config(extra: dict | None = None) -> dict:
         c = {"kind": "hma", "tokenizer": tok.cfg.to_dict(), "dynamics": dyn.cfg.to_dict(),
-             "embodiments": embodiments,
+             "loss": loss_cfg.to_dict(), "embodiments": embodiments,
              "training": {"steps": step, "batch_size": opts.batch_size * world, "lr": opts.lr,
                           "data": sorted(datasets), "init": opts.init, "freeze_trunk": opts.freeze_trunk,
                           "command": opts.command}}
