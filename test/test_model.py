@@ -744,6 +744,31 @@ def test_many_futures_at_once_are_each_future_imagined_alone(use_cache):
         wm.imagine(futs[:, :0])
 
 
+def test_mixed_precision_runs_the_same_code_path_and_stays_close_to_fp32(small_data):
+    """precision bf16/fp16 autocasts the model calls (the GPU path) through the same code as fp32:
+    on the shipped model and real PushT frames (the simulator's), the imagined frames stay within
+    40 dB PSNR of fp32's, and a bad precision is a clear error."""
+    from pathlib import Path
+
+    from hma_ros.data.dataset import Dataset
+
+    ckpt = Path(__file__).resolve().parents[1] / "models" / "hma_discrete_small"
+    ds = Dataset(small_data / "pusht")
+    w = ds.window(ds.episodes[0][0], 8)
+    out = {}
+    for precision in ("fp32", "bf16", "fp16"):
+        wm = WorldModel.load(ckpt, "pusht", precision=precision, render="tokens")
+        for frame, chunk in w.steps(4):
+            wm.observe(frame, chunk)
+        out[precision] = wm.imagine(w.actions[3:7]).astype(np.float64)
+        assert wm.act().shape == (5, 2)
+    for precision in ("bf16", "fp16"):
+        mse = np.mean((out[precision] - out["fp32"]) ** 2)
+        assert 10 * np.log10(255**2 / max(mse, 1e-12)) > 40, precision
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, fp16"):
+        WorldModel.load(ckpt, "pusht", precision="int4")
+
+
 def test_bench_runs_any_geometry_with_random_weights_and_counts_flops(tmp_path, capsys):
     import json
 

@@ -32,6 +32,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--batch", type=int, default=1,
                    help="futures imagined at once from the same history (frames/s counts all of them)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="autocast dtype of the model calls (bf16/fp16 pay off on GPUs; on a CPU without "
+                        "bf16 units they are slower)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--json", help="also write the JSON here")
@@ -48,7 +51,7 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = benchmark(args.ckpt, args.geometry, args.device, args.embodiment, args.horizon, args.repeats,
-                           args.steps, args.ddim_steps, args.batch)
+                           args.steps, args.ddim_steps, args.batch, args.precision)
     except BenchError as e:
         raise CliError(str(e)) from None
     text = json.dumps(result, indent=2)

@@ -134,7 +134,7 @@ def measure(wm, horizon: int, repeats: int, batch: int = 1) -> dict:
 
 def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str = "cpu",
               embodiment: str | None = None, horizon: int = 8, repeats: int = 5, steps: int = 2,
-              ddim_steps: int = 0, batch: int = 1) -> dict:
+              ddim_steps: int = 0, batch: int = 1, precision: str = "fp32") -> dict:
     """Measure one model (a checkpoint, or random weights of `geometry`); returns the figures.
     batch > 1: that many futures from the same history per imagine() (planning); frames/s count
     every future's frames, ms per step is the whole batch's."""
@@ -156,13 +156,13 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
             tok, dyn = build_models(config)
             emb = "pusht"
             wm = WorldModel(tok, dyn, config, emb, device=device, mask_steps=steps,
-                            name=f"random weights, {geometry}")
+                            name=f"random weights, {geometry}", precision=precision)
         else:
             config, _ = load_checkpoint(ckpt)
             emb = embodiment or next(iter(config.get("embodiments", {})), None)
             if emb is None:
                 raise BenchError(f"{ckpt}: no embodiments (tokenizer-only checkpoint?)")
-            wm = WorldModel.load(ckpt, emb, mask_steps=steps, device=device)
+            wm = WorldModel.load(ckpt, emb, mask_steps=steps, device=device, precision=precision)
         if ddim_steps:
             wm.dyn.cfg.ddim_steps = ddim_steps
     except (CheckpointError, ValueError) as e:
@@ -177,7 +177,7 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     return {
         "checkpoint": str(ckpt) if ckpt else None, "geometry": geometry,
         "embodiment": emb, "device": device_name() if device == "cpu" else torch.cuda.get_device_name(),
-        "torch_threads": torch.get_num_threads(), "batch": batch, "horizon": horizon,
+        "torch_threads": torch.get_num_threads(), "batch": batch, "precision": precision, "horizon": horizon,
         "mask_steps": steps, "params_millions": round(params / 1e6, 2),
         "tokens": wm.dyn.cfg.token_kind, "ddim_steps": wm.dyn.cfg.ddim_steps if wm.dyn.continuous else None,
         "kv_cache": cached, "no_cache": uncached,

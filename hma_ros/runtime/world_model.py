@@ -26,6 +26,7 @@ background keeps the camera's detail instead of the tokenizer's approximation of
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -37,6 +38,8 @@ from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
 from hma_ros.model.maskgit import sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 from hma_ros.runtime import RENDER_MODES
+
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def render_residual(decoded: torch.Tensor, real: torch.Tensor, recon: torch.Tensor, tau: float = 8.0) -> torch.Tensor:
@@ -76,7 +79,7 @@ class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
                  use_cache: bool = True, name: str = "", render: str = "residual", where_temperature: float = 0.0,
-                 where_tokens: int = 8):
+                 where_tokens: int = 8, precision: str = "fp32"):
         if embodiment not in config["embodiments"]:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
@@ -95,6 +98,9 @@ class WorldModel:
         if where_temperature > 0 and (self.dyn.action_map is None or self.dyn.continuous):
             raise ValueError("where_temperature needs a discrete-token model with an action map (hma train --action-points)")
         self.where_temperature, self.where_tokens = where_temperature, where_tokens
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision  # autocast for the model calls: the same code path on CPU and GPU
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -106,6 +112,13 @@ class WorldModel:
             raise CheckpointError(f"{checkpoint}: a tokenizer-only checkpoint; train dynamics with `hma train`")
         tok, dyn = build_models(config, state, str(checkpoint))
         return cls(tok, dyn, config, embodiment, device=device, name=str(checkpoint), **kw)
+
+    def _autocast(self):
+        """Mixed precision for the model calls (weights stay fp32): torch.autocast on this
+        device with `precision`'s dtype, or nothing for fp32."""
+        if self.precision == "fp32":
+            return contextlib.nullcontext()
+        return torch.autocast(torch.device(self.device).type, dtype=PRECISIONS[self.precision])
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> None:
@@ -198,7 +211,8 @@ class WorldModel:
         t = time.perf_counter()
         x = self._frame(frame)
         a = self._chunk(action_chunk) if action_chunk is not None else None
-        codes = self.tok.encode(x)  # (1, S, K)
+        with self._autocast():
+            codes = self.tok.encode(x)  # (1, S, K)
         self.history = (self.history + [(codes, a)])[-(self.window - 1):]
         self.steps += 1
         self._newest = (x[0], codes)
@@ -231,10 +245,20 @@ class WorldModel:
         t = time.perf_counter()
         saved = (list(self.history), self.steps, self._newest)
         P = max(1, min(self.dyn.cfg.prompt, self.window - 1))
-        out = []
         try:
             if start is not None:
                 self.observe(*start)
+            frames = self._imagine(acts, horizon, P, B)
+        finally:
+            self.history, self.steps, self._newest = saved
+        self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
+        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon * B)
+        return (frames if batched else frames[0]).cpu().numpy()
+
+    def _imagine(self, acts, horizon: int, P: int, B: int) -> torch.Tensor:
+        """Frames (B, K, H, W, 3) after the history (imagine() without the bookkeeping)."""
+        out = []
+        with self._autocast():
             slots = list(self.history[-P:])  # the window so far
             cache = self._prefill(slots, B) if self.use_cache else None
             pending = None  # with a cache: the newest slot, committed by the next frame's first pass
@@ -258,12 +282,7 @@ class WorldModel:
             if self.render == "residual" and self._newest is not None:
                 real, real_codes = self._newest
                 frames = render_residual(frames, real, self.tok.decode(real_codes)[0])
-            frames = frames.unflatten(0, (B, horizon))
-        finally:
-            self.history, self.steps, self._newest = saved
-        self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
-        self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon * B)
-        return (frames if batched else frames[0]).cpu().numpy()
+        return frames.unflatten(0, (B, horizon))
 
     def _commit(self, cache: KVCache, pending) -> None:
         """Append one decided slot (codes (1, S, K), normalized chunk (1, stride, dim)) to `cache`."""
@@ -283,7 +302,8 @@ class WorldModel:
             raise RuntimeError("act() needs at least one observe() first")
         t = time.perf_counter()
         slots = list(self.history)
-        chunk = self._act(slots, self._prefill(slots) if self.use_cache else None, samples, temperature)
+        with self._autocast():
+            chunk = self._act(slots, self._prefill(slots) if self.use_cache else None, samples, temperature)
         self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
         return chunk
 
