@@ -7,7 +7,9 @@
 # experiment: the motion-weighted loss), then mar mar_eval (models/hma_mar_small: continuous
 # tokenizer + MAR dynamics, same data), moves moves_eval (what moves: tracking tokenizer,
 # Fourier action features, its passive control; see the model cards), actionmap actionmap_eval
-# (the action map: learned points whose heatmaps bind an action to where it acts, vs its control).
+# (the action map: learned points whose heatmaps bind an action to where it acts, vs its control),
+# factorar factorar_eval (intra-token autoregression vs its control, both continuing the
+# action-map control), mixture mixture_eval (a PushT-weighted batch mixture vs the default rule).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -149,6 +151,50 @@ if [[ $STAGE == all || $STAGE == actionmap_eval ]]; then
   done
   wait
   for C in models/hma_discrete_small runs/hma_ap_control runs/hma_apw; do   # where the agent is lost
+    python scripts/agent_token_probe.py --ckpt $C --data data/test/pusht --windows 48
+  done
+fi
+if [[ $STAGE == all || $STAGE == factorar ]]; then
+  # both from the action-map stage's control (2 arms, one thread each, side by side, 800 steps)
+  FA="--data data/sim --embodiments $PRE --init runs/hma_ap_control --motion-weight 5 --lr 3e-4 --warmup 50 \
+      --threads 1 --batch-size 8 --save-every 200 --eval-every 0 --steps 800 --minutes 45"
+  OMP_NUM_THREADS=1 hma train $FA --factor-ar 64 --out runs/hma_far &
+  OMP_NUM_THREADS=1 hma train $FA --out runs/hma_far_control &
+  wait
+fi
+if [[ $STAGE == all || $STAGE == factorar_eval ]]; then
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  for R in hma_far hma_far_control; do
+    hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht &
+  done
+  wait
+  for R in hma_far hma_far_control; do  # whole-frame sampling: does a coherent code per token help?
+    hma eval --ckpt runs/$R $TP --temperature 1.0 --out runs/test_${R}_tokens_pusht_t1 &
+  done
+  wait
+  for R in hma_far hma_far_control; do
+    python scripts/agent_token_probe.py --ckpt runs/$R --data data/test/pusht --windows 48
+  done
+fi
+if [[ $STAGE == all || $STAGE == mixture ]]; then
+  # both from the factor-AR stage's control (2,400 steps so far), 1,400 steps each, one thread each
+  MX="--data data/sim --embodiments $PRE --init runs/hma_far_control --motion-weight 5 --lr 3e-4 --warmup 50 \
+      --threads 1 --batch-size 8 --save-every 200 --eval-every 0 --steps 1400 --minutes 58"
+  OMP_NUM_THREADS=1 hma train $MX --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --out runs/hma_mix_w &
+  OMP_NUM_THREADS=1 hma train $MX --out runs/hma_mix_u &
+  wait
+  hma export --ckpt runs/hma_mix_w --out models/hma_discrete_moves       # fp16, its MODEL_CARD.md
+fi
+if [[ $STAGE == all || $STAGE == mixture_eval ]]; then
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --gifs 1"
+  hma eval --ckpt models/hma_discrete_moves $TP --out runs/test_moves_tokens_pusht &
+  hma eval --ckpt runs/hma_mix_u $TP --out runs/test_hma_mix_u_tokens_pusht &
+  wait
+  hma eval --ckpt models/hma_discrete_moves $T3 --out runs/test_moves &
+  hma eval --ckpt runs/hma_mix_u $T3 --out runs/test_hma_mix_u &
+  wait
+  for C in models/hma_discrete_moves runs/hma_mix_u; do
     python scripts/agent_token_probe.py --ckpt $C --data data/test/pusht --windows 48
   done
 fi

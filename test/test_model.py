@@ -744,6 +744,34 @@ def test_many_futures_at_once_are_each_future_imagined_alone(use_cache):
         wm.imagine(futs[:, :0])
 
 
+def test_every_shipped_checkpoint_has_a_card_and_imagines_for_each_embodiment_it_knows():
+    """models/*: fp16 safetensors + config + MODEL_CARD.md; each dynamics checkpoint loads by name
+    (as a node's `checkpoint:` parameter does) and imagines for every embodiment it was trained on."""
+    from pathlib import Path
+
+    from hma_ros import paths
+
+    root = Path(__file__).resolve().parents[1] / "models"
+    found = sorted(d.name for d in root.iterdir() if (d / "config.yaml").is_file())
+    assert {"hma_discrete_small", "hma_discrete_moves", "hma_mar_small", "tokenizer_moves"} <= set(found)
+    for name in found:
+        assert (root / name / "MODEL_CARD.md").is_file(), name
+        config, _ = load_checkpoint(root / name)
+        from safetensors import safe_open
+
+        with safe_open(str(root / name / "model.safetensors"), "pt") as f:  # stored as shipped: fp16
+            assert {f.get_slice(k).get_dtype() for k in f.keys()} <= {"F16", "I64", "BOOL"}, name
+        if "dynamics" not in config:
+            continue
+        for emb in config["embodiments"]:
+            assert paths.checkpoint(name).resolve() == (root / name).resolve()
+            wm = WorldModel.load(paths.checkpoint(name), emb)
+            wm.observe(np.zeros((*wm.image_size, 3), np.uint8))
+            mean = np.asarray(config["embodiments"][emb]["stats"]["mean"], np.float32)
+            frames = wm.imagine(np.broadcast_to(mean, (2, wm.stride, wm.action_dim)))
+            assert frames.shape == (2, *wm.image_size, 3) and frames.dtype == np.uint8, (name, emb)
+
+
 def test_mixed_precision_runs_the_same_code_path_and_stays_close_to_fp32(small_data):
     """precision bf16/fp16 autocasts the model calls (the GPU path) through the same code as fp32:
     on the shipped model and real PushT frames (the simulator's), the imagined frames stay within
