@@ -148,7 +148,7 @@ class WorldModel:
                              f"(stride x action_dim), got {a.shape}")
         if not np.all(np.isfinite(a)):
             raise ValueError(f"{what} contains NaN or inf")
-        return self.stem.normalize(torch.from_numpy(a).to(self.device))
+        return self.stem.normalize(torch.tensor(a, device=self.device))
 
     # ------------------------------------------------------------------ the temporal context
     # One definition for training, the cached runtime and the recomputed reference path: a
