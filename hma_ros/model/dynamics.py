@@ -18,7 +18,7 @@ Shapes: B batch, T slots, S tokens per slot (+1 action token), D width, K FSQ fa
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
@@ -102,8 +102,7 @@ class DynamicsConfig:
     def from_dict(cls, d: dict) -> DynamicsConfig:
         """From a checkpoint's `dynamics` section; training settings that older checkpoints kept
         here (now LossConfig, model/maskgit.py) are left out."""
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names or k not in LEGACY_TRAINING_KEYS})
+        return cls(**{k: v for k, v in d.items() if k not in LEGACY_TRAINING_KEYS})
 
 
 def xavier_(linear: nn.Linear, gain: float) -> nn.Linear:
@@ -222,13 +221,17 @@ def rotary(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
 
 
-class SpatialAttention(nn.Module):
-    """Bidirectional attention among the tokens of one slot (one frame and its action token)."""
+class _Attention(nn.Module):
+    """Multi-head self-attention's projections: qkv in, out."""
 
     def __init__(self, d: int, heads: int):
         super().__init__()
         self.h = heads
         self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
+
+
+class SpatialAttention(_Attention):
+    """Bidirectional attention among the tokens of one slot (one frame and its action token)."""
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, S', D) -> same
         B, T, S, D = h.shape
@@ -237,14 +240,9 @@ class SpatialAttention(nn.Module):
         return self.out(a.transpose(1, 2).reshape(B, T, S, D))
 
 
-class TemporalAttention(nn.Module):
+class TemporalAttention(_Attention):
     """Causal attention along time, per token position, with rotary positions (so cached keys
     keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first."""
-
-    def __init__(self, d: int, heads: int):
-        super().__init__()
-        self.h = heads
-        self.qkv, self.out = nn.Linear(d, 3 * d), nn.Linear(d, d)
 
     def forward(self, h: torch.Tensor, pos: torch.Tensor, past=None):
         """h (B, T, S', D); pos (T,); past: a layer's view of a KVCache or None. Returns (out,

@@ -109,7 +109,7 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
     masked = training_masks(B, T, S, lc.mask_min_ratio, gen, dev)
     action_masked = torch.zeros(B, T, dtype=torch.bool, device=dev)
     action_target = torch.zeros(B, T, dtype=torch.bool, device=dev)
-    use_actions = cfg.conditioning != "none"
+    use_actions = model.conditioning.uses_actions
     if cfg.objective == "full":
         action_masked[:, 1:] = torch.rand(B, T - 1, generator=gen, device=dev) < 0.5
         action_target = action_masked.clone()
@@ -203,7 +203,7 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
     masked = torch.ones(B, 1, S, dtype=torch.bool, device=dev)
     order = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
     done = 0
-    use_actions = cfg.conditioning != "none"
+    use_actions = model.conditioning.uses_actions
     for i in range(steps):
         remain = int(math.floor(S * float(cosine_ratio(torch.tensor((i + 1) / steps))))) if i + 1 < steps else 0
         n_now = S - remain - done

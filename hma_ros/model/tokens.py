@@ -81,10 +81,9 @@ class DiscreteTokens(nn.Module):
     def greedy(self, out: FactorLogits) -> torch.Tensor:
         """The most likely code per position (..., K): each factor's argmax, factor after factor
         (given the ones chosen before it) with factor_ar."""
-        pred = None
+        pred = out[0].new_zeros(*out[0].shape[:-1], 0, dtype=torch.long)
         for k, lg in enumerate(out):
-            f = self._given(k, lg, out.h, pred).argmax(-1, keepdim=True) if k else lg.argmax(-1, keepdim=True)
-            pred = f if pred is None else torch.cat([pred, f], dim=-1)
+            pred = torch.cat([pred, self._given(k, lg, out.h, pred).argmax(-1, keepdim=True)], dim=-1)
         return pred
 
     @torch.no_grad()
