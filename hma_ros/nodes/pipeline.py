@@ -92,10 +92,6 @@ class Mailbox:
             self._step = None
             return got
 
-    def clear(self) -> None:
-        with self._cv:
-            self._step = None
-
     def close(self) -> None:
         with self._cv:
             self._closed = True
