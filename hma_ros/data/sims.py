@@ -95,61 +95,25 @@ class Policy:
 
 
 # ----------------------------------------------------------------------------- PushT
-class PushTSim(Sim):
-    """gym-pusht: a 2-D target for the round agent's PD controller, in pixels [0, 512]."""
+class PushTPusher:
+    """PushT's scripted controller as a function of what it sees: walk around the block to the
+    side opposite the goal, push it towards the goal, re-approach when it slips off the line;
+    once the block is home, wander to random points (so the scene keeps moving). Returns the
+    PD target (world units). It keeps a little memory (phase, recent agent positions), so use
+    one per episode. `PushTSim.expert_action` calls it on the true state; a policy that
+    estimates the state from camera frames calls it on its estimates."""
 
-    info = SimInfo("pusht", 2, 10.0, ("agent_x", "agent_y"), (0.0, 0.0), (512.0, 512.0))
-
-    def __init__(self, image_size: int = 96):
-        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-        import gym_pusht  # noqa: F401  (registers the env)
-        import gymnasium as gym
-
-        self.env = gym.make(
-            "gym_pusht/PushT-v0", obs_type="pixels_agent_pos", render_mode="rgb_array",
-            observation_width=image_size, observation_height=image_size,
-        )
-        self.u = self.env.unwrapped
-        self._info: dict = {}
+    def __init__(self, low: float = 0.0, high: float = 512.0):
+        self.low, self.high = low, high
         self._waypoint: np.ndarray | None = None
         self._phase = "approach"
         self._trail: list[np.ndarray] = []
         self._unstick, self._escape = 0, None
 
-    def reset(self, seed: int) -> None:
-        _obs, self._info = self.env.reset(seed=int(seed))
-        self._waypoint = None
-        self._phase = "approach"
-        self._trail: list[np.ndarray] = []
-        self._unstick, self._escape = 0, None
-
-    def step(self, action: np.ndarray) -> None:
-        _obs, _r, _term, _trunc, self._info = self.env.step(np.asarray(action, float))
-
-    def render(self) -> np.ndarray:
-        return np.ascontiguousarray(self.u._render(visualize=False), dtype=np.uint8)
-
-    def joint_positions(self) -> np.ndarray:
-        return np.asarray(self.u.agent.position, float)
-
-    def rest_action(self) -> np.ndarray:
-        return self.clip(self.joint_positions())  # the PD target where the agent is: it stays
-
-    def state(self) -> dict[str, float]:
-        bx, by, ba = (float(v) for v in list(self.u.block.position) + [self.u.block.angle])
-        coverage = float(self._info.get("coverage", 0.0)) if self._info else 0.0
-        success = bool(self._info.get("is_success", False)) if self._info else False
-        ax, ay = (float(v) for v in self.u.agent.position)
-        return {"block_x": bx, "block_y": by, "block_angle": ba, "coverage": coverage,
-                "success": float(success), "agent_x": ax, "agent_y": ay}
-
-    def expert_action(self, rng: np.random.Generator) -> np.ndarray:
-        """Waypoint pusher: walk around the block to the side opposite the goal, push it
-        towards the goal, re-approach when it slips off the line; once the block is home,
-        wander to random points (so the scene keeps moving)."""
-        agent = np.asarray(self.u.agent.position, float)
-        block = np.asarray(self.u.block.position, float)
-        goal = np.asarray(self.u.goal_pose[:2], float)
+    def __call__(self, agent, block, goal, rng: np.random.Generator) -> np.ndarray:
+        agent = np.asarray(agent, float)
+        block = np.asarray(block, float)
+        goal = np.asarray(goal, float)
         to_goal = goal - block
         dist = np.linalg.norm(to_goal)
         self._trail = (self._trail + [agent])[-10:]
@@ -192,6 +156,66 @@ class PushTSim(Sim):
         if n > max_step:  # limit how far ahead the PD target is, like a teleoperator's mouse
             step *= max_step / n
         return self.clip(agent + step)
+
+    def clip(self, a: np.ndarray) -> np.ndarray:
+        return np.clip(a, self.low, self.high)
+
+
+class PushTSim(Sim):
+    """gym-pusht: a 2-D target for the round agent's PD controller, in pixels [0, 512]."""
+
+    info = SimInfo("pusht", 2, 10.0, ("agent_x", "agent_y"), (0.0, 0.0), (512.0, 512.0))
+
+    def __init__(self, image_size: int = 96):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        import gym_pusht  # noqa: F401  (registers the env)
+        import gymnasium as gym
+
+        self.env = gym.make(
+            "gym_pusht/PushT-v0", obs_type="pixels_agent_pos", render_mode="rgb_array",
+            observation_width=image_size, observation_height=image_size,
+        )
+        self.u = self.env.unwrapped
+        self._info: dict = {}
+        self.pusher = PushTPusher()
+
+    def reset(self, seed: int) -> None:
+        _obs, self._info = self.env.reset(seed=int(seed))
+        self.pusher = PushTPusher()
+
+    def reset_to(self, agent_xy, block_xy, block_angle: float) -> None:
+        """Place the agent and the block (gym-pusht's reset_to_state); one physics step then
+        separates them if they overlap, so read the pose back from state()."""
+        state = [*map(float, agent_xy), *map(float, block_xy), float(block_angle)]
+        _obs, self._info = self.env.reset(options={"reset_to_state": state})
+        self.pusher = PushTPusher()
+
+    def step(self, action: np.ndarray) -> None:
+        _obs, _r, _term, _trunc, self._info = self.env.step(np.asarray(action, float))
+
+    def render(self) -> np.ndarray:
+        return np.ascontiguousarray(self.u._render(visualize=False), dtype=np.uint8)
+
+    def joint_positions(self) -> np.ndarray:
+        return np.asarray(self.u.agent.position, float)
+
+    def rest_action(self) -> np.ndarray:
+        return self.clip(self.joint_positions())  # the PD target where the agent is: it stays
+
+    def state(self) -> dict[str, float]:
+        bx, by, ba = (float(v) for v in list(self.u.block.position) + [self.u.block.angle])
+        if "coverage" in self._info:
+            coverage, success = float(self._info["coverage"]), bool(self._info.get("is_success", False))
+        else:  # right after reset gym-pusht's info has no coverage, though the T may overlap the goal
+            coverage = float(self.u._get_coverage())
+            success = coverage > self.u.success_threshold
+        ax, ay = (float(v) for v in self.u.agent.position)
+        return {"block_x": bx, "block_y": by, "block_angle": ba, "coverage": coverage,
+                "success": float(success), "agent_x": ax, "agent_y": ay}
+
+    def expert_action(self, rng: np.random.Generator) -> np.ndarray:
+        """The waypoint pusher (`PushTPusher`) on the true state."""
+        return self.pusher(self.u.agent.position, self.u.block.position, self.u.goal_pose[:2], rng)
 
     def close(self) -> None:
         self.env.close()
