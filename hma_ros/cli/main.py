@@ -25,6 +25,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "hma_ros.cli.bench",
     "imagine": "hma_ros.cli.imagine_cmd",
     "policy-eval": "hma_ros.cli.policy_eval",
+    "train-judge": "hma_ros.cli.train_judge",
     "export": "hma_ros.cli.export_cmd",
 }
 

@@ -11,6 +11,19 @@ action by action. The same loop with the dataset's smooth random policy (and, wi
 `coverage` (the goal area the T covers; success = coverage > 95%), as max over the episode
 (the usual PushT score) and at the end; other simulators report their state values at the end.
 The loop lives in hma_ros/evaluation/policy.py.
+
+With --rank, the checkpoint is a *learned simulator* instead, and the command ranks policies of
+graded quality in it against gym-pusht (paper Sec. 5.3), labelled automatically by the PushT
+judge (`hma train-judge`):
+
+    hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge \
+        --episodes 50 --seconds 10 --json runs/rank.json --plot runs/rank.png
+
+Every policy acts from camera frames; each runs the same seeded episodes in gym-pusht and in the
+world model (from the real initial frame). Printed and written: per policy the max coverage
+(simulator and judge on the real episodes, judge on the imagined ones) and success with 95%
+intervals, Pearson / Spearman / MMRV across policies with bootstrap intervals, wall-clock per
+episode in each. The loop lives in hma_ros/evaluation/ranking.py.
 """
 
 from __future__ import annotations
@@ -33,7 +46,12 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--scripted", action="store_true", help="also run the scripted controller (reference)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--gif", help="write the first model episode's camera frames here")
+    p.add_argument("--rank", action="store_true",
+                   help="rank graded policies in the checkpoint as a learned simulator vs gym-pusht (needs --judge)")
+    p.add_argument("--judge", help="--rank: the PushT judge (folder or .safetensors, from hma train-judge)")
+    p.add_argument("--plot", help="--rank: write the ground truth vs learned simulator scatter (PNG) here")
+    p.add_argument("--gif", help="write the first model episode's camera frames here (--rank: real | imagined, "
+                                 "side by side, the best policy)")
     p.add_argument("--json", help="also write the results here")
     p.set_defaults(func=run)
 
@@ -46,6 +64,8 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.rank:
+        return _rank(args)
     try:
         results, gif_frames = evaluate_policies(args.ckpt, args.embodiment, args.episodes, args.seconds,
                                                 args.temperature, args.act_samples, args.scripted, args.seed)
@@ -59,4 +79,43 @@ def run(args) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+def _rank(args) -> int:
+    import numpy as np
+
+    from hma_ros.cli import CliError
+    from hma_ros.evaluation.policy import PolicyEvalError, open_world
+    from hma_ros.evaluation.pusht_judge import JudgeError, load_judge
+    from hma_ros.evaluation.ranking import format_ranking, rank_policies, scatter_png
+
+    if not args.judge:
+        raise CliError("--rank needs --judge (train one: hma train-judge --data data/sim/pusht --out models/pusht_judge)")
+    if args.embodiment != "pusht":
+        raise CliError(f"--rank scores PushT coverage; --embodiment {args.embodiment} has no judge")
+    try:
+        judge = load_judge(args.judge)
+        wm, emb, sim = open_world(args.ckpt, args.embodiment, args.temperature)
+    except (PolicyEvalError, JudgeError) as e:
+        raise CliError(str(e)) from None
+    try:
+        results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed)
+    except JudgeError as e:
+        raise CliError(str(e)) from None
+    finally:
+        sim.close()
+    results.update({"checkpoint": str(args.ckpt), "judge": str(args.judge)})
+    print(format_ranking(results))
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    if args.plot:
+        Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
+        scatter_png(results, args.plot)
+    if args.gif:
+        from hma_ros.data.images import write_video
+
+        real, imagined = next(iter(firsts.values()))
+        write_video(np.concatenate([real, imagined], axis=2), args.gif, fps=2.0)
     return 0

@@ -161,6 +161,132 @@ class PushTPusher:
         return np.clip(a, self.low, self.high)
 
 
+class PushTPosePusher:
+    """A PushT controller that solves the task (position *and* angle), for ranking policies and
+    for demonstrations: ~0.72 mean max coverage in 10 s from off-goal starts, where the waypoint
+    `PushTPusher` (position only) scores 0.05, as random commands do.
+
+    Each time it is free it picks where to push: for every point along the T's outline (every
+    20 units) it simulates, in its own state-only gym-pusht, the agent starting just outside that
+    point and pushing inward for `horizon` control steps from the block's current pose, and keeps
+    the contact that most reduces the pose error (distance + `w_angle` x angle difference). It
+    then walks around the block to that point and pushes for `push_steps` steps. When no push
+    helps (home) it holds. Like `PushTPusher` it is a function of (agent, block pose, goal pose),
+    true or estimated from a frame; `reset()` it between episodes."""
+
+    def __init__(self, horizon: int = 5, push_steps: int = 4, w_angle: float = 60.0, spacing: float = 20.0):
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+        import gym_pusht  # noqa: F401
+        import gymnasium as gym
+
+        self.env = gym.make("gym_pusht/PushT-v0", obs_type="state")
+        self.u = self.env.unwrapped
+        self.env.reset(seed=0)
+        self.pts, self.nrm = _tee_outline(spacing)
+        self.horizon, self.push_steps, self.w_angle = horizon, push_steps, w_angle
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current push (a new episode)."""
+        self.contact: int | None = None
+        self.pushing = self.cool = 0
+
+    def close(self) -> None:
+        self.env.close()
+
+    def _error(self, x: float, y: float, angle: float, goal) -> float:
+        return float(np.hypot(x - goal[0], y - goal[1]) + self.w_angle * abs(_wrap(angle - goal[2])))
+
+    def _outline(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        c, s = np.cos(block[2]), np.sin(block[2])
+        rot = np.array([[c, -s], [s, c]])
+        return self.pts @ rot.T + block[:2], self.nrm @ rot.T
+
+    def _choose(self, block: np.ndarray, goal) -> int | None:
+        pts, nrm = self._outline(block)
+        u = self.u
+        best, best_k = self._error(*block, goal) - 1.0, None
+        for k in range(len(pts)):
+            start = pts[k] + 17.0 * nrm[k]  # the agent's radius is 15
+            if np.any(start < 5.0) or np.any(start > 507.0):
+                continue
+            u.agent.position, u.agent.velocity = tuple(start), (0.0, 0.0)
+            u.block.position, u.block.angle = tuple(block[:2]), float(block[2])
+            u.block.velocity, u.block.angular_velocity = (0.0, 0.0), 0.0
+            for _ in range(self.horizon):
+                self.env.step(pts[k] - 40.0 * nrm[k])
+            e = self._error(u.block.position[0], u.block.position[1], u.block.angle, goal)
+            if e < best:
+                best, best_k = e, k
+        return best_k
+
+    def __call__(self, agent, block, goal, rng: np.random.Generator | None = None) -> np.ndarray:
+        """agent (x, y), block (x, y, angle), goal (x, y, angle) -> the PD target."""
+        agent, block = np.asarray(agent, float), np.asarray(block, float)
+        pts, nrm = self._outline(block)
+        if self.pushing > 0:
+            k = self.contact
+            self.pushing -= 1
+            if self.pushing == 0:
+                self.contact = None
+            return np.clip(pts[k] - 40.0 * nrm[k], 0.0, 512.0)
+        if self.contact is None:
+            if self.cool > 0:
+                self.cool -= 1
+                return np.clip(agent, 0.0, 512.0)
+            self.contact = self._choose(block, goal)
+            if self.contact is None:
+                self.cool = 5  # no push helps (home, or wedged): hold a while, then look again
+                return np.clip(agent, 0.0, 512.0)
+        k = self.contact
+        approach = pts[k] + 20.0 * nrm[k]
+        if np.linalg.norm(agent - approach) < 12.0:
+            self.pushing = self.push_steps
+            return np.clip(pts[k] - 40.0 * nrm[k], 0.0, 512.0)
+        # walk around the block (a circle about the T's middle) unless the way in is clear
+        c, s = np.cos(block[2]), np.sin(block[2])
+        centre = block[:2] + 45.0 * np.array([-s, c])
+        radius = 95.0
+        va, vt = agent - centre, approach - centre
+        seg = approach - agent
+        tpar = np.clip(np.dot(centre - agent, seg) / max(np.dot(seg, seg), 1e-9), 0.0, 1.0)
+        target = approach
+        if np.linalg.norm(agent + tpar * seg - centre) < 0.85 * radius and np.linalg.norm(va) > 1e-6:
+            d = _wrap(np.arctan2(vt[1], vt[0]) - np.arctan2(va[1], va[0]))
+            if abs(d) >= 0.35:  # else the approach point is on this side: straight in
+                ang = np.arctan2(va[1], va[0]) + np.sign(d) * min(abs(d), 0.6)
+                target = centre + max(radius, np.linalg.norm(va)) * np.array([np.cos(ang), np.sin(ang)])
+        step = target - agent
+        n = np.linalg.norm(step)
+        if n > 60.0:
+            step *= 60.0 / n
+        return np.clip(agent + step, 0.0, 512.0)
+
+
+def _wrap(a):
+    return (a + np.pi) % (2 * np.pi) - np.pi
+
+
+def _tee_outline(spacing: float) -> tuple[np.ndarray, np.ndarray]:
+    """Points every ~spacing along the T's outline and their outward normals, in the block's
+    frame (gym-pusht's add_tee: a 120 x 30 bar, a 30 x 90 stem)."""
+    s, n = 30.0, 4.0
+    poly = np.array([(-n * s / 2, 0), (n * s / 2, 0), (n * s / 2, s), (s / 2, s), (s / 2, n * s), (-s / 2, n * s),
+                     (-s / 2, s), (-n * s / 2, s)])
+    ccw = np.sum(poly[:, 0] * np.roll(poly[:, 1], -1) - np.roll(poly[:, 0], -1) * poly[:, 1]) > 0
+    pts, nrm = [], []
+    for i in range(len(poly)):
+        a, b = poly[i], poly[(i + 1) % len(poly)]
+        d = b - a
+        t = d / np.linalg.norm(d)
+        out = np.array([t[1], -t[0]]) if ccw else np.array([-t[1], t[0]])
+        k = max(1, int(np.linalg.norm(d) // spacing))
+        for j in range(k):
+            pts.append(a + d * (j + 0.5) / k)
+            nrm.append(out)
+    return np.array(pts), np.array(nrm)
+
+
 class PushTSim(Sim):
     """gym-pusht: a 2-D target for the round agent's PD controller, in pixels [0, 512]."""
 

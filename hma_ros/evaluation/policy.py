@@ -54,14 +54,11 @@ def summarize(rows: list[dict]) -> dict:
                 "sem": float(np.std([r[k] for r in rows]) / np.sqrt(len(rows)))} for k in keys}
 
 
-def evaluate_policies(ckpt: str, embodiment: str = "pusht", episodes: int = 50, seconds: float = 30.0,
-                      temperature: float = 0.0, act_samples: int = 1, scripted: bool = False,
-                      seed: int = 0) -> tuple[dict, list]:
-    """Every arm on the same seeded episodes. Returns (results, the first model episode's frames)."""
-    from tqdm import tqdm
-
+def open_world(ckpt: str, embodiment: str, temperature: float = 0.0):
+    """(world model, embodiment, its real simulator) for closed-loop evaluation, with clear errors
+    when the checkpoint lacks the embodiment or the simulator does not match its stem."""
     from hma_ros.data.dataset import DatasetError, embodiment_from_dict_loose
-    from hma_ros.data.sims import Policy, SmoothRandom, make_sim
+    from hma_ros.data.sims import make_sim
     from hma_ros.model.checkpoint import CheckpointError
     from hma_ros.runtime.world_model import WorldModel
 
@@ -79,6 +76,18 @@ def evaluate_policies(ckpt: str, embodiment: str = "pusht", episodes: int = 50, 
     if abs(sim.info.control_hz - emb.action_hz) > 1e-6 or sim.info.action_dim != wm.action_dim:
         raise PolicyEvalError(f"{emb.sim} runs at {sim.info.control_hz} Hz x {sim.info.action_dim}-D, the "
                               f"checkpoint's {embodiment} stem expects {emb.action_hz} Hz x {wm.action_dim}-D")
+    return wm, emb, sim
+
+
+def evaluate_policies(ckpt: str, embodiment: str = "pusht", episodes: int = 50, seconds: float = 30.0,
+                      temperature: float = 0.0, act_samples: int = 1, scripted: bool = False,
+                      seed: int = 0) -> tuple[dict, list]:
+    """Every arm on the same seeded episodes. Returns (results, the first model episode's frames)."""
+    from tqdm import tqdm
+
+    from hma_ros.data.sims import Policy, SmoothRandom
+
+    wm, emb, sim = open_world(ckpt, embodiment, temperature)
     stride = wm.stride
     steps = int(round(seconds * emb.action_hz / stride))
     spec = emb.image_spec

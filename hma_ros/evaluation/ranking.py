@@ -1,0 +1,325 @@
+"""Rank policies in the learned simulator, labelled automatically (paper Sec. 5.3, Tab. 5).
+
+Every policy runs the same seeded episodes twice: in gym-pusht, and in the world model used as
+a simulator (it starts from the real initial frame; then each 2 Hz step the policy sees the
+newest frame, answers a chunk of native-rate commands, and the model imagines the next frame,
+which becomes the newest). The policies act from camera frames only: they read the agent and
+the block off the frame with the PushT judge (`pusht_judge.py`), in both worlds, never from the
+simulator's state.
+
+Episodes start with the T off the goal (`off_goal_seeds`: gym-pusht's random start overlaps it
+in about a third of seeds, which would score a policy that does nothing). Scores: max coverage
+over the episode (gym-pusht's usual score) and success (coverage > 0.95).
+Ground-truth episodes are scored by the simulator's own coverage (every native step) and by the
+judge on their 2 Hz frames; learned-simulator episodes by the judge on the imagined frames. So
+the judge's own bias is visible beside the learned simulator's. Across policies: Pearson,
+Spearman and MMRV (mean maximum rank violation, as in SIMPLER) between the per-policy means,
+with bootstrap intervals over episodes (each policy's episodes resampled, the same initial
+states in both worlds).
+
+Policies of graded quality (`POLICIES`), all reading the judge's estimates off the frame: the
+pose-aware pusher (`sims.PushTPosePusher`, which solves the task), the same with Gaussian noise
+of growing scale on its commands, gen-data's position-only waypoint pusher, and smooth random
+commands. (A behaviour-cloned image policy is not among them yet.)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from hma_ros.evaluation.policy import SEED_BASE
+
+SUCCESS = 0.95  # gym-pusht's success threshold on coverage
+
+
+@dataclass
+class FramePolicy:
+    """A PushT policy that acts from camera frames: the judge estimates the agent and the block
+    pose, a scripted controller (`kind`: "pose" = `sims.PushTPosePusher`, which solves the task;
+    "waypoint" = `sims.PushTPusher`, gen-data's position-only pusher) plans the chunk's `stride`
+    targets (each from where the previous one would put the agent), plus Gaussian noise of
+    `noise` world units on every command; kind "random" = smooth random commands that ignore
+    the frame."""
+
+    name: str
+    kind: str
+    noise: float = 0.0
+
+    def start(self, judge, stride: int, info, rng: np.random.Generator) -> None:
+        """A new episode: fresh controller memory and this episode's random stream."""
+        from hma_ros.data.sims import PushTPosePusher, PushTPusher, SmoothRandom
+
+        self.judge, self.stride, self.rng = judge, stride, rng
+        self.low, self.high = np.asarray(info.action_low, float), np.asarray(info.action_high, float)
+        if self.kind == "pose":
+            if getattr(self, "_pose", None) is None:
+                self._pose = PushTPosePusher()  # owns a small simulator: made once, reset per episode
+            self._pose.reset()
+            self.controller = self._pose
+        elif self.kind == "waypoint":
+            self.controller = PushTPusher(float(self.low[0]), float(self.high[0]))
+        elif self.kind == "random":
+            self.random = SmoothRandom(info, rng)
+        else:
+            raise ValueError(f"unknown policy kind {self.kind!r}: pose, waypoint or random")
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        from hma_ros.evaluation.pusht_judge import GOAL_POSE
+
+        if self.kind == "random":
+            return np.stack([self.random() for _ in range(self.stride)])
+        est = self.judge.estimate(frame)
+        agent, block = est["agent"], est["block"] if self.kind == "pose" else est["block"][:2]
+        goal = GOAL_POSE if self.kind == "pose" else GOAL_POSE[:2]
+        out = []
+        for _ in range(self.stride):
+            target = self.controller(agent, block, goal, self.rng)
+            agent = target  # where the PD controller takes the agent, roughly
+            if self.noise:
+                target = target + self.rng.normal(0.0, self.noise, 2)
+            out.append(np.clip(target, self.low, self.high))
+        return np.stack(out)
+
+
+POLICIES = (FramePolicy("pose pusher", "pose"), FramePolicy("pose pusher+noise 50", "pose", 50.0),
+            FramePolicy("pose pusher+noise 120", "pose", 120.0), FramePolicy("waypoint pusher", "waypoint"),
+            FramePolicy("random", "random"))
+
+
+def policy_names() -> list[str]:
+    return [p.name for p in POLICIES]
+
+
+def real_episode(sim, spec, policy: FramePolicy, steps: int) -> dict:
+    """One episode in the simulator (already reset). Returns the 2 Hz frames (steps + 1) and
+    the simulator's coverage at every native step."""
+    frames, cov = [], [sim.state()["coverage"]]
+    for _ in range(steps):
+        frame = spec.prepare(sim.render())
+        frames.append(frame)
+        for a in policy(frame):
+            sim.step(sim.clip(a))
+            cov.append(sim.state()["coverage"])
+    frames.append(spec.prepare(sim.render()))
+    return {"frames": np.stack(frames), "coverage": np.asarray(cov)}
+
+
+def learned_episode(wm, first_frame: np.ndarray, policy: FramePolicy, steps: int, seed: int) -> np.ndarray:
+    """One episode in the world model from a real first frame: the 2 Hz frames (steps + 1)."""
+    wm.reset(seed)
+    wm.observe(first_frame, None)
+    frames = [first_frame]
+    for _ in range(steps):
+        chunk = np.asarray(policy(frames[-1]), np.float32)
+        frame = wm.imagine(chunk[None])[0]
+        wm.observe(frame, chunk)
+        frames.append(frame)
+    return np.stack(frames)
+
+
+# ----------------------------------------------------------------------------- statistics
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def _ranks(x: np.ndarray) -> np.ndarray:
+    """Average ranks (ties share the mean of their positions)."""
+    x = np.asarray(x, float)
+    order = np.argsort(x, kind="mergesort")
+    r = np.empty(len(x))
+    r[order] = np.arange(len(x), dtype=float)
+    for v in np.unique(x):
+        tie = x == v
+        r[tie] = r[tie].mean()
+    return r
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    return pearson(_ranks(x), _ranks(y))
+
+
+def mmrv(real: np.ndarray, sim: np.ndarray) -> float:
+    """Mean maximum rank violation (SIMPLER, Li et al. 2024): for each policy, the largest real
+    score gap to a policy the simulator orders the other way; averaged over policies. 0 when the
+    simulator orders every pair as reality does; in the score's units otherwise."""
+    real, sim = np.asarray(real, float), np.asarray(sim, float)
+    n = len(real)
+    worst = [max((abs(real[i] - real[j]) for j in range(n)
+                  if (real[i] < real[j]) != (sim[i] < sim[j])), default=0.0) for i in range(n)]
+    return float(np.mean(worst))
+
+
+def agreement(real: np.ndarray, sim: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
+    """real, sim: (policies, episodes) per-episode scores, episodes paired by initial state.
+    Pearson, Spearman and MMRV of the per-policy means, each with a 95% bootstrap interval
+    (each policy's episodes resampled with replacement, jointly in both worlds)."""
+    real, sim = np.asarray(real, float), np.asarray(sim, float)
+    stats = {"pearson": pearson, "spearman": spearman, "mmrv": mmrv}
+    point = {k: f(real.mean(1), sim.mean(1)) for k, f in stats.items()}
+    rng = np.random.default_rng(seed)
+    p, e = real.shape
+    boots = {k: [] for k in stats}
+    for _ in range(n_boot):
+        idx = rng.integers(0, e, (p, e))
+        r = np.take_along_axis(real, idx, 1).mean(1)
+        s = np.take_along_axis(sim, idx, 1).mean(1)
+        for k, f in stats.items():
+            boots[k].append(f(r, s))
+    out = {}
+    for k in stats:
+        b = np.asarray(boots[k])
+        b = b[np.isfinite(b)]
+        lo, hi = (np.percentile(b, [2.5, 97.5]) if len(b) else (np.nan, np.nan))
+        out[k] = {"value": point[k], "ci95": [float(lo), float(hi)]}
+    return out
+
+
+def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
+    x = np.asarray(x, float)
+    rng = np.random.default_rng(seed)
+    b = x[rng.integers(0, len(x), (n_boot, len(x)))].mean(1)
+    return {"mean": float(x.mean()), "ci95": [float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))]}
+
+
+# ----------------------------------------------------------------------------- the evaluation
+def off_goal_seeds(sim, n: int, base: int) -> list[int]:
+    """The first n seeds from `base` whose gym-pusht start has the T off the goal (coverage 0):
+    a start that already covers the goal would score a policy that does nothing."""
+    seeds, s = [], base
+    while len(seeds) < n:
+        sim.reset(s)
+        if sim.state()["coverage"] == 0.0:
+            seeds.append(s)
+        s += 1
+    return seeds
+
+
+def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.0, seed: int = 0,
+                  policies=POLICIES, progress: bool = True) -> tuple[dict, dict]:
+    """Every policy, `episodes` episodes in the simulator and in the world model from the same
+    initial states. Returns (results for JSON, {policy: (real frames, imagined frames)} of the
+    first episode, for GIFs)."""
+    from tqdm import tqdm
+
+    from hma_ros.evaluation.pusht_judge import JudgeError
+
+    if sim.info.name != "pusht":
+        raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
+    stride = wm.stride
+    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    rows: dict[str, dict[str, list]] = {}
+    firsts: dict = {}
+    wall = {"real": [], "learned": []}
+    total = len(policies) * episodes
+    bar = tqdm(total=total, desc="rank policies", unit="episode", disable=not progress)
+    seeds = off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000)
+    for pi, pol in enumerate(policies):
+        r = rows[pol.name] = {"real_sim": [], "real_judge": [], "learned_judge": [],
+                              "real_success": [], "learned_success": []}
+        for ep, ep_seed in enumerate(seeds):
+            t0 = time.perf_counter()
+            sim.reset(ep_seed)
+            pol.start(judge, stride, sim.info, np.random.default_rng([seed, pi, ep]))
+            real = real_episode(sim, spec, pol, steps)
+            t1 = time.perf_counter()
+            pol.start(judge, stride, sim.info, np.random.default_rng([seed, pi, ep]))
+            imagined = learned_episode(wm, real["frames"][0], pol, steps, ep_seed)
+            t2 = time.perf_counter()
+            wall["real"].append(t1 - t0)
+            wall["learned"].append(t2 - t1)
+            jr = judge.estimate(real["frames"])["coverage"]
+            jl = judge.estimate(imagined)["coverage"]
+            r["real_sim"].append(float(real["coverage"].max()))
+            r["real_judge"].append(float(jr.max()))
+            r["learned_judge"].append(float(jl.max()))
+            r["real_success"].append(float(real["coverage"].max() > SUCCESS))
+            r["learned_success"].append(float(jl.max() > SUCCESS))
+            if ep == 0:
+                firsts[pol.name] = (real["frames"], imagined)
+            bar.update(1)
+    bar.close()
+    names = [p.name for p in policies]
+    per = {n: {k: mean_ci(v) for k, v in rows[n].items()} for n in names}
+    table = {k: np.array([rows[n][k] for n in names]) for k in ("real_sim", "real_judge", "learned_judge")}
+    gt = table["real_sim"].mean(1)
+    results = {
+        "episodes": episodes, "seconds": seconds, "native_steps": steps * stride, "model_steps": steps,
+        "seeds": seeds, "score": "max coverage over the episode (starts with the T off the goal)",
+        "policies": per,
+        "spread": float(gt.max() / gt.min()) if gt.min() > 0 else float("inf"),
+        "learned_vs_real": agreement(table["real_sim"], table["learned_judge"]),
+        "judge_vs_real": agreement(table["real_sim"], table["real_judge"]),
+        "wall_s_per_episode": {k: float(np.mean(v)) for k, v in wall.items()},
+        "episodes_raw": rows,
+    }
+    return results, firsts
+
+
+def format_ranking(res: dict) -> str:
+    lines = [f"{res['episodes']} episodes x {res['native_steps']} native steps ({res['seconds']:g} s, "
+             f"{res['model_steps']} model steps); score: {res['score']} (mean [95% CI])",
+             "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | success real / learned |",
+             "|---|---|---|---|---|"]
+
+    def f(d):
+        return f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
+
+    for name, p in res["policies"].items():
+        lines.append(f"| {name} | {f(p['real_sim'])} | {f(p['real_judge'])} | {f(p['learned_judge'])} | "
+                     f"{p['real_success']['mean']:.2f} / {p['learned_success']['mean']:.2f} |")
+    for label, key in (("learned simulator", "learned_vs_real"), ("judge on real frames", "judge_vs_real")):
+        a = res[key]
+        lines.append(f"{label} vs gym-pusht: " + ", ".join(
+            f"{k} {v['value']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for k, v in a.items()))
+    w = res["wall_s_per_episode"]
+    lines.append(f"ground-truth spread (best / worst mean): {res['spread']:.2f}x; wall-clock per episode: "
+                 f"gym-pusht {w['real']:.2f} s, learned simulator {w['learned']:.2f} s")
+    return "\n".join(lines)
+
+
+def scatter_png(res: dict, path, size: int = 480) -> None:
+    """Ground truth (x) vs learned simulator (y), one point per policy with 95% intervals, the
+    diagonal dashed. Drawn with Pillow (no plotting dependency)."""
+    from PIL import Image, ImageDraw
+
+    pol = res["policies"]
+    vals = [v for p in pol.values() for k in ("real_sim", "learned_judge") for v in p[k]["ci95"]]
+    top = max(0.05, max(vals) * 1.1)
+    m = 60
+    img = Image.new("RGB", (size, size), "white")
+    d = ImageDraw.Draw(img)
+
+    def xy(x, y):
+        return m + (size - 2 * m) * x / top, size - m - (size - 2 * m) * y / top
+
+    d.rectangle([m, m, size - m, size - m], outline="black")
+    for i in range(0, 21):  # dashed diagonal
+        a, b = xy(top * i / 20, top * i / 20), xy(top * (i + 0.5) / 20, top * (i + 0.5) / 20)
+        if i < 20:
+            d.line([a, b], fill="gray")
+    for t in np.linspace(0, top, 5):
+        d.text((xy(t, 0)[0] - 10, size - m + 6), f"{t:.2f}", fill="black")
+        d.text((8, xy(0, t)[1] - 6), f"{t:.2f}", fill="black")
+    d.text((size / 2 - 80, size - 28), "gym-pusht max coverage", fill="black")
+    d.text((8, 20), "learned simulator (judge)", fill="black")
+    colours = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2"]
+    a = res["learned_vs_real"]
+    d.text((m + 8, m + 8), f"Pearson {a['pearson']['value']:.2f}  Spearman {a['spearman']['value']:.2f}  "
+                           f"MMRV {a['mmrv']['value']:.3f}", fill="black")
+    for i, (name, p) in enumerate(pol.items()):
+        c = colours[i % len(colours)]
+        x, y = p["real_sim"]["mean"], p["learned_judge"]["mean"]
+        (x0, _), (x1, _) = xy(p["real_sim"]["ci95"][0], 0), xy(p["real_sim"]["ci95"][1], 0)
+        (_, y0), (_, y1) = xy(0, p["learned_judge"]["ci95"][0]), xy(0, p["learned_judge"]["ci95"][1])
+        px, py = xy(x, y)
+        d.line([(x0, py), (x1, py)], fill=c, width=2)
+        d.line([(px, y0), (px, y1)], fill=c, width=2)
+        d.ellipse([px - 5, py - 5, px + 5, py + 5], fill=c)
+        d.text((m + 8, m + 26 + 14 * i), f"o {name}", fill=c)
+    img.save(path)
