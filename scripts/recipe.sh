@@ -9,7 +9,9 @@
 # Fourier action features, its passive control; see the model cards), actionmap actionmap_eval
 # (the action map: learned points whose heatmaps bind an action to where it acts, vs its control),
 # factorar factorar_eval (intra-token autoregression vs its control, both continuing the
-# action-map control), mixture mixture_eval (a PushT-weighted batch mixture vs the default rule).
+# action-map control), mixture mixture_eval (a PushT-weighted batch mixture vs the default rule),
+# mixture2 mixture2_eval (both mixtures continued from hma_discrete_moves), judge rank (the
+# PushT judge and policy ranking in the learned simulator, models/pusht_judge).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -217,4 +219,32 @@ if [[ $STAGE == all || $STAGE == mar_eval ]]; then
   done
   hma eval --ckpt runs/hma_main --data data/test --episodes all --windows 24 --embodiments $PRE --out runs/test_main24
   hma policy-eval --ckpt runs/hma_mar --episodes 50 --json runs/policy_eval_mar.json
+fi
+if [[ $STAGE == all || $STAGE == mixture2 ]]; then
+  # both continue models/hma_discrete_moves' full-precision run; 2,400 planned steps, stopped by time
+  MX="--data data/sim --embodiments $PRE --init runs/hma_mix_w --motion-weight 5 --lr 3e-4 --warmup 50 \
+      --threads 1 --batch-size 8 --save-every 200 --eval-every 0 --steps 2400 --minutes 100"
+  OMP_NUM_THREADS=1 hma train $MX --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --out runs/hma_mix2_w &
+  OMP_NUM_THREADS=1 hma train $MX --mixture pusht=0.55,reacher=0.25,cheetah=0.2 --out runs/hma_mix2_b &
+  wait
+fi
+if [[ $STAGE == all || $STAGE == mixture2_eval ]]; then
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --gifs 1"
+  for R in hma_mix2_w hma_mix2_b; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht &
+  done
+  wait
+  for R in hma_mix2_w hma_mix2_b; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $T3 --out runs/test_$R &
+  done
+  wait
+fi
+if [[ $STAGE == all || $STAGE == judge ]]; then
+  hma train-judge --posed 30000 --data data/sim/pusht --heldout data/test/pusht --out models/pusht_judge \
+      --steps 5000 --threads 1                                                  # ~28 min
+fi
+if [[ $STAGE == all || $STAGE == rank ]]; then
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 20 --seconds 10 \
+      --threads 1 --json runs/rank/moves_20.json --plot runs/rank/moves_20.png --gif runs/rank/moves_20.gif
 fi

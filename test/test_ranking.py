@@ -153,6 +153,19 @@ def test_the_shipped_judge_reads_the_state_off_fresh_simulator_frames(sim):
     assert np.abs(est["coverage"] - truth[:, 5]).mean() < 0.03
 
 
+def test_t_intact_tells_a_whole_t_from_a_dissolved_one(sim):
+    from hma_ros.evaluation.ranking import t_intact
+    from hma_ros.evaluation.tracking import block_mask
+
+    spec = ImageSpec(size=(64, 64))
+    sim.reset(1_000_003)
+    real = np.stack([spec.prepare(sim.render()) for _ in range(3)])
+    assert t_intact(real, real[0]) == 1.0
+    gone = real.copy()
+    gone[1][block_mask(gone[1])] = 255  # the T erased from one frame: what a dissolving rollout shows
+    assert t_intact(gone, real[0]) == pytest.approx(2 / 3)
+
+
 def test_a_judge_round_trips_through_safetensors_and_a_missing_one_says_what_to_do(tmp_path):
     judge = load_judge(JUDGE)
     path = save_judge(judge, tmp_path / "j")
@@ -185,10 +198,14 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     for raw in res["episodes_raw"].values():
         assert len(raw["real_sim"]) == 2 and all(0.0 <= v <= 1.0 for v in raw["learned_judge"])
     assert set(res["learned_vs_real"]) == {"pearson", "spearman", "mmrv"}
+    assert all(0.0 <= p["learned_t_intact"]["mean"] <= 1.0 for p in res["policies"].values())
     assert res["wall_s_per_episode"]["learned"] > 0
     assert Image.open(tmp_path / "rank.png").size == (480, 480)
+    assert res["prompt_frames"] == 4  # the model's prompt: 1.5 s of the robot standing still, real in both worlds
     gif = Image.open(tmp_path / "first.gif")
-    assert gif.size == (128, 64) and gif.n_frames == 3  # real | imagined, the initial frame + 2 steps
+    assert gif.size == (128, 64) and gif.n_frames == 3  # real | imagined, the last real frame + 2 steps
+    first = np.asarray(gif.convert("RGB"))
+    np.testing.assert_array_equal(first[:, :64], first[:, 64:])  # both worlds start from the same real frame
 
 
 def test_policy_eval_rank_refuses_without_a_judge(capsys):

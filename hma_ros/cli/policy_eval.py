@@ -49,6 +49,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--rank", action="store_true",
                    help="rank graded policies in the checkpoint as a learned simulator vs gym-pusht (needs --judge)")
     p.add_argument("--judge", help="--rank: the PushT judge (folder or .safetensors, from hma train-judge)")
+    p.add_argument("--prompt", type=int, help="--rank: real frames of the robot standing still before each episode "
+                                               "(default: the model's prompt length; 1 = the initial frame alone)")
     p.add_argument("--plot", help="--rank: write the ground truth vs learned simulator scatter (PNG) here")
     p.add_argument("--gif", help="write the first model episode's camera frames here (--rank: real | imagined, "
                                  "side by side, the best policy)")
@@ -100,7 +102,8 @@ def _rank(args) -> int:
     except (PolicyEvalError, JudgeError) as e:
         raise CliError(str(e)) from None
     try:
-        results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed)
+        results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed,
+                                        prompt=args.prompt)
     except JudgeError as e:
         raise CliError(str(e)) from None
     finally:

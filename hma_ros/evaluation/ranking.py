@@ -1,9 +1,10 @@
 """Rank policies in the learned simulator, labelled automatically (paper Sec. 5.3, Tab. 5).
 
 Every policy runs the same seeded episodes twice: in gym-pusht, and in the world model used as
-a simulator (it starts from the real initial frame; then each 2 Hz step the policy sees the
-newest frame, answers a chunk of native-rate commands, and the model imagines the next frame,
-which becomes the newest). The policies act from camera frames only: they read the agent and
+a simulator. Both start after the same real prefix: the robot standing still for the model's
+prompt length (4 frames, 1.5 s), so the learned simulator gets real initial frames and nothing
+a policy did. Then each 2 Hz step the policy sees the newest frame, answers a chunk of
+native-rate commands, and the model imagines the next frame, which becomes the newest. The policies act from camera frames only: they read the agent and
 the block off the frame with the PushT judge (`pusht_judge.py`), in both worlds, never from the
 simulator's state.
 
@@ -93,9 +94,22 @@ def policy_names() -> list[str]:
     return [p.name for p in POLICIES]
 
 
+def still_prefix(sim, spec, stride: int, n: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """n + 1 real 2 Hz steps of the robot standing still (its rest command) before an episode:
+    (frame, the chunk that led into it). Both worlds start after them, so the learned simulator
+    gets a full prompt of real frames without seeing anything a policy did."""
+    steps = [(spec.prepare(sim.render()), None)]
+    for _ in range(n):
+        chunk = np.repeat(sim.rest_action()[None], stride, 0)
+        for a in chunk:
+            sim.step(a)
+        steps.append((spec.prepare(sim.render()), chunk.astype(np.float32)))
+    return steps
+
+
 def real_episode(sim, spec, policy: FramePolicy, steps: int) -> dict:
-    """One episode in the simulator (already reset). Returns the 2 Hz frames (steps + 1) and
-    the simulator's coverage at every native step."""
+    """One episode in the simulator from its current state. Returns the 2 Hz frames (steps + 1)
+    and the simulator's coverage at every native step."""
     frames, cov = [], [sim.state()["coverage"]]
     for _ in range(steps):
         frame = spec.prepare(sim.render())
@@ -107,11 +121,13 @@ def real_episode(sim, spec, policy: FramePolicy, steps: int) -> dict:
     return {"frames": np.stack(frames), "coverage": np.asarray(cov)}
 
 
-def learned_episode(wm, first_frame: np.ndarray, policy: FramePolicy, steps: int, seed: int) -> np.ndarray:
-    """One episode in the world model from a real first frame: the 2 Hz frames (steps + 1)."""
+def learned_episode(wm, prefix: list, policy: FramePolicy, steps: int, seed: int) -> np.ndarray:
+    """One episode in the world model after observing the real prefix steps [(frame, chunk)]:
+    the 2 Hz frames (steps + 1, the first = the prefix's last, real)."""
     wm.reset(seed)
-    wm.observe(first_frame, None)
-    frames = [first_frame]
+    for frame, chunk in prefix:
+        wm.observe(frame, chunk)
+    frames = [prefix[-1][0]]
     for _ in range(steps):
         chunk = np.asarray(policy(frames[-1]), np.float32)
         frame = wm.imagine(chunk[None])[0]
@@ -188,6 +204,16 @@ def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- the evaluation
+def t_intact(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) -> float:
+    """Share of frames whose T (slate-grey block mask) has the reference frame's area within
+    +-40%: where the imagined T dissolved or smeared, the judge's reading of it means little."""
+    from hma_ros.evaluation.tracking import block_mask
+
+    ref = block_mask(reference).sum()
+    area = block_mask(frames).sum(axis=(-2, -1))
+    return float(np.mean(np.abs(area - ref) <= tolerance * max(ref, 1)))
+
+
 def off_goal_seeds(sim, n: int, base: int) -> list[int]:
     """The first n seeds from `base` whose gym-pusht start has the T off the goal (coverage 0):
     a start that already covers the goal would score a policy that does nothing."""
@@ -201,9 +227,10 @@ def off_goal_seeds(sim, n: int, base: int) -> list[int]:
 
 
 def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.0, seed: int = 0,
-                  policies=POLICIES, progress: bool = True) -> tuple[dict, dict]:
+                  policies=POLICIES, prompt: int | None = None, progress: bool = True) -> tuple[dict, dict]:
     """Every policy, `episodes` episodes in the simulator and in the world model from the same
-    initial states. Returns (results for JSON, {policy: (real frames, imagined frames)} of the
+    initial states, after `prompt` real frames of the robot standing still (default: the
+    model's prompt length; 1 = the initial frame alone). Returns (results for JSON, {policy: (real frames, imagined frames)} of the
     first episode, for GIFs)."""
     from tqdm import tqdm
 
@@ -213,6 +240,8 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
         raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
     stride = wm.stride
     steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    if prompt is None:
+        prompt = max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
     rows: dict[str, dict[str, list]] = {}
     firsts: dict = {}
     wall = {"real": [], "learned": []}
@@ -221,20 +250,22 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     seeds = off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000)
     for pi, pol in enumerate(policies):
         r = rows[pol.name] = {"real_sim": [], "real_judge": [], "learned_judge": [],
-                              "real_success": [], "learned_success": []}
+                              "real_success": [], "learned_success": [], "learned_t_intact": []}
         for ep, ep_seed in enumerate(seeds):
             t0 = time.perf_counter()
             sim.reset(ep_seed)
+            prefix = still_prefix(sim, spec, stride, prompt - 1)
             pol.start(judge, stride, sim.info, np.random.default_rng([seed, pi, ep]))
             real = real_episode(sim, spec, pol, steps)
             t1 = time.perf_counter()
             pol.start(judge, stride, sim.info, np.random.default_rng([seed, pi, ep]))
-            imagined = learned_episode(wm, real["frames"][0], pol, steps, ep_seed)
+            imagined = learned_episode(wm, prefix, pol, steps, ep_seed)
             t2 = time.perf_counter()
             wall["real"].append(t1 - t0)
             wall["learned"].append(t2 - t1)
             jr = judge.estimate(real["frames"])["coverage"]
             jl = judge.estimate(imagined)["coverage"]
+            r["learned_t_intact"].append(t_intact(imagined, real["frames"][0]))
             r["real_sim"].append(float(real["coverage"].max()))
             r["real_judge"].append(float(jr.max()))
             r["learned_judge"].append(float(jl.max()))
@@ -250,6 +281,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     gt = table["real_sim"].mean(1)
     results = {
         "episodes": episodes, "seconds": seconds, "native_steps": steps * stride, "model_steps": steps,
+        "prompt_frames": prompt,
         "seeds": seeds, "score": "max coverage over the episode (starts with the T off the goal)",
         "policies": per,
         "spread": float(gt.max() / gt.min()) if gt.min() > 0 else float("inf"),
@@ -263,16 +295,19 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
 
 def format_ranking(res: dict) -> str:
     lines = [f"{res['episodes']} episodes x {res['native_steps']} native steps ({res['seconds']:g} s, "
-             f"{res['model_steps']} model steps); score: {res['score']} (mean [95% CI])",
-             "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | success real / learned |",
-             "|---|---|---|---|---|"]
+             f"{res['model_steps']} model steps) after {res['prompt_frames']} real frames standing still; "
+             f"score: {res['score']} (mean [95% CI])",
+             "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | success real / learned "
+             "| imagined T intact |",
+             "|---|---|---|---|---|---|"]
 
     def f(d):
         return f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
 
     for name, p in res["policies"].items():
         lines.append(f"| {name} | {f(p['real_sim'])} | {f(p['real_judge'])} | {f(p['learned_judge'])} | "
-                     f"{p['real_success']['mean']:.2f} / {p['learned_success']['mean']:.2f} |")
+                     f"{p['real_success']['mean']:.2f} / {p['learned_success']['mean']:.2f} | "
+                     f"{p['learned_t_intact']['mean']:.2f} |")
     for label, key in (("learned simulator", "learned_vs_real"), ("judge on real frames", "judge_vs_real")):
         a = res[key]
         lines.append(f"{label} vs gym-pusht: " + ", ".join(
