@@ -227,18 +227,19 @@ if [[ $STAGE == all || $STAGE == mixture2 ]]; then
   OMP_NUM_THREADS=1 hma train $MX --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --out runs/hma_mix2_w &
   OMP_NUM_THREADS=1 hma train $MX --mixture pusht=0.55,reacher=0.25,cheetah=0.2 --out runs/hma_mix2_b &
   wait
+  hma export --ckpt runs/hma_mix2_w --out models/hma_discrete_moves       # fp16 (version 2)
 fi
 if [[ $STAGE == all || $STAGE == mixture2_eval ]]; then
   TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
   T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --gifs 1"
-  for R in hma_mix2_w hma_mix2_b; do
-    OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht &
-  done
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves $TP --out runs/test_moves2_tokens_pusht &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/hma_mix2_b $TP --out runs/test_hma_mix2_b_tokens_pusht &
   wait
   for R in hma_mix2_w hma_mix2_b; do
     OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $T3 --out runs/test_$R &
   done
   wait
+  python scripts/agent_token_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht --windows 48
 fi
 if [[ $STAGE == all || $STAGE == judge ]]; then
   hma train-judge --posed 30000 --data data/sim/pusht --heldout data/test/pusht --out models/pusht_judge \
@@ -246,5 +247,5 @@ if [[ $STAGE == all || $STAGE == judge ]]; then
 fi
 if [[ $STAGE == all || $STAGE == rank ]]; then
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 20 --seconds 10 \
-      --threads 1 --json runs/rank/moves_20.json --plot runs/rank/moves_20.png --gif runs/rank/moves_20.gif
+      --threads 1 --json runs/rank/moves2_20.json --plot runs/rank/moves2_20.png --gif runs/rank/moves2_20.gif
 fi
