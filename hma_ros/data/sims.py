@@ -181,13 +181,14 @@ class PushTPosePusher:
 
         self.env = gym.make("gym_pusht/PushT-v0", obs_type="state")
         self.u = self.env.unwrapped
-        self.env.reset(seed=0)
         self.pts, self.nrm = _tee_outline(spacing)
         self.horizon, self.push_steps, self.w_angle = horizon, push_steps, w_angle
         self.reset()
 
     def reset(self) -> None:
-        """Forget the current push (a new episode)."""
+        """Forget the current push and restart the planning simulator (a new episode): what it
+        planned before must not change what it plans now."""
+        self.env.reset(seed=0)
         self.contact: int | None = None
         self.pushing = self.cool = 0
 
