@@ -239,11 +239,12 @@ def load_judge(path: str | Path) -> PushTJudge:
     from safetensors import safe_open
 
     path = Path(path)
+    folder = path.parent if path.suffix == ".safetensors" else path
     if path.is_dir():
         path = path / "judge.safetensors"
     if not path.is_file():
-        raise JudgeError(f"{path}: no judge file; train one with `hma train-judge --data data/sim --out "
-                         f"{path.parent}` or pass the shipped models/pusht_judge")
+        raise JudgeError(f"{path}: no judge file; train one with `hma train-judge --data data/sim/pusht --out "
+                         f"{folder}` or pass the shipped models/pusht_judge")
     try:
         with safe_open(str(path), "pt") as f:
             meta = f.metadata() or {}
