@@ -137,24 +137,13 @@ def test_graded_policies_are_deterministic_per_seed_and_noise_grows(sim):
 
 def test_the_shipped_judge_reads_the_state_off_fresh_simulator_frames(sim):
     """Frames no dataset holds (seeds 900+): agent and block within a few pixels, coverage close."""
-    from hma_ros.data.sims import Policy
+    from pusht_frames import collect
 
     judge = load_judge(JUDGE)
-    spec = ImageSpec(size=(64, 64))
-    rng = np.random.default_rng(0)
-    frames, truth = [], []
-    for ep in range(6):
-        sim.reset(900 + ep)
-        pol = Policy(sim, Policy.KINDS[ep % 3], rng)
-        for i in range(40):
-            sim.step(pol())
-            if i % 4 == 0:
-                frames.append(spec.prepare(sim.render()))
-                st = sim.state()
-                truth.append([st["agent_x"], st["agent_y"], st["block_x"], st["block_y"], st["block_angle"],
-                              st["coverage"]])
+    frames, states = collect(sim, 900, episodes=6, steps=40, every=4)
+    truth = [[st[k] for k in ("agent_x", "agent_y", "block_x", "block_y", "block_angle", "coverage")] for st in states]
     truth = np.array(truth)
-    est = judge.estimate(np.stack(frames))
+    est = judge.estimate(frames)
     px = 64 / 512
     agent_err = np.linalg.norm(est["agent"] - truth[:, :2], axis=1) * px
     block_err = np.linalg.norm(est["block"][:, :2] - truth[:, 2:4], axis=1) * px

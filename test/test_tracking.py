@@ -8,7 +8,6 @@ import os
 import numpy as np
 import pytest
 
-from hma_ros.data.images import ImageSpec
 from hma_ros.evaluation.tracking import (
     agent_errors,
     block_mask,
@@ -24,23 +23,15 @@ from hma_ros.evaluation.tracking import (
 def pusht_frames():
     """Real gym-pusht frames at the model's 64x64 with the simulator's agent position."""
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-    from hma_ros.data.sims import Policy, make_sim
+    from pusht_frames import collect
+
+    from hma_ros.data.sims import make_sim
 
     sim = make_sim("pusht")
-    rng = np.random.default_rng(0)
-    spec = ImageSpec(size=(64, 64))
-    frames, agent = [], []
-    for ep in range(12):
-        sim.reset(500 + ep)
-        pol = Policy(sim, Policy.KINDS[ep % 3], rng)
-        for i in range(36):
-            sim.step(pol())
-            if i % 3 == 0:
-                frames.append(spec.prepare(sim.render()))
-                st = sim.state()
-                agent.append((st["agent_x"], st["agent_y"]))
+    frames, states = collect(sim, 500, episodes=12, steps=36, every=3)
+    agent = [(st["agent_x"], st["agent_y"]) for st in states]
     sim.close()
-    return np.stack(frames), np.array(agent)
+    return frames, np.array(agent)
 
 
 def test_the_agent_detector_finds_the_agent_in_real_frames_within_one_pixel(pusht_frames):

@@ -90,10 +90,6 @@ POLICIES = (FramePolicy("pose pusher", "pose"), FramePolicy("pose pusher+noise 5
             FramePolicy("random", "random"))
 
 
-def policy_names() -> list[str]:
-    return [p.name for p in POLICIES]
-
-
 def still_prefix(sim, spec, stride: int, n: int) -> list[tuple[np.ndarray, np.ndarray | None]]:
     """n + 1 real 2 Hz steps of the robot standing still (its rest command) before an episode:
     (frame, the chunk that led into it). Both worlds start after them, so the learned simulator
