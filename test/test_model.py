@@ -402,6 +402,33 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
         torch.testing.assert_close(sa[k], sb[k], msg=k)
 
 
+def test_training_device_is_checked_before_anything_is_written(small_data, tmp_path, capsys):
+    from hma_ros.cli.main import main as hma
+
+    common = ["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"), "--steps", "1", *TINY]
+    assert hma(common + ["--out", str(tmp_path / "bad"), "--device", "mps"]) == 2
+    assert "--device mps: only cpu and cuda are supported" in capsys.readouterr().err
+    assert hma(common + ["--out", str(tmp_path / "bad"), "--device", "gpu0"]) == 2
+    assert "not a device name; use cpu or cuda" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert hma(common + ["--out", str(tmp_path / "bad"), "--device", "cuda"]) == 2
+        assert "no CUDA device is visible to torch here; train with --device cpu" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_a_cuda_run_writes_cpu_checkpoints_and_resumes_on_the_cpu(small_data, tmp_path):
+    from hma_ros.cli.main import main as hma
+
+    common = ["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+              "--save-every", "2", *TINY, "--out", str(tmp_path / "g")]
+    assert hma(common + ["--steps", "2", "--device", "cuda"]) == 0
+    _, st = load_checkpoint(tmp_path / "g")
+    assert all(v.device.type == "cpu" for v in st.values())
+    assert hma(common + ["--steps", "4", "--resume"]) == 0
+    assert load_checkpoint(tmp_path / "g")[0]["training"]["steps"] == 4
+
+
 def test_tokenized_dataset_motion_mask_is_the_same_across_chunk_boundaries(small_data):
     from hma_ros.data.dataset import Dataset
     from hma_ros.model.metrics import moving_tokens

@@ -64,6 +64,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--eval-every", type=int, default=1000, help="quick held-out eval + sample GIF")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--device", default="cpu",
+                   help="cpu | cuda[:N] (default %(default)s); checkpoints and train_state are written for the CPU, so a "
+                        "run resumes on either; the quick held-out eval (--eval-every) runs on the CPU only")
     p.add_argument("--fp16", action="store_true", help="store final weights in float16 (shipping)")
     p.set_defaults(func=run)
 

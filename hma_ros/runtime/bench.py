@@ -66,13 +66,18 @@ def geometry_config(text: str) -> dict:
             "embodiments": emb}
 
 
-def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20) -> float:
-    """Measured fp32 matmul throughput of this device (GFLOP/s): the figure a model's achieved
-    FLOP rate is compared with."""
+def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20, precision: str = "fp32") -> float:
+    """Measured matmul throughput of this device (GFLOP/s) in the model's precision: the figure a
+    model's achieved FLOP rate is compared with. A GPU gets 8192x8192 products (1024 leaves it
+    idle between launches); fp32 there runs as torch runs it by default (no TF32)."""
     import torch
 
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+    from hma_ros.runtime.world_model import PRECISIONS
+
+    dtype = PRECISIONS[precision] if device.startswith("cuda") else torch.float32
+    n = 8192 if device.startswith("cuda") else n
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(3):
         a @ b
     if device.startswith("cuda"):
@@ -173,7 +178,7 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     params = sum(p.numel() for p in wm.dyn.parameters()) + sum(p.numel() for p in wm.tok.parameters())
     wm.use_cache = True
     flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
-    peak = matmul_peak_gflops(device)
+    peak = matmul_peak_gflops(device, precision=precision)
     return {
         "checkpoint": str(ckpt) if ckpt else None, "geometry": geometry,
         "embodiment": emb, "device": device_name() if device == "cpu" else torch.cuda.get_device_name(),

@@ -58,6 +58,7 @@ class DynamicsTraining:
     eval_every: int = 1000
     seed: int = 0
     threads: int = 0
+    device: str = "cpu"  # cpu | cuda[:N]: where the model, the batches and the mask RNG live
     fp16: bool = False
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
@@ -125,6 +126,24 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
     return tok, dyn
 
 
+def _device(name: str):
+    """--device: 'cpu' or 'cuda[:N]', checked before anything is loaded."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise TrainError(f"--device {name!r}: not a device name; use cpu or cuda (cuda:1 for the second GPU)") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise TrainError(f"--device {name}: no CUDA device is visible to torch here; train with --device cpu")
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, tf32 matmuls: the same model, faster
+        torch.backends.cudnn.allow_tf32 = True
+    elif device.type != "cpu":
+        raise TrainError(f"--device {name}: only cpu and cuda are supported")
+    return device
+
+
 def train_dynamics(opts: DynamicsTraining) -> int:
     import torch
 
@@ -148,6 +167,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         dist.init_process_group("gloo")
     if opts.threads:
         torch.set_num_threads(opts.threads)
+    device = _device(opts.device)
     torch.manual_seed(opts.seed + rank)
     out = Path(opts.out)
     try:
@@ -211,6 +231,8 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         loss_cfg.check(dyn)
     except (TypeError, ValueError) as e:
         raise TrainError(str(e)) from None
+    tok.to(device)
+    dyn.to(device)  # before the optimizer is made, so its state lives beside the weights
     dyn.train()
     if opts.freeze_trunk:
         if not opts.init and not opts.resume:
@@ -227,7 +249,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
 
     # ---- data
-    tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0) for n, ds in datasets.items()}
+    tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0, device=device) for n, ds in datasets.items()}
     train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
     T = dyn.cfg.window
     try:
@@ -255,7 +277,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         return c
 
     def state_dict():
-        return model_state(tok, dyn)
+        return {k: v.detach().cpu() for k, v in model_state(tok, dyn).items()}
 
     def save(final: bool = False):
         if rank != 0:
@@ -284,7 +306,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         return (time.time() - t_start) / 60
 
     bar = tqdm(total=opts.steps, initial=step, desc="train", unit="step", disable=rank != 0)
-    gen = torch.Generator()
+    gen = torch.Generator(device=device)  # the masks are drawn where the batch is
     status = "done"
     while step < opts.steps:
         if opts.minutes and train_minutes() > opts.minutes:
@@ -292,7 +314,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
             break
         name = sampler.names[sampler.rng.choice(len(sampler.names), p=sampler.weights)]
         starts = sampler.rng.choice(sampler.starts[name], size=opts.batch_size)
-        codes, actions, valid, moving = tokenized[name].batch(starts, T)
+        codes, actions, valid, moving = (x.to(device, non_blocking=True) for x in tokenized[name].batch(starts, T))
         gen.manual_seed((opts.seed * 1_000_003 + step) * 64 + rank)  # masks depend on (seed, step) only: exact resume
         lr = _lr(step, opts.steps, opts.lr, opts.warmup)
         for g in opt.param_groups:
@@ -324,7 +346,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
                         tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
         if step % opts.save_every == 0:
             save()
-        if rank == 0 and opts.eval_every and step % opts.eval_every == 0:
+        if rank == 0 and opts.eval_every and step % opts.eval_every == 0 and device.type == "cpu":
             dyn.eval()
             _quick_eval(out, step, tok, dyn, config(), datasets, tb)
             dyn.train()

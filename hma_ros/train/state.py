@@ -17,7 +17,7 @@ from hma_ros.model.metrics import moving_tokens
 class TokenizedDataset:
     """A dataset with every frame pre-encoded by a tokenizer: codes (N, S, K) uint8 in memory."""
 
-    def __init__(self, ds: Dataset, tokenizer, batch: int = 256, progress: bool = True):
+    def __init__(self, ds: Dataset, tokenizer, batch: int = 256, progress: bool = True, device=None):
         from tqdm import tqdm
 
         self.ds = ds
@@ -25,7 +25,7 @@ class TokenizedDataset:
         chunks = []
         with torch.no_grad():
             for i in tqdm(range(0, len(ds), batch), desc=f"tokenize {ds.name}", disable=not progress, leave=False):
-                z = tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch])))
+                z = tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch])).to(device or "cpu")).cpu()
                 chunks.append(z.to(torch.float16) if z.is_floating_point() else z.to(torch.uint8))
         self.codes = torch.cat(chunks)  # (N, S, K) FSQ codes (uint8) or soft tokens (float16)
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
@@ -112,7 +112,7 @@ def save_train_state(path: Path, opt, step: int, sampler_rng: np.random.Generato
     tensors["rng.torch"] = torch.get_rng_state()
     meta.update({"step": step, "sampler_rng": sampler_rng.bit_generator.state, **extra})
     tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp))
+    save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp))
     tmp.rename(path)
     path.with_suffix(".json").write_text(json.dumps(meta, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o)))
 

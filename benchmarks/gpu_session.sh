@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One lent-GPU session's work in one call (the device tool's machine: python3 with torch, no venv).
+# 1. `hma bench` on CUDA: the paper's HMA-Base geometry (32 layers, d=256, 16 heads, 16x16 tokens,
+#    256 px) at batch 1 in bf16 and fp32, and the shipped checkpoint at batch 1 and 16;
+# 2. training throughput at the shipped size (batch 8, one process);
+# 3. three continuations of models/hma_discrete_moves trained side by side on the one GPU for
+#    TRAIN_MIN minutes (see scripts/recipe.sh STAGE=gpu):
+#      big   - data/sim + data/big/pusht (4x more PushT episodes), batch 32
+#      ctrl  - data/sim only, otherwise the same (does more data help, or only more steps?)
+#      corr  - as big, with 10% of the visible tokens corrupted in training (rollout robustness)
+# Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
+# Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
+set -uo pipefail
+export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
+OUT=${OUT:-out/gpu}
+TRAIN_MIN=${TRAIN_MIN:-5.5}
+DEV=${DEV:-cuda}      # DEV=cpu BENCH=0 TRAIN_MIN=0.2: a dry run of the script on any machine
+BENCH=${BENCH:-1}
+TPUT_STEPS=${TPUT_STEPS:-200}; CAL_STEPS=${CAL_STEPS:-120}
+mkdir -p "$OUT/res"
+hma() { python3 -m hma_ros.cli.main "$@"; }
+rm -rf runs/gpu_big runs/gpu_ctrl runs/gpu_corr /tmp/tput8 /tmp/cal_big /tmp/cal_ctrl /tmp/cal_corr
+t0=$(date +%s)
+[[ $DEV == cuda ]] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/res/gpu.txt"
+python3 - <<'EOF'
+import lzma, pathlib, shutil
+for f in sorted(pathlib.Path(".devdata").rglob("frames.u8.xz")):
+    with lzma.open(f) as src, open(f.with_suffix(""), "wb") as dst:
+        shutil.copyfileobj(src, dst, 1 << 24)
+    f.unlink()
+print("data unpacked")
+EOF
+
+# ---- 1. inference speed
+BASE=layers=32,d=256,heads=16,grid=16,res=256
+[[ $BENCH == 1 ]] && for P in bf16 fp32; do
+  hma bench --geometry $BASE --device cuda --precision $P --repeats 10 --json "$OUT/res/bench_base_$P.json" >/dev/null \
+    || echo "bench base $P failed"
+done
+[[ $BENCH == 1 ]] && hma bench --ckpt models/hma_discrete_moves --device cuda --repeats 10 --json "$OUT/res/bench_moves_b1.json" >/dev/null
+[[ $BENCH == 1 ]] && hma bench --ckpt models/hma_discrete_moves --device cuda --batch 16 --repeats 5 --json "$OUT/res/bench_moves_b16.json" >/dev/null
+echo "bench done at $(( $(date +%s) - t0 )) s"
+
+# ---- 2. training throughput at the shipped size, one process
+COMMON="--embodiments pusht,reacher,cheetah --init models/hma_discrete_moves --motion-weight 5 --warmup 100 \
+  --save-every 100000 --eval-every 0 --device $DEV"
+hma train --data .devdata/sim $COMMON --batch-size 8 --steps $TPUT_STEPS --lr 3e-4 --out /tmp/tput8 \
+  --mixture pusht=0.7,reacher=0.15,cheetah=0.15 > "$OUT/res/tput8.log" 2>&1
+cp /tmp/tput8/train_log.csv "$OUT/res/tput8_log.csv"
+rate() {  # steps/s between logged step 10 and the last (tokenization, warm-up and CUDA start left out)
+  python3 -c "
+import csv, sys; r={int(x['step']):float(x['seconds']) for x in csv.DictReader(open(sys.argv[1]))}
+print((max(r)-10)/(r[max(r)]-r[10]))" "$1"
+}
+RATE=$(rate /tmp/tput8/train_log.csv)
+echo "training at batch 8, one process: $RATE steps/s" | tee "$OUT/res/tput.txt"
+
+# ---- 3. three runs side by side; their step count from a 3-process calibration
+LEFT=$(python3 -c "print(max(1.0, $TRAIN_MIN))")
+MX=(--mixture pusht=0.7,reacher=0.15,cheetah=0.15)
+for R in big ctrl corr; do
+  D=".devdata/sim"; X=""
+  [[ $R != ctrl ]] && D=".devdata/sim .devdata/big/pusht"
+  [[ $R == corr ]] && X="--corrupt-prob 0.1"
+  hma train --data $D $COMMON $X --batch-size 32 --steps $CAL_STEPS --lr 5e-4 "${MX[@]}" --out /tmp/cal_$R > /tmp/cal_$R.log 2>&1 &
+done
+wait
+STEPS=$(python3 -c "print(int(min($(rate /tmp/cal_big/train_log.csv), $(rate /tmp/cal_ctrl/train_log.csv), \
+  $(rate /tmp/cal_corr/train_log.csv)) * 60 * $LEFT * 0.95))")
+echo "3 runs side by side at batch 32: $STEPS steps each in $LEFT min" | tee -a "$OUT/res/tput.txt"
+for R in big ctrl corr; do
+  D=".devdata/sim"; X=""
+  [[ $R != ctrl ]] && D=".devdata/sim .devdata/big/pusht"
+  [[ $R == corr ]] && X="--corrupt-prob 0.1"
+  hma train --data $D $COMMON $X --batch-size 32 --steps "$STEPS" --lr 5e-4 --minutes "$LEFT" "${MX[@]}" --fp16 \
+    --out "runs/gpu_$R" > "$OUT/res/train_$R.log" 2>&1 &
+done
+wait
+for R in big ctrl corr; do
+  cp "runs/gpu_$R/model.safetensors" "$OUT/gpu_$R.safetensors"
+  cp "runs/gpu_$R/config.yaml" "$OUT/res/gpu_$R.config.yaml"
+  cp "runs/gpu_$R/train_log.csv" "$OUT/res/gpu_$R.train_log.csv"
+done
+tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+echo "all done at $(( $(date +%s) - t0 )) s"
