@@ -44,6 +44,26 @@ def test_gen_data_writes_valid_datasets_with_simulator_state(generated):
     assert np.abs(np.diff(np.asarray(reacher.arrays["frames"][:10], float), axis=0)).mean() > 0.5
 
 
+def test_pose_demonstrations_push_the_t_and_the_default_policy_mix_is_unchanged(tmp_path, capsys):
+    from hma_ros.data.rollout import policy_schedule
+
+    # the default mix draws exactly as before --policies existed (datasets regenerate bitwise)
+    old = np.array(["expert", "noisy", "random"])[np.random.default_rng(3).choice(3, size=40, p=[0.4, 0.3, 0.3])]
+    assert policy_schedule(40, 3) == list(old)
+    assert hma(["gen-data", "--out", str(tmp_path), "--embodiments", "pusht", "--episodes", "2", "--seconds", "6",
+                "--workers", "1", "--policies", "pose=1"]) == 0
+    ds = Dataset(tmp_path / "pusht")
+    assert ds.meta["policies"] == ["pose", "pose"]
+    keys = ds.meta["state_keys"]
+    state = np.asarray(ds.arrays["state"])
+    for start, n in ds.episodes:  # the pose pusher reaches the T and moves it in 6 s
+        block = state[start:start + n][:, [keys.index("block_x"), keys.index("block_y")]]
+        assert np.linalg.norm(block[-1] - block[0]) > 10.0 or abs(
+            state[start + n - 1, keys.index("block_angle")] - state[start, keys.index("block_angle")]) > 0.2
+    assert hma(["gen-data", "--out", str(tmp_path / "r"), "--embodiments", "reacher", "--policies", "pose=1"]) == 2
+    assert "pose and pose_noisy exist for pusht only" in capsys.readouterr().err
+
+
 def test_bag_round_trip_gives_the_same_steps_as_the_direct_dataset(generated, tmp_path):
     assert hma(["bag2data", str(generated / "bags/pusht"), "--embodiment", "pusht",
                 "--out", str(tmp_path / "rt")]) == 0

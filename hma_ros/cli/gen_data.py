@@ -25,6 +25,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--bag", action="store_true", help="also write each rollout as a rosbag2 (mcap) in OUT/bags/")
     p.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--policies", default=None,
+                   help="KIND=SHARE,... which policies drive the episodes (default expert=0.4,noisy=0.3,random=0.3); "
+                        "kinds: expert, noisy, random, and for pusht pose, pose_noisy (PushTPosePusher, which solves "
+                        "the task and pushes the T a lot)")
     p.set_defaults(func=run)
 
 
@@ -40,6 +44,24 @@ def run(args) -> int:
     if unknown:
         raise CliError(f"no simulator for {', '.join(unknown)}; gen-data knows {', '.join(DEFAULTS)} "
                        f"(embodiment configs: {', '.join(available_embodiments())})")
+    policies = None
+    if args.policies:
+        from hma_ros.data.rollout import policy_schedule
+
+        policies = {}
+        for part in filter(None, (x.strip() for x in args.policies.split(","))):
+            kind, _, share = part.partition("=")
+            try:
+                policies[kind.strip()] = float(share)
+            except ValueError:
+                raise CliError(f"--policies: {part!r} is not KIND=SHARE (e.g. pose=0.5,random=0.5)") from None
+        try:
+            policy_schedule(1, 0, policies)
+        except ValueError as e:
+            raise CliError(f"--policies: {e}") from None
+        if any(k.startswith("pose") for k in policies) and set(names) - {"pusht"}:
+            raise CliError(f"--policies {args.policies}: pose and pose_noisy exist for pusht only "
+                           f"(asked for {', '.join(names)}); add --embodiments pusht")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for n in names:
@@ -48,7 +70,8 @@ def run(args) -> int:
     from hma_ros.data.generate import generate_all
 
     t0 = time.time()
-    results = generate_all(names, out, args.episodes, args.seconds, args.seed, args.bag, args.overwrite, args.workers)
+    results = generate_all(names, out, args.episodes, args.seconds, args.seed, args.bag, args.overwrite, args.workers,
+                           policies)
     for r in results:
         print(f"{r['name']:<12} {r['episodes']:>4} episodes {r['steps']:>6} steps  {r['seconds']:>7.1f} s  -> {out / r['name']}")
     print(f"total wall time {time.time() - t0:.1f} s ({args.workers} workers)")

@@ -17,7 +17,7 @@ DEFAULTS = {  # embodiment: (episodes, seconds) of the default mixture
 
 
 def generate(name: str, out: Path, episodes: int, seconds: float, seed: int, bag: bool,
-             overwrite: bool, position: int = 0) -> dict:
+             overwrite: bool, position: int = 0, policies: dict[str, float] | None = None) -> dict:
     from tqdm import tqdm
 
     from hma_ros.data.bags import BagRecorder
@@ -43,7 +43,7 @@ def generate(name: str, out: Path, episodes: int, seconds: float, seed: int, bag
         __import__("shutil").rmtree(out / "bags" / name)
     recorder = BagRecorder(out / "bags" / name, emb) if bag else None
     chunker = Chunker(emb.chunker_config)
-    kinds = policy_schedule(episodes, seed)
+    kinds = policy_schedule(episodes, seed, policies)
     rng = __import__("numpy").random.default_rng(seed)
     base = 1_700_000_000.0  # stamps look like a real robot's wall clock
     try:
@@ -79,12 +79,13 @@ def _worker(args):
 
 
 def generate_all(names: list[str], out: Path, episodes: int | None, seconds: float | None, seed: int, bag: bool,
-                 overwrite: bool, workers: int) -> list[dict]:
-    """Every embodiment (its own seed: seed + index), in parallel processes when workers > 1."""
+                 overwrite: bool, workers: int, policies: dict[str, float] | None = None) -> list[dict]:
+    """Every embodiment (its own seed: seed + index), in parallel processes when workers > 1.
+    `policies`: {kind: share} of the episodes (default expert 0.4 / noisy 0.3 / random 0.3)."""
     jobs = []
     for i, n in enumerate(names):
         eps, secs = DEFAULTS[n]
-        jobs.append((n, Path(out), episodes or eps, seconds or secs, seed + i, bag, overwrite, i))
+        jobs.append((n, Path(out), episodes or eps, seconds or secs, seed + i, bag, overwrite, i, policies))
     if workers > 1 and len(jobs) > 1:
         with mp.get_context("spawn").Pool(min(workers, len(jobs))) as pool:
             return pool.map(_worker, jobs, chunksize=1)

@@ -58,8 +58,18 @@ def events_to_steps(chunker: Chunker, emb: Embodiment, ev: Event) -> list[Step]:
     return []
 
 
-def policy_schedule(episodes: int, seed: int, mix=(0.4, 0.3, 0.3)) -> list[str]:
-    """Which policy drives each episode: expert / noisy / random in the given proportions."""
+DEFAULT_MIX = {"expert": 0.4, "noisy": 0.3, "random": 0.3}
+
+
+def policy_schedule(episodes: int, seed: int, mix: dict[str, float] | None = None) -> list[str]:
+    """Which policy drives each episode, drawn in the given proportions ({kind: share}, kinds
+    from `Policy.KINDS`; default expert 0.4 / noisy 0.3 / random 0.3)."""
+    mix = dict(mix or DEFAULT_MIX)
+    bad = [k for k in mix if k not in Policy.KINDS]
+    if bad or not mix or any(v < 0 for v in mix.values()) or sum(mix.values()) <= 0:
+        raise ValueError(f"policy mix {mix}: give kinds from {', '.join(Policy.KINDS)} with shares >= 0 "
+                         f"and a positive total")
     rng = np.random.default_rng(seed)
-    kinds = np.array(Policy.KINDS)
-    return list(kinds[rng.choice(3, size=episodes, p=np.asarray(mix) / np.sum(mix))])
+    kinds = np.array(list(mix))
+    p = np.asarray(list(mix.values()), float)
+    return list(kinds[rng.choice(len(kinds), size=episodes, p=p / p.sum())])

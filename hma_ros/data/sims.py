@@ -72,24 +72,32 @@ class SmoothRandom:
 
 
 class Policy:
-    """'expert' (scripted), 'noisy' (expert + Gaussian noise, 20% of the range) or 'random'."""
+    """'expert' (scripted), 'noisy' (expert + Gaussian noise, 20% of the range), 'random', and
+    for simulators with a task-solving controller (`pose_action`: PushT's `PushTPosePusher`)
+    'pose' and 'pose_noisy' (+ noise of 10% of the range): demonstrations that solve the task,
+    with many contacts, which gen-data's default three kinds rarely make."""
 
-    KINDS = ("expert", "noisy", "random")
+    KINDS = ("expert", "noisy", "random", "pose", "pose_noisy")
 
     def __init__(self, sim: Sim, kind: str, rng: np.random.Generator):
         if kind not in self.KINDS:
             raise ValueError(f"unknown policy {kind!r}; choose one of {self.KINDS}")
+        if kind.startswith("pose") and not hasattr(sim, "pose_action"):
+            raise ValueError(f"policy {kind!r}: the {sim.info.name} simulator has no task-solving controller "
+                             f"(only pusht has); use expert, noisy or random")
         self.sim, self.kind, self.rng = sim, kind, rng
         self.random = SmoothRandom(sim.info, rng)
         span = np.asarray(sim.info.action_high) - np.asarray(sim.info.action_low)
-        self.noise_scale = 0.2 * span
+        self.noise_scale = (0.1 if kind == "pose_noisy" else 0.2) * span
+        if kind.startswith("pose"):
+            sim.new_pose_episode()
 
     def __call__(self) -> np.ndarray:
         if self.kind == "random":
             a = self.random()
         else:
-            a = self.sim.expert_action(self.rng)
-            if self.kind == "noisy":
+            a = self.sim.pose_action(self.rng) if self.kind.startswith("pose") else self.sim.expert_action(self.rng)
+            if self.kind in ("noisy", "pose_noisy"):
                 a = a + self.rng.normal(0.0, self.noise_scale)
         return self.sim.clip(np.asarray(a, float))
 
@@ -344,7 +352,23 @@ class PushTSim(Sim):
         """The waypoint pusher (`PushTPusher`) on the true state."""
         return self.pusher(self.u.agent.position, self.u.block.position, self.u.goal_pose[:2], rng)
 
+    def new_pose_episode(self) -> None:
+        """Before an episode of `pose_action`: the pose pusher (made once: it owns a planning
+        simulator) forgets the last episode."""
+        if getattr(self, "_pose", None) is None:
+            self._pose = PushTPosePusher()
+        self._pose.reset()
+
+    def pose_action(self, rng: np.random.Generator) -> np.ndarray:
+        """The pose pusher (`PushTPosePusher`, which solves the task) on the true state."""
+        if getattr(self, "_pose", None) is None:
+            self.new_pose_episode()
+        block = [*self.u.block.position, self.u.block.angle]
+        return self._pose(self.u.agent.position, block, self.u.goal_pose, rng)
+
     def close(self) -> None:
+        if getattr(self, "_pose", None) is not None:
+            self._pose.close()
         self.env.close()
 
 
