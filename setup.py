@@ -33,6 +33,8 @@ NODES = {
     "imagine_node": "hma_ros.nodes.imagine_node:main",
     "policy_node": "hma_ros.nodes.policy_node:main",
     "simulate_node": "hma_ros.nodes.simulate_node:main",
+    "frame_policy_node": "hma_ros.nodes.frame_policy_node:main",
+    "policy_eval_node": "hma_ros.nodes.policy_eval_node:main",
 }
 
 setup(

@@ -22,10 +22,12 @@ action: {source: joint_positions, hz: 10, interpolation: zoh}
 """
 
 
-def tiny_checkpoint(path: Path) -> Path:
-    """A randomly initialised small model (real code path, untrained weights)."""
+def tiny_checkpoint(path: Path, resolution: int = 32) -> Path:
+    """A randomly initialised small model (real code path, untrained weights), frames of
+    `resolution` px on a 4x4 token grid."""
     torch.manual_seed(0)
-    tcfg = TokenizerConfig(resolution=32, grid=4, channels=(16, 16, 16), levels=(4, 3))
+    stages = {32: (16, 16, 16), 64: (16, 16, 16, 16)}[resolution]
+    tcfg = TokenizerConfig(resolution=resolution, grid=4, channels=stages, levels=(4, 3))
     dcfg = DynamicsConfig(d_model=32, n_layers=1, n_heads=2, window=6, prompt=2, tokens_per_frame=16, levels=(4, 3))
     emb = {n: {"stride": 5, "action_dim": 2, "action_hz": 10.0, "stats": STATS} for n in ("pusht", "pusht_joints")}
     tok, dyn = FSQTokenizer(tcfg), HMADynamics(dcfg, emb)

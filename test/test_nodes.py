@@ -381,6 +381,45 @@ def test_simulate_node_turns_actions_into_frames_and_resets(probe, launch_node, 
     assert len(out) == 5
 
 
+def test_a_frame_policy_runs_episodes_in_the_learned_simulator_and_is_scored(probe, launch_node, tmp_path):
+    """policy_eval.launch.py's three nodes with its parameter files: simulate_node ends each
+    episode after episode_steps actions and moves to the next dataset episode on reset; the
+    pose policy answers every frame; the evaluator scores 3 episodes with the shipped judge."""
+    import json
+
+    from std_msgs.msg import Bool
+
+    from hma_ros.cli.main import main as hma
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny64", resolution=64)
+    assert hma(["gen-data", "--out", str(tmp_path / "data"), "--embodiments", "pusht", "--episodes", "2",
+                "--seconds", "3", "--workers", "1"]) == 0
+    images = probe.subscribe(Image, "sim/image", qos=50)
+    done = probe.subscribe(Bool, "sim/done", qos=50)
+    launch_node("simulate_node", params_file=REPO / "config/simulate.yaml",
+                params={"checkpoint": str(ckpt), "dataset": str(tmp_path / "data" / "pusht"), "episode_steps": 3,
+                        "next_episode_on_reset": True})
+    policy = launch_node("frame_policy_node", node_name="hma_frame_policy", params_file=REPO / "config/policy_eval.yaml",
+                         remaps={"image": "sim/image", "action": "sim/action"})
+    out = tmp_path / "eval.json"
+    ev = launch_node("policy_eval_node", node_name="hma_policy_eval", params_file=REPO / "config/policy_eval.yaml",
+                     params={"episodes": 3, "episode_steps": 3, "out": str(out), "settle": 0.3})
+    deadline = time.monotonic() + 120
+    while ev.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not ev.alive() and ev.proc.returncode == 0, ev.output() + policy.output()
+    res = json.loads(out.read_text())
+    raw = res["episodes_raw"]["policy"]["learned_judge"]
+    assert res["episodes"] == 3 and res["model_steps"] == 3 and len(raw) == 3
+    assert all(0.0 <= c <= 1.0 for c in raw) and res["wall_s_per_episode"]["learned"] > 0
+    assert res["policies"]["policy"]["learned_judge"]["mean"] == sum(raw) / 3
+    time.sleep(0.5)
+    stamps = [round(_stamp(m), 3) for _, m in images]
+    assert max(stamps) == 1.5  # 3 steps per episode, never a 4th
+    assert stamps.count(1.5) >= 3 and sum(1 for _, m in done if m.data) >= 3
+    assert "episode 3/3" in ev.output()
+
+
 # ------------------------------------------------------------------ launch files (no `launch` here)
 LAUNCH = sorted((REPO / "launch").glob("*.launch.py"))
 

@@ -210,6 +210,23 @@ def t_intact(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) 
     return float(np.mean(np.abs(area - ref) <= tolerance * max(ref, 1)))
 
 
+def score_episode(judge, frames: np.ndarray) -> dict:
+    """An episode's 2 Hz frames (real or imagined) scored by the judge: max coverage, success."""
+    cov = judge.estimate(frames)["coverage"]
+    return {"max_coverage": float(cov.max()), "success": float(cov.max() > SUCCESS)}
+
+
+def learned_summary(policy: str, rows: list[dict], model_steps: int, judge: str) -> dict:
+    """One policy's learned-simulator episodes (score_episode rows + wall_s) in the field names
+    of rank_policies' JSON (learned_judge, learned_success, with intervals)."""
+    raw = {"learned_judge": [r["max_coverage"] for r in rows], "learned_success": [r["success"] for r in rows]}
+    return {"policy": policy, "episodes": len(rows), "model_steps": model_steps, "judge": judge,
+            "score": "max coverage over the episode, read by the judge from the imagined frames",
+            "policies": {policy: {k: mean_ci(v) for k, v in raw.items()}},
+            "wall_s_per_episode": {"learned": float(np.mean([r["wall_s"] for r in rows]))},
+            "episodes_raw": {policy: raw}}
+
+
 def off_goal_seeds(sim, n: int, base: int) -> list[int]:
     """The first n seeds from `base` whose gym-pusht start has the T off the goal (coverage 0):
     a start that already covers the goal would score a policy that does nothing."""
@@ -259,14 +276,13 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             t2 = time.perf_counter()
             wall["real"].append(t1 - t0)
             wall["learned"].append(t2 - t1)
-            jr = judge.estimate(real["frames"])["coverage"]
-            jl = judge.estimate(imagined)["coverage"]
+            jr, jl = score_episode(judge, real["frames"]), score_episode(judge, imagined)
             r["learned_t_intact"].append(t_intact(imagined, real["frames"][0]))
             r["real_sim"].append(float(real["coverage"].max()))
-            r["real_judge"].append(float(jr.max()))
-            r["learned_judge"].append(float(jl.max()))
+            r["real_judge"].append(jr["max_coverage"])
+            r["learned_judge"].append(jl["max_coverage"])
             r["real_success"].append(float(real["coverage"].max() > SUCCESS))
-            r["learned_success"].append(float(jl.max() > SUCCESS))
+            r["learned_success"].append(jl["success"])
             if ep == 0:
                 firsts[pol.name] = (real["frames"], imagined)
             bar.update(1)

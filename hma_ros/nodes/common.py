@@ -81,7 +81,11 @@ def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
     rclpy.init(args=sys.argv)
     node = None
     try:
-        node = factory()
+        try:
+            node = factory()
+        except (ValueError, OSError) as e:  # bad parameters or files: say what, not a traceback
+            print(f"[ERROR] {getattr(factory, '__name__', 'node')}: {e}", file=sys.stderr, flush=True)
+            return 2
         if multithreaded:
             from rclpy.executors import MultiThreadedExecutor
 

@@ -6,6 +6,12 @@ The imagined frame becomes the new observation, so a policy can be rolled out en
 the model. The initial frame comes from `initial_image` (a PNG/JPG), a dataset episode
 (`dataset` + `episode`: its first `prompt` steps), or the first frame on image_raw.
 ~/reset (std_srvs/Trigger) starts again from the initial frame(s).
+
+Episodes, for evaluating a policy node in the learned simulator (launch/policy_eval.launch.py):
+with `episode_steps` > 0 an episode ends after that many actions: sim/done (std_msgs/Bool)
+turns true and further actions are ignored until ~/reset; with `next_episode_on_reset` each
+reset starts from the next dataset episode's first frames (wrapping around). Frames are stamped
+with the simulated time since the episode's start (0.0 = its first frame).
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ import threading
 import numpy as np
 from rclpy.node import Node
 from sensor_msgs.msg import Image
-from std_msgs.msg import Float64MultiArray
+from std_msgs.msg import Bool, Float64MultiArray
 from std_srvs.srv import Trigger
 
 from hma_ros import paths
@@ -36,7 +42,14 @@ class SimulateNode(Node):
         self.declare_parameter("seed", 0)
         self.declare_parameter("mask_steps", 2)
         self.declare_parameter("frame_id", "hma_sim")
+        self.declare_parameter("episode_steps", 0)  # actions per episode (0: no end)
+        self.declare_parameter("next_episode_on_reset", False)
         self.lock = threading.Lock()
+        self.episode_steps = int(self.get_parameter("episode_steps").value)
+        if self.episode_steps < 0:
+            raise ValueError(f"episode_steps must be >= 0 (0: episodes never end), got {self.episode_steps}")
+        self.episode = int(self.get_parameter("episode").value)
+        self.steps = 0
         self.prompt: list[tuple[np.ndarray, np.ndarray | None]] = []
         self.t = 0.0
         self.frames_out = 0
@@ -47,6 +60,7 @@ class SimulateNode(Node):
                                   seed=int(self.get_parameter("seed").value),
                                   mask_steps=int(self.get_parameter("mask_steps").value))
         self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5))
+        self.pub_done = self.create_publisher(Bool, "sim/done", reliable_qos(10))
         self.create_subscription(Float64MultiArray, "sim/action", self.on_action, reliable_qos(10))
         self.create_service(Trigger, "~/reset", self.on_reset)
         self._load_initial()
@@ -65,7 +79,10 @@ class SimulateNode(Node):
             from hma_ros.data.dataset import Dataset
 
             d = Dataset(ds)
-            start, n = d.episodes[int(self.get_parameter("episode").value)]
+            if not 0 <= self.episode < len(d.episodes):
+                raise ValueError(f"episode {self.episode}: {ds} has episodes 0..{len(d.episodes) - 1}")
+            self.n_episodes = len(d.episodes)
+            start, n = d.episodes[self.episode]
             P = min(int(self.get_parameter("prompt").value), n)
             w = d.window(start, P)
             self.prompt = w.steps(P)
@@ -78,7 +95,9 @@ class SimulateNode(Node):
             for frame, chunk in self.prompt:
                 self.wm.observe(frame, chunk)
             self.t = 0.0
+            self.steps = 0
             self.current = self.prompt[-1][0]
+        self.pub_done.publish(Bool(data=False))
         self.pub.publish(rgb_to_image_msg(self.current, self.t, str(self.get_parameter("frame_id").value)))
 
     def on_camera(self, msg: Image) -> None:
@@ -113,18 +132,32 @@ class SimulateNode(Node):
             self.get_logger().warning("sim/action before any initial frame; set initial_image/dataset or publish image_raw")
             return
         with self.lock:
+            if self.episode_steps and self.steps >= self.episode_steps:
+                self.get_logger().info(f"sim/action after the episode's {self.episode_steps} steps; ignored until "
+                                       f"~/reset", throttle_duration_sec=5.0)
+                return
             frame = self.wm.imagine(chunk[None])[0]
             self.wm.observe(frame, chunk)  # the imagined frame is the simulator's new state
             self.t += 0.5
+            self.steps += 1
             self.frames_out += 1
+            done = bool(self.episode_steps) and self.steps >= self.episode_steps
         self.pub.publish(rgb_to_image_msg(frame, self.t, str(self.get_parameter("frame_id").value)))
+        if done:
+            self.pub_done.publish(Bool(data=True))
 
     def on_reset(self, _req, resp):
         if not self.prompt:
             resp.success, resp.message = False, "no initial frame yet"
             return resp
-        self._restart()
-        resp.success, resp.message = True, f"restarted from {len(self.prompt)} initial frame(s)"
+        where = ""
+        if self.get_parameter("next_episode_on_reset").value and getattr(self, "n_episodes", 0):
+            self.episode = (self.episode + 1) % self.n_episodes
+            self._load_initial()  # publishes the new episode's first frame
+            where = f" of dataset episode {self.episode}"
+        else:
+            self._restart()
+        resp.success, resp.message = True, f"restarted from {len(self.prompt)} initial frame(s){where}"
         return resp
 
 
