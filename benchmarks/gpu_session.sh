@@ -8,6 +8,9 @@
 #      big   - data/sim + data/big/pusht (4x more PushT episodes), batch 32
 #      ctrl  - data/sim only, otherwise the same (does more data help, or only more steps?)
 #      corr  - as big, with 10% of the visible tokens corrupted in training (rollout robustness)
+# STAGE=2 instead: two continuations of INIT (the stage-1 winner, runs/gpu_big) side by side for
+# TRAIN_MIN minutes, with and without data/pose/pusht (pose-pusher demonstrations, contact-rich):
+#      pose  - data/sim + data/big/pusht + data/pose/pusht;  more - data/sim + data/big/pusht
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -19,7 +22,7 @@ BENCH=${BENCH:-1}
 TPUT_STEPS=${TPUT_STEPS:-200}; CAL_STEPS=${CAL_STEPS:-120}
 mkdir -p "$OUT/res"
 hma() { python3 -m hma_ros.cli.main "$@"; }
-rm -rf runs/gpu_big runs/gpu_ctrl runs/gpu_corr /tmp/tput8 /tmp/cal_big /tmp/cal_ctrl /tmp/cal_corr
+rm -rf runs/gpu_big runs/gpu_ctrl runs/gpu_corr runs/gpu_pose runs/gpu_more /tmp/tput8 /tmp/cal_big /tmp/cal_ctrl /tmp/cal_corr
 t0=$(date +%s)
 [[ $DEV == cuda ]] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/res/gpu.txt"
 python3 - <<'EOF'
@@ -30,6 +33,26 @@ for f in sorted(pathlib.Path(".devdata").rglob("frames.u8.xz")):
     f.unlink()
 print("data unpacked")
 EOF
+
+if [[ ${STAGE:-1} == 2 ]]; then
+  MX=(--mixture pusht=0.7,reacher=0.15,cheetah=0.15)
+  for R in pose more; do
+    D=".devdata/sim .devdata/big/pusht"
+    [[ $R == pose ]] && D="$D .devdata/pose/pusht"
+    hma train --data $D --embodiments pusht,reacher,cheetah --init "${INIT:-runs/gpu_big}" --motion-weight 5 \
+      --warmup 50 --save-every 100000 --eval-every 0 --device $DEV --batch-size 32 --steps "${STEPS2:-2600}" \
+      --lr 3e-4 --minutes "$TRAIN_MIN" "${MX[@]}" --fp16 --out "runs/gpu_$R" > "$OUT/res/train_$R.log" 2>&1 &
+  done
+  wait
+  for R in pose more; do
+    cp "runs/gpu_$R/model.safetensors" "$OUT/gpu_$R.safetensors"
+    cp "runs/gpu_$R/config.yaml" "$OUT/res/gpu_$R.config.yaml"
+    cp "runs/gpu_$R/train_log.csv" "$OUT/res/gpu_$R.train_log.csv"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "stage 2 done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
 
 # ---- 1. inference speed
 BASE=layers=32,d=256,heads=16,grid=16,res=256

@@ -64,6 +64,30 @@ def test_pose_demonstrations_push_the_t_and_the_default_policy_mix_is_unchanged(
     assert "pose and pose_noisy exist for pusht only" in capsys.readouterr().err
 
 
+def test_two_datasets_of_one_embodiment_train_as_one(generated, tmp_path):
+    from hma_ros.data.dataset import find_datasets
+
+    assert hma(["gen-data", "--out", str(tmp_path), "--embodiments", "pusht", "--episodes", "2", "--seconds", "4",
+                "--seed", "5", "--workers", "1"]) == 0
+    a, b = Dataset(generated / "pusht"), Dataset(tmp_path / "pusht")
+    found = find_datasets([generated, tmp_path / "pusht", generated / "pusht"])  # the same folder twice counts once
+    m = found["pusht"]
+    assert set(found) == {"pusht", "reacher"} and len(m) == len(a) + len(b)
+    assert m.episodes == a.episodes + [(s + len(a), n) for s, n in b.episodes]
+    assert np.array_equal(m.arrays["frames"][len(a):], b.arrays["frames"])
+    acts = np.concatenate([np.asarray(d.arrays["actions"])[d.arrays["action_mask"].astype(bool)] for d in (a, b)])
+    np.testing.assert_allclose(m.stats["mean"], acts.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(m.stats["std"], acts.std(0), rtol=1e-4)
+    assert m.stats["count"] == len(acts) and len(m.meta["policies"]) == len(m.episodes)
+    assert len(m.window_starts(6)) == len(a.window_starts(6)) + len(b.window_starts(6))  # never across the seam
+    with pytest.raises(DatasetError, match="differ in stride"):
+        bad = Dataset(tmp_path / "pusht")
+        bad.meta = {**bad.meta, "stride": 3}
+        from hma_ros.data.dataset import merged
+
+        merged([a, bad])
+
+
 def test_bag_round_trip_gives_the_same_steps_as_the_direct_dataset(generated, tmp_path):
     assert hma(["bag2data", str(generated / "bags/pusht"), "--embodiment", "pusht",
                 "--out", str(tmp_path / "rt")]) == 0

@@ -269,6 +269,42 @@ class Dataset:
         return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
+def merged(parts: list[Dataset]) -> Dataset:
+    """Several datasets of one embodiment (e.g. `data/sim/pusht` and more episodes in
+    `data/more/pusht`) as one: arrays concatenated in memory, episodes renumbered after each
+    other, action statistics pooled. DatasetError when their shapes or embodiments differ."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    keys = ("name", "stride", "action_dim", "image_size", "state_keys")
+    for p in parts[1:]:
+        diff = [k for k in keys if p.meta.get(k) != first.meta.get(k)]
+        if diff:
+            raise DatasetError(f"{p.path} and {first.path} are both {first.name!r} datasets but differ in "
+                               f"{', '.join(diff)}; convert them alike (same embodiment config) to train on both")
+    out = object.__new__(Dataset)
+    out.path = first.path
+    out.embodiment = first.embodiment
+    out.arrays = {k: np.concatenate([np.asarray(p.arrays[k]) for p in parts]) for k in first.arrays}
+    out.episodes, offset = [], 0
+    for p in parts:
+        out.episodes += [(a + offset, n) for a, n in p.episodes]
+        offset += len(p)
+    st = [p.stats for p in parts]
+    count = np.array([s.get("count", 1) for s in st], float)
+    w = count / count.sum()
+    mean = sum(wi * np.asarray(s["mean"]) for wi, s in zip(w, st, strict=True))
+    var = sum(wi * (np.asarray(s["std"]) ** 2 + (np.asarray(s["mean"]) - mean) ** 2) for wi, s in zip(w, st, strict=True))
+    stats = {"mean": mean.tolist(), "std": np.sqrt(var).tolist(),
+             "min": np.min([s["min"] for s in st], 0).tolist(), "max": np.max([s["max"] for s in st], 0).tolist(),
+             "count": int(count.sum())}
+    out.meta = {**first.meta, "n_steps": offset, "episodes": [list(e) for e in out.episodes], "stats": stats,
+                "source": " + ".join(str(p.path) for p in parts)}
+    if all("policies" in p.meta for p in parts):
+        out.meta["policies"] = [k for p in parts for k in p.meta["policies"]]
+    return out
+
+
 def embodiment_from_dict_loose(d: dict, where: str) -> Embodiment:
     """Rebuild an Embodiment from its to_dict() form (as stored in datasets/checkpoints)."""
     fields = dict(d)
@@ -317,8 +353,9 @@ class MixtureSampler:
 
 def find_datasets(paths) -> dict[str, Dataset]:
     """Datasets by embodiment name from folders that are datasets or hold datasets
-    (`data/sim` or `data/sim/pusht`). DatasetError names a folder with none."""
-    out = {}
+    (`data/sim` or `data/sim/pusht`); several of one embodiment are merged (`merged`), in the
+    order given. DatasetError names a folder with none."""
+    found: dict[str, list[Dataset]] = {}
     for p in paths:
         p = Path(p)
         dirs = [p] if (p / "meta.json").is_file() else sorted(d.parent for d in p.glob("*/meta.json"))
@@ -327,5 +364,7 @@ def find_datasets(paths) -> dict[str, Dataset]:
                                "or `hma bag2data` first")
         for d in dirs:
             ds = Dataset(d)
-            out[ds.name] = ds
-    return out
+            if any(x.path.resolve() == ds.path.resolve() for x in found.get(ds.name, [])):
+                continue  # the same folder named twice
+            found.setdefault(ds.name, []).append(ds)
+    return {name: merged(parts) for name, parts in found.items()}
