@@ -27,6 +27,8 @@ SUBCOMMANDS: dict[str, str] = {
     "policy-eval": "hma_ros.cli.policy_eval",
     "train-judge": "hma_ros.cli.train_judge",
     "export": "hma_ros.cli.export_cmd",
+    "synth": "hma_ros.cli.synth_cmd",
+    "lerobot2data": "hma_ros.cli.lerobot2data",
 }
 
 

@@ -1,0 +1,102 @@
+"""Synthetic (video, action) data from a world model (paper Sec. 5.4; the library behind `hma
+synth`): each source episode's first `prompt` real frames, then its recorded action chunks
+replayed through the model as long as the episode lasts, each imagined frame observed as the
+next (the model is the simulator). Frames after the prompt are marked synthetic.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+class SynthError(ValueError):
+    """A synthesis that cannot run as asked (the message says why)."""
+
+
+def rollout_episode(wm, frames: np.ndarray, actions: np.ndarray, prompt: int, seed: int = 0) -> np.ndarray:
+    """Frames (n, H, W, 3) of one episode: the first `prompt` real, the rest imagined from the
+    recorded chunks (actions[k] is step k's chunk, the one leading into frame k + 1)."""
+    n = len(frames)
+    wm.reset(seed)
+    out = [frames[k] for k in range(prompt)]
+    for k in range(prompt):
+        wm.observe(frames[k], actions[k - 1] if k else None)
+    for k in range(prompt, n):
+        chunk = np.asarray(actions[k - 1], np.float32)
+        frame = wm.imagine(chunk[None])[0]
+        wm.observe(frame, chunk)
+        out.append(frame)
+    return np.stack(out)
+
+
+def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", prompt: int | None = None,
+               seed: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
+    """`episodes` source episodes of `data` (fully valid ones, in order) rolled through `ckpt`;
+    writes an hma dataset (OUT/<embodiment>) or a LeRobot v3 folder (OUT). Returns a summary."""
+    from tqdm import tqdm
+
+    from hma_ros.data.chunker import Step
+    from hma_ros.data.dataset import Dataset, DatasetError, DatasetWriter
+    from hma_ros.data.lerobot import EPISODE_SPACING, LeRobotEpisode, write_lerobot
+    from hma_ros.model.checkpoint import CheckpointError
+    from hma_ros.runtime.world_model import WorldModel
+
+    if fmt not in ("hma", "lerobot"):
+        raise SynthError(f"--format {fmt!r}: hma or lerobot")
+    try:
+        ds = Dataset(data)
+    except DatasetError as e:
+        raise SynthError(str(e)) from None
+    try:
+        wm = WorldModel.load(ckpt, ds.name)
+    except (CheckpointError, ValueError, KeyError) as e:
+        raise SynthError(f"{ckpt}: cannot imagine {ds.name} ({e})") from None
+    if tuple(wm.image_size) != tuple(ds.meta["image_size"]):
+        raise SynthError(f"{data}: {ds.meta['image_size']} frames, the model's are {list(wm.image_size)}")
+    P = prompt if prompt is not None else max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+    valid = ds.valid()
+    usable = [i for i, (a, n) in enumerate(ds.episodes) if n > P and valid[a:a + n].all()]
+    if len(usable) < episodes:
+        raise SynthError(f"{data}: {len(usable)} fully valid episodes longer than the {P}-step prompt, "
+                         f"asked for {episodes}")
+    emb = ds.embodiment
+    info = {"synthetic": True, "checkpoint": str(ckpt), "source": str(data), "prompt_steps": P,
+            "note": f"steps >= {P} of each episode carry frames imagined by the checkpoint from the source "
+                    f"episode's first {P} frames and its recorded actions", "source_episodes": usable[:episodes]}
+    out = Path(out)
+    writer = DatasetWriter(out / ds.name, emb, source=f"hma synth ({ckpt} on {data})", overwrite=overwrite) \
+        if fmt == "hma" else None
+    lr_eps: list[LeRobotEpisode] = []
+    t_start = time.time()
+    stride = ds.meta["stride"]
+    try:
+        for j, e in enumerate(tqdm(usable[:episodes], desc="synth", unit="ep", disable=not progress)):
+            a, n = ds.episodes[e]
+            w = ds.window(a, n)
+            frames = rollout_episode(wm, w.frames, w.actions, P, seed + j)
+            if writer is not None:
+                for k in range(n):
+                    t = j * EPISODE_SPACING + 0.5 * k
+                    writer.add(Step(j, k, t, frames[k], t, None, w.actions[k], np.ones(stride, bool)))
+            else:  # native-rate rows: each 2 Hz frame held over its chunk, one closing row
+                acts = np.concatenate([w.actions.reshape(-1, w.actions.shape[-1]), w.actions[-1, -1:]])
+                rows = len(acts)
+                step_of = np.minimum(np.arange(rows) // stride, n - 1)
+                lr_eps.append(LeRobotEpisode(frames[step_of], acts.astype(np.float32),
+                                             np.arange(rows) / float(emb.action_hz), step_of >= P))
+        if writer is not None:
+            writer.close({"synthetic": info, "synthetic_from_step": P})
+            path = out / ds.name
+        else:
+            path = write_lerobot(out, lr_eps, float(emb.action_hz), list(emb.joint_names or []) or
+                                 [f"a{i}" for i in range(emb.action_dim)], robot_type=ds.name,
+                                 hma_info=info | {"embodiment": ds.name}, overwrite=overwrite)
+    except BaseException:
+        if writer is not None and not writer.closed:
+            writer.abort()
+        raise
+    return {"episodes": episodes, "steps": int(sum(ds.episodes[e][1] for e in usable[:episodes])),
+            "seconds": round(time.time() - t_start, 1), "out": str(path), "prompt_steps": P}
