@@ -11,6 +11,7 @@ import pytest
 
 from hma_ros.cli.main import main as hma
 from hma_ros.data.dataset import Dataset
+
 from ros_harness import REPO
 
 MODEL = str(REPO / "models" / "hma_discrete_moves")

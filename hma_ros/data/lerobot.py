@@ -56,8 +56,9 @@ def _stats(x: np.ndarray) -> dict:
 
 
 def _encode_video(path: Path, frames: np.ndarray, fps: float) -> None:
-    import av
     from fractions import Fraction
+
+    import av
 
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
