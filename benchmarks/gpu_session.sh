@@ -8,7 +8,7 @@
 #      big   - data/sim + data/big/pusht (4x more PushT episodes), batch 32
 #      ctrl  - data/sim only, otherwise the same (does more data help, or only more steps?)
 #      corr  - as big, with 10% of the visible tokens corrupted in training (rollout robustness)
-# STAGE=2 instead: two continuations of INIT (the stage-1 winner, runs/gpu_big) side by side for
+# GPU_STAGE=2 instead: two continuations of INIT (the stage-1 winner, runs/gpu_big) side by side for
 # TRAIN_MIN minutes, with and without data/pose/pusht (pose-pusher demonstrations, contact-rich):
 #      pose  - data/sim + data/big/pusht + data/pose/pusht;  more - data/sim + data/big/pusht
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
@@ -34,7 +34,7 @@ for f in sorted(pathlib.Path(".devdata").rglob("frames.u8.xz")):
 print("data unpacked")
 EOF
 
-if [[ ${STAGE:-1} == 2 ]]; then
+if [[ ${GPU_STAGE:-1} == 2 ]]; then
   MX=(--mixture pusht=0.7,reacher=0.15,cheetah=0.15)
   for R in pose more; do
     D=".devdata/sim .devdata/big/pusht"

@@ -11,7 +11,10 @@
 # factorar factorar_eval (intra-token autoregression vs its control, both continuing the
 # action-map control), mixture mixture_eval (a PushT-weighted batch mixture vs the default rule),
 # mixture2 mixture2_eval (both mixtures continued from hma_discrete_moves), judge rank (the
-# PushT judge and policy ranking in the learned simulator, models/pusht_judge).
+# PushT judge and policy ranking in the learned simulator, models/pusht_judge), then gpudata gpu1
+# gpu2 gpu_eval (version 3 of hma_discrete_moves: more PushT data, trained on a GPU; gpu1/gpu2 need
+# a CUDA machine -- benchmarks/gpu_session.sh, run there through the device tool with .devdata
+# carried -- and are skipped by STAGE=all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -248,4 +251,35 @@ fi
 if [[ $STAGE == all || $STAGE == rank ]]; then
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 20 --seconds 10 \
       --threads 1 --json runs/rank/moves2_20.json --plot runs/rank/moves2_20.png --gif runs/rank/moves2_20.gif
+fi
+if [[ $STAGE == all || $STAGE == gpudata ]]; then
+  # 640 more gen-data PushT episodes (21 min, one core) and 320 pose-pusher ones (8 min)
+  hma gen-data --out data/big --embodiments pusht --episodes 640 --seed 7 --workers 1 --overwrite
+  hma gen-data --out data/pose --embodiments pusht --episodes 320 --seed 8 --workers 1 --overwrite \
+      --policies pose=0.4,pose_noisy=0.4,random=0.2
+  # what travels to the GPU machine: the datasets with xz-compressed frames (11 MB instead of 480)
+  rm -rf .devdata && mkdir -p .devdata
+  for D in sim/pusht sim/reacher sim/cheetah big/pusht pose/pusht; do
+    mkdir -p .devdata/$D
+    cp data/$D/{action_mask.u8,actions.f32,episode.i32,frame_mask.u8,meta.json,state.f32,t.f64} .devdata/$D/
+    xz -9 -T2 -c data/$D/frames.u8 > .devdata/$D/frames.u8.xz
+  done
+fi
+if [[ $STAGE == gpu1 ]]; then  # on a CUDA machine, repo root, .devdata beside: 8 min on an H200
+  # bench + three continuations of version 2 side by side (runs/gpu_big won: the one shipped next)
+  OUT=out/gpu bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == gpu2 ]]; then  # after gpu1, with runs/gpu_big exported to models/hma_discrete_moves: 4 min
+  OUT=out/gpu GPU_STAGE=2 TRAIN_MIN=3.5 STEPS2=2600 INIT=models/hma_discrete_moves bash benchmarks/gpu_session.sh
+  hma export --ckpt runs/gpu_pose --out models/hma_discrete_moves                # version 3
+fi
+if [[ $STAGE == all || $STAGE == gpu_eval ]]; then
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  for R in gpu_big gpu_ctrl gpu_corr gpu_pose gpu_more; do
+    [[ -d runs/$R ]] && OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 24 \
+      --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_moves3
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/moves3_50.json --plot runs/rank/moves3_50.png --gif runs/rank/moves3_50.gif
 fi
