@@ -214,3 +214,36 @@ def test_policy_eval_rank_refuses_without_a_judge(capsys):
     rc = hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_small")])
     assert rc == 2
     assert "--judge" in capsys.readouterr().err
+
+
+def test_a_bc_policy_learns_the_pose_pushers_chunks_and_is_ranked_from_pixels(tmp_path, capsys):
+    """hma train-bc on pose-pusher demonstrations: the trained policy's chunks are closer to the
+    demonstrations than its 1-step checkpoint's; it acts in gym-pusht from frames alone; and
+    `hma policy-eval --rank --bc` grades it beside the scripted policies."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.evaluation.bc import bc_examples, load_bc
+
+    assert hma(["gen-data", "--out", str(tmp_path / "d"), "--embodiments", "pusht", "--episodes", "3",
+                "--seconds", "4", "--workers", "1", "--policies", "pose=1"]) == 0
+    assert hma(["train-bc", "--data", str(tmp_path / "d" / "pusht"), "--out", str(tmp_path / "bc"), "--steps", "300",
+                "--save-at", "1", "--threads", "2"]) == 0
+    frames, chunks = bc_examples(Dataset(tmp_path / "d" / "pusht"))
+    err = {}
+    for s in (1, 300):
+        pol = load_bc(tmp_path / "bc" / f"step_{s}.safetensors")
+        err[s] = np.mean([np.abs(pol.act(f) - c).mean() for f, c in zip(frames, chunks, strict=True)])
+    assert err[300] < 0.5 * err[1], err  # it fits its demonstrations (world units of 512)
+    bc = str(tmp_path / "bc" / "step_300.safetensors")
+    out = tmp_path / "rank.json"
+    assert hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_moves"), "--judge", str(JUDGE),
+                "--bc", bc, "--episodes", "1", "--seconds", "1", "--threads", "2", "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert list(res["policies"])[-1] == "BC bc/step_300" and len(res["policies"]) == len(POLICIES) + 1
+    assert hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_moves"), "--judge", str(JUDGE),
+                "--bc", str(tmp_path / "none.safetensors")]) == 2
+    assert "no BC policy here; train one with hma train-bc" in capsys.readouterr().err
+    assert hma(["gen-data", "--out", str(tmp_path / "w"), "--embodiments", "pusht", "--episodes", "1",
+                "--seconds", "2", "--workers", "1", "--policies", "random=1"]) == 0
+    assert hma(["train-bc", "--data", str(tmp_path / "w" / "pusht"), "--out", str(tmp_path / "x")]) == 2
+    assert "no episodes driven by pose, pose_noisy (it has random)" in capsys.readouterr().err

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, str] = {
     "imagine": "hma_ros.cli.imagine_cmd",
     "policy-eval": "hma_ros.cli.policy_eval",
     "train-judge": "hma_ros.cli.train_judge",
+    "train-bc": "hma_ros.cli.train_bc",
     "export": "hma_ros.cli.export_cmd",
     "synth": "hma_ros.cli.synth_cmd",
     "lerobot2data": "hma_ros.cli.lerobot2data",

@@ -49,6 +49,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--rank", action="store_true",
                    help="rank graded policies in the checkpoint as a learned simulator vs gym-pusht (needs --judge)")
     p.add_argument("--judge", help="--rank: the PushT judge (folder or .safetensors, from hma train-judge)")
+    p.add_argument("--bc", help="--rank: also these BC image policies (comma-separated .safetensors from hma train-bc)")
     p.add_argument("--prompt", type=int, help="--rank: real frames of the robot standing still before each episode "
                                                "(default: the model's prompt length; 1 = the initial frame alone)")
     p.add_argument("--plot", help="--rank: write the ground truth vs learned simulator scatter (PNG) here")
@@ -88,22 +89,27 @@ def _rank(args) -> int:
     import numpy as np
 
     from hma_ros.cli import CliError
+    from hma_ros.evaluation.bc import BCError, load_bc
     from hma_ros.evaluation.policy import PolicyEvalError, open_world
     from hma_ros.evaluation.pusht_judge import JudgeError, load_judge
-    from hma_ros.evaluation.ranking import format_ranking, rank_policies, scatter_png
+    from hma_ros.evaluation.ranking import POLICIES, FramePolicy, format_ranking, rank_policies, scatter_png
 
     if not args.judge:
         raise CliError("--rank needs --judge (train one: hma train-judge --data data/sim/pusht --out models/pusht_judge)")
     if args.embodiment != "pusht":
         raise CliError(f"--rank scores PushT coverage; --embodiment {args.embodiment} has no judge")
+    policies = list(POLICIES)
     try:
+        for p in filter(None, (x.strip() for x in (args.bc or "").split(","))):
+            load_bc(p)  # a bad path fails here, before any episode
+            policies.append(FramePolicy(f"BC {Path(p).parent.name}/{Path(p).stem}", "bc", path=p))
         judge = load_judge(args.judge)
         wm, emb, sim = open_world(args.ckpt, args.embodiment, args.temperature)
-    except (PolicyEvalError, JudgeError) as e:
+    except (PolicyEvalError, JudgeError, BCError) as e:
         raise CliError(str(e)) from None
     try:
         results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed,
-                                        prompt=args.prompt)
+                                        policies=tuple(policies), prompt=args.prompt)
     except JudgeError as e:
         raise CliError(str(e)) from None
     finally:

@@ -21,7 +21,8 @@ states in both worlds).
 Policies of graded quality (`POLICIES`), all reading the judge's estimates off the frame: the
 pose-aware pusher (`sims.PushTPosePusher`, which solves the task), the same with Gaussian noise
 of growing scale on its commands, gen-data's position-only waypoint pusher, and smooth random
-commands. (A behaviour-cloned image policy is not among them yet.)
+commands; with `bc_policies` also image behaviour-cloning policies (`evaluation/bc.py`, several
+training checkpoints), which act from the pixels alone.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class FramePolicy:
     name: str
     kind: str
     noise: float = 0.0
+    path: str = ""  # kind "bc": the BC policy's safetensors (hma train-bc)
 
     def start(self, judge, stride: int, info, rng: np.random.Generator) -> None:
         """A new episode: fresh controller memory and this episode's random stream."""
@@ -55,7 +57,15 @@ class FramePolicy:
 
         self.judge, self.stride, self.rng = judge, stride, rng
         self.low, self.high = np.asarray(info.action_low, float), np.asarray(info.action_high, float)
-        if self.kind == "pose":
+        if self.kind == "bc":
+            if getattr(self, "_bc", None) is None:
+                from hma_ros.evaluation.bc import load_bc
+
+                self._bc = load_bc(self.path)
+            if self._bc.config["stride"] != stride:
+                raise ValueError(f"{self.path}: a BC policy of {self._bc.config['stride']}-command chunks, "
+                                 f"the model steps {stride}")
+        elif self.kind == "pose":
             if getattr(self, "_pose", None) is None:
                 self._pose = PushTPosePusher()  # owns a small simulator: made once, reset per episode
             self._pose.reset()
@@ -65,13 +75,18 @@ class FramePolicy:
         elif self.kind == "random":
             self.random = SmoothRandom(info, rng)
         else:
-            raise ValueError(f"unknown policy kind {self.kind!r}: pose, waypoint or random")
+            raise ValueError(f"unknown policy kind {self.kind!r}: pose, waypoint, random or bc")
 
     def __call__(self, frame: np.ndarray) -> np.ndarray:
         from hma_ros.evaluation.pusht_judge import GOAL_POSE
 
         if self.kind == "random":
             return np.stack([self.random() for _ in range(self.stride)])
+        if self.kind == "bc":  # straight from the pixels, no judge
+            chunk = self._bc.act(frame)
+            if self.noise:
+                chunk = chunk + self.rng.normal(0.0, self.noise, chunk.shape)
+            return np.clip(chunk, self.low, self.high)
         est = self.judge.estimate(frame)
         agent, block = est["agent"], est["block"] if self.kind == "pose" else est["block"][:2]
         goal = GOAL_POSE if self.kind == "pose" else GOAL_POSE[:2]

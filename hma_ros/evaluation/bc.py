@@ -1,0 +1,130 @@
+"""A small image behaviour-cloning policy for PushT (the learned policy that `hma policy-eval
+--rank` grades beside the scripted ones, and that synthetic data should improve, paper Sec. 5.4).
+
+frame (64x64 RGB, uint8) -> the next 0.5 s chunk of PD targets (stride x 2, world units), from
+the demonstrations of a dataset (`hma gen-data --policies pose=...,pose_noisy=...`): every valid
+2 Hz step of the episodes driven by the chosen policy kinds is one (frame, chunk) example.
+The backbone is the judge's (four stride-2 convolutions), trained from scratch with an L1 loss on
+targets / 512; checkpoints saved at chosen steps give policies of graded quality. Safetensors,
+fp16 on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+WORLD = 512.0
+
+
+class BCError(ValueError):
+    """A BC policy that cannot be trained or loaded as asked (the message says why)."""
+
+
+class BCPolicy(nn.Module):
+    def __init__(self, image_size: int = 64, width: int = 32, stride: int = 5, action_dim: int = 2):
+        super().__init__()
+        self.config = {"image_size": int(image_size), "width": int(width), "stride": int(stride),
+                       "action_dim": int(action_dim)}
+        layers, c = [], 3
+        for co in (width, 2 * width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(c, co, 3, stride=2, padding=1), nn.GroupNorm(8, co), nn.SiLU()]
+            c = co
+        self.features = nn.Sequential(*layers)
+        side = image_size // 16
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 256), nn.SiLU(),
+                                  nn.Linear(256, stride * action_dim))
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """uint8 (N, H, W, 3) -> (N, stride, action_dim) targets / 512."""
+        x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return self.head(self.features(x)).reshape(-1, self.config["stride"], self.config["action_dim"])
+
+    @torch.no_grad()
+    def act(self, frame: np.ndarray) -> np.ndarray:
+        """One frame (H, W, 3) uint8 -> (stride, action_dim) PD targets in world units."""
+        if frame.shape[:2] != (self.config["image_size"],) * 2:
+            raise BCError(f"the BC policy reads {self.config['image_size']}px frames, got {frame.shape[1]}x{frame.shape[0]}")
+        self.eval()
+        return (self(torch.from_numpy(np.ascontiguousarray(frame))[None])[0] * WORLD).double().numpy()
+
+
+def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy")) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (N, H, W, 3) uint8, chunks (N, stride, dim) float32): each valid step of the
+    dataset's episodes whose driving policy (meta `policies`) is one of `kinds`."""
+    pols = ds.meta.get("policies")
+    if not pols or len(pols) != len(ds.episodes):
+        raise BCError(f"{ds.path}: no per-episode policy record (meta 'policies'); use an `hma gen-data` dataset")
+    valid = ds.valid()
+    idx = [i for e, (a, n) in enumerate(ds.episodes) if pols[e] in kinds for i in range(a, a + n) if valid[i]]
+    if not idx:
+        raise BCError(f"{ds.path}: no episodes driven by {', '.join(kinds)} (it has {', '.join(sorted(set(pols)))}); "
+                      f"generate some with hma gen-data --policies pose=0.5,pose_noisy=0.5")
+    idx = np.asarray(idx)
+    return np.asarray(ds.arrays["frames"])[idx], np.asarray(ds.arrays["actions"])[idx]
+
+
+def save_bc(policy: BCPolicy, path: str | Path, extra: dict | None = None) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": "hma_ros.pusht_bc", "config": json.dumps(policy.config), "info": json.dumps(extra or {})}
+    save_file({k: v.detach().half().contiguous() for k, v in policy.state_dict().items()}, str(path), metadata=meta)
+    return path
+
+
+def load_bc(path: str | Path) -> BCPolicy:
+    from safetensors import SafetensorError, safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise BCError(f"{path}: no BC policy here; train one with hma train-bc --data DATA --out DIR")
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k).float() for k in f.keys()}
+    except (SafetensorError, OSError) as e:
+        raise BCError(f"{path}: not a safetensors file ({e})") from None
+    if meta.get("format") != "hma_ros.pusht_bc":
+        raise BCError(f"{path}: not a BC policy (format {meta.get('format')!r})")
+    policy = BCPolicy(**json.loads(meta["config"]))
+    policy.load_state_dict(state)
+    return policy.eval()
+
+
+def train_bc(frames: np.ndarray, chunks: np.ndarray, steps: int, out: str | Path, save_at: list[int],
+             batch_size: int = 64, lr: float = 1e-3, seed: int = 0, width: int = 32, progress: bool = True) -> list[Path]:
+    """Fit a BC policy; saves OUT/step_<n>.safetensors at every n in save_at (and at `steps`)."""
+    from tqdm import tqdm
+
+    torch.manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)
+    stride, dim = chunks.shape[1:]
+    policy = BCPolicy(frames.shape[1], width, stride, dim)
+    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=1e-4)
+    X = torch.from_numpy(np.ascontiguousarray(frames))
+    Y = torch.from_numpy(np.asarray(chunks, np.float32) / WORLD)
+    marks = sorted(set(save_at) | {steps})
+    saved = []
+    policy.train()
+    bar = tqdm(range(1, steps + 1), desc="train bc", unit="step", disable=not progress)
+    for step in bar:
+        for grp in opt.param_groups:
+            grp["lr"] = lr * 0.5 * (1 + np.cos(np.pi * step / steps))
+        i = torch.randint(len(X), (batch_size,), generator=g)
+        loss = nn.functional.l1_loss(policy(X[i]), Y[i])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 50 == 0:
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+        if step in marks:
+            saved.append(save_bc(policy, Path(out) / f"step_{step}.safetensors",
+                                 {"step": step, "examples": int(len(X)), "loss": float(loss.item())}))
+            policy.train()
+    return saved
