@@ -11,14 +11,16 @@ fp16 on disk.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from hma_ros.evaluation.pusht_judge import frame_net, load_net, save_net
+
 WORLD = 512.0
+FORMAT = "hma_ros.pusht_bc"
 
 
 class BCError(ValueError):
@@ -30,14 +32,7 @@ class BCPolicy(nn.Module):
         super().__init__()
         self.config = {"image_size": int(image_size), "width": int(width), "stride": int(stride),
                        "action_dim": int(action_dim)}
-        layers, c = [], 3
-        for co in (width, 2 * width, 4 * width, 4 * width):
-            layers += [nn.Conv2d(c, co, 3, stride=2, padding=1), nn.GroupNorm(8, co), nn.SiLU()]
-            c = co
-        self.features = nn.Sequential(*layers)
-        side = image_size // 16
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 256), nn.SiLU(),
-                                  nn.Linear(256, stride * action_dim))
+        self.features, self.head = frame_net(image_size, width, stride * action_dim)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         """uint8 (N, H, W, 3) -> (N, stride, action_dim) targets / 512."""
@@ -69,32 +64,14 @@ def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy")) -> tuple[np
 
 
 def save_bc(policy: BCPolicy, path: str | Path, extra: dict | None = None) -> Path:
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "hma_ros.pusht_bc", "config": json.dumps(policy.config), "info": json.dumps(extra or {})}
-    save_file({k: v.detach().half().contiguous() for k, v in policy.state_dict().items()}, str(path), metadata=meta)
-    return path
+    return save_net(policy, Path(path), FORMAT, extra)  # fp16 on disk, loaded back as fp32
 
 
 def load_bc(path: str | Path) -> BCPolicy:
-    from safetensors import SafetensorError, safe_open
-
     path = Path(path)
     if not path.is_file():
         raise BCError(f"{path}: no BC policy here; train one with hma train-bc --data DATA --out DIR")
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k).float() for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise BCError(f"{path}: not a safetensors file ({e})") from None
-    if meta.get("format") != "hma_ros.pusht_bc":
-        raise BCError(f"{path}: not a BC policy (format {meta.get('format')!r})")
-    policy = BCPolicy(**json.loads(meta["config"]))
-    policy.load_state_dict(state)
-    return policy.eval()
+    return load_net(path, FORMAT, BCPolicy, BCError, "BC policy")
 
 
 def train_bc(frames: np.ndarray, chunks: np.ndarray, steps: int, out: str | Path, save_at: list[int],

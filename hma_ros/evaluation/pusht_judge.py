@@ -67,6 +67,45 @@ def coverage(x: float, y: float, angle: float, goal: tuple = GOAL_POSE) -> float
 
 
 # ----------------------------------------------------------------------------- the network
+def frame_net(image_size: int, width: int, outputs: int) -> tuple[nn.Sequential, nn.Sequential]:
+    """The small frame reader shared by the judge and the BC policy: four stride-2 convolutions
+    (GroupNorm, SiLU) and an MLP head to `outputs` values."""
+    layers, c = [], 3
+    for co in (width, 2 * width, 4 * width, 4 * width):
+        layers += [nn.Conv2d(c, co, 3, stride=2, padding=1), nn.GroupNorm(8, co), nn.SiLU()]
+        c = co
+    side = image_size // 16
+    return nn.Sequential(*layers), nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 256), nn.SiLU(),
+                                                 nn.Linear(256, outputs))
+
+
+def save_net(net: nn.Module, path: Path, fmt: str, extra: dict | None = None) -> Path:
+    """A small net (with a `config` dict of its constructor's arguments) as fp16 safetensors."""
+    from safetensors.torch import save_file
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"format": fmt, "config": json.dumps(net.config), "info": json.dumps(extra or {})}
+    save_file({k: v.detach().half().contiguous() for k, v in net.state_dict().items()}, str(path), metadata=meta)
+    return path
+
+
+def load_net(path: Path, fmt: str, cls, error, what: str):
+    """The inverse of save_net: a `cls` in eval mode (fp32), or `error` saying what is wrong."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), "pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as e:  # safetensors raises its own error types for corrupt files
+        raise error(f"{path}: not a readable safetensors file ({e})") from None
+    if meta.get("format") != fmt:
+        raise error(f"{path}: not a {what} (format {meta.get('format')!r})")
+    net = cls(**json.loads(meta["config"]))
+    net.load_state_dict({k: v.float() for k, v in state.items()})
+    return net.eval()
+
+
 class PushTJudge(nn.Module):
     """uint8 frames (N, H, W, 3) -> (N, 6): agent x, y and block x, y in world units / 512,
     and the block angle's sine and cosine. Four stride-2 convolutions and a small MLP."""
@@ -74,14 +113,7 @@ class PushTJudge(nn.Module):
     def __init__(self, image_size: int = 64, width: int = 32):
         super().__init__()
         self.config = {"image_size": int(image_size), "width": int(width)}
-        w = width
-        layers, c = [], 3
-        for co in (w, 2 * w, 4 * w, 4 * w):
-            layers += [nn.Conv2d(c, co, 3, stride=2, padding=1), nn.GroupNorm(8, co), nn.SiLU()]
-            c = co
-        self.features = nn.Sequential(*layers)
-        side = image_size // 16
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, 256), nn.SiLU(), nn.Linear(256, 6))
+        self.features, self.head = frame_net(image_size, width, 6)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -222,22 +254,14 @@ def judge_errors(judge: PushTJudge, frames: np.ndarray, states: np.ndarray, keys
 
 
 def save_judge(judge: PushTJudge, path: str | Path, extra: dict | None = None) -> Path:
-    from safetensors.torch import save_file
-
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path / "judge.safetensors"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"format": "hma_ros.pusht_judge", "config": json.dumps(judge.config), "info": json.dumps(extra or {})}
-    # fp16 on disk (1.5 MB); loaded back as fp32
-    save_file({k: v.detach().half().contiguous() for k, v in judge.state_dict().items()}, str(path), metadata=meta)
-    return path
+    return save_net(judge, path, "hma_ros.pusht_judge", extra)  # fp16 on disk (1.5 MB); loaded back as fp32
 
 
 def load_judge(path: str | Path) -> PushTJudge:
     """A judge from its safetensors file or the folder holding judge.safetensors."""
-    from safetensors import safe_open
-
     path = Path(path)
     folder = path.parent if path.suffix == ".safetensors" else path
     if path.is_dir():
@@ -245,15 +269,4 @@ def load_judge(path: str | Path) -> PushTJudge:
     if not path.is_file():
         raise JudgeError(f"{path}: no judge file; train one with `hma train-judge --data data/sim/pusht --out "
                          f"{folder}` or pass the shipped models/pusht_judge")
-    try:
-        with safe_open(str(path), "pt") as f:
-            meta = f.metadata() or {}
-            state = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as e:  # safetensors raises its own error types for corrupt files
-        raise JudgeError(f"{path}: not a readable safetensors file ({e})") from None
-    if meta.get("format") != "hma_ros.pusht_judge":
-        raise JudgeError(f"{path}: not a PushT judge (format {meta.get('format')!r})")
-    judge = PushTJudge(**json.loads(meta["config"]))
-    judge.load_state_dict({k: v.float() for k, v in state.items()})
-    judge.eval()
-    return judge
+    return load_net(path, "hma_ros.pusht_judge", PushTJudge, JudgeError, "PushT judge")
