@@ -14,7 +14,8 @@
 # PushT judge and policy ranking in the learned simulator, models/pusht_judge), then gpudata gpu1
 # gpu2 gpu_eval (version 3 of hma_discrete_moves: more PushT data, trained on a GPU; gpu1/gpu2 need
 # a CUDA machine -- benchmarks/gpu_session.sh, run there through the device tool with .devdata
-# carried -- and are skipped by STAGE=all).
+# carried -- and are skipped by STAGE=all), bc (the BC image policy, ranked) and synth_exp (paper
+# Tab. 6: BC on 10 real + synthetic episodes vs 100 real).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -282,4 +283,25 @@ if [[ $STAGE == all || $STAGE == gpu_eval ]]; then
       --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_moves3
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves3_50.json --plot runs/rank/moves3_50.png --gif runs/rank/moves3_50.gif
+fi
+if [[ $STAGE == all || $STAGE == bc ]]; then
+  # the BC image policy ranked beside the scripted ones (docs/learned_simulator.md)
+  hma train-bc --data data/pose/pusht --out runs/pusht_bc --steps 4000 --save-at 250,1000 --threads 1
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 20 --seconds 10 \
+      --threads 2 --bc runs/pusht_bc/step_250.safetensors,runs/pusht_bc/step_1000.safetensors,runs/pusht_bc/step_4000.safetensors \
+      --json runs/rank/bc_20.json --plot runs/rank/bc_20.png
+fi
+if [[ $STAGE == all || $STAGE == synth_exp ]]; then
+  # paper Tab. 6 on PushT (docs/synthetic_data.md): BC on 10 real episodes + {0, 10, 50, 90}
+  # synthetic (the other 90 episodes' actions replayed through the world model from their real
+  # first frames) vs 100 real; same steps; 50 gym-pusht episodes each
+  hma gen-data --out data/bc --embodiments pusht --episodes 100 --seed 20 --workers 1 --policies pose=1 --overwrite
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth \
+      --threads 1 --overwrite
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  hma train-bc --data data/bc/pusht:10 --out runs/bc_real10 $BC --json runs/synth_exp/real10.json
+  for N in 10 50 90; do
+    hma train-bc --data data/bc/pusht:10 data/bc_synth/pusht:$N --out runs/bc_syn$N $BC --json runs/synth_exp/syn$N.json
+  done
+  hma train-bc --data data/bc/pusht:100 --out runs/bc_real100 $BC --json runs/synth_exp/real100.json
 fi

@@ -123,3 +123,13 @@ def test_lerobot_errors_say_what_and_what_to_do(synth, tmp_path, capsys):
                 "--out", str(tmp_path / "s")]) == 2
     assert "3 fully valid episodes longer than the 4-step prompt, asked for 9" in capsys.readouterr().err
     assert not (tmp_path / "x").exists() and not (tmp_path / "s").exists()
+
+
+def test_synth_skip_replays_the_later_episodes_and_keeps_who_drove_them(synth, tmp_path):
+    assert hma(["synth", "--ckpt", MODEL, "--data", str(synth / "src" / "pusht"), "--skip", "2", "--episodes", "1",
+                "--out", str(tmp_path / "s"), "--threads", "1"]) == 0
+    src, syn = Dataset(synth / "src" / "pusht"), Dataset(tmp_path / "s" / "pusht")
+    a, n = src.episodes[2]
+    assert syn.episodes == [(0, n)] and syn.meta["synthetic"]["source_episodes"] == [2]
+    assert np.array_equal(syn.arrays["actions"], src.arrays["actions"][a:a + n])
+    assert syn.meta["policies"] == [src.meta["policies"][2]]

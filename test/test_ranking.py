@@ -227,8 +227,13 @@ def test_a_bc_policy_learns_the_pose_pushers_chunks_and_is_ranked_from_pixels(tm
     assert hma(["gen-data", "--out", str(tmp_path / "d"), "--embodiments", "pusht", "--episodes", "3",
                 "--seconds", "4", "--workers", "1", "--policies", "pose=1"]) == 0
     assert hma(["train-bc", "--data", str(tmp_path / "d" / "pusht"), "--out", str(tmp_path / "bc"), "--steps", "300",
-                "--save-at", "1", "--threads", "2"]) == 0
+                "--save-at", "1", "--threads", "2", "--eval-episodes", "2", "--eval-seconds", "1",
+                "--json", str(tmp_path / "bc.json")]) == 0
+    ev = json.loads((tmp_path / "bc.json").read_text())  # the final policy in gym-pusht, from pixels
+    assert ev["episodes"] == 2 and len(ev["max_coverage_raw"]) == 2 and ev["examples"] == 3 * 8
+    assert all(0.0 <= c <= 1.0 for c in ev["max_coverage_raw"])
     frames, chunks = bc_examples(Dataset(tmp_path / "d" / "pusht"))
+    assert len(bc_examples(Dataset(tmp_path / "d" / "pusht"), episodes=1)[0]) == 8  # PATH:N takes N episodes
     err = {}
     for s in (1, 300):
         pol = load_bc(tmp_path / "bc" / f"step_{s}.safetensors")

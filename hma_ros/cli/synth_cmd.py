@@ -26,6 +26,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--out", required=True)
     p.add_argument("--format", default="hma", choices=("hma", "lerobot"))
     p.add_argument("--prompt", type=int, default=None, help="real frames per episode before imagining")
+    p.add_argument("--skip", type=int, default=0, help="start after this many usable source episodes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
@@ -45,7 +46,7 @@ def run(args) -> int:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
     try:
         res = synthesize(args.ckpt, args.data, args.episodes, args.out, args.format, args.prompt, args.seed,
-                         args.overwrite)
+                         args.overwrite, skip=args.skip)
     except (SynthError, LeRobotError) as e:
         raise CliError(str(e)) from None
     print(json.dumps(res))

@@ -14,7 +14,9 @@ from __future__ import annotations
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="train a PushT image behaviour-cloning policy", description=__doc__,
                        formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="a PushT dataset with demonstrations (hma gen-data --policies ...)")
+    p.add_argument("--data", required=True, nargs="+",
+                   help="PushT datasets with demonstrations (hma gen-data --policies ..., hma synth); PATH:N takes "
+                        "the first N episodes of PATH")
     p.add_argument("--out", required=True)
     p.add_argument("--kinds", default="pose,pose_noisy", help="which episodes' policies to imitate")
     p.add_argument("--steps", type=int, default=4000)
@@ -23,10 +25,15 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--eval-episodes", type=int, default=0,
+                   help="then run the final policy this many episodes in gym-pusht (off-goal starts, 10 s)")
+    p.add_argument("--eval-seconds", type=float, default=10.0)
+    p.add_argument("--json", help="with --eval-episodes: write the evaluation here")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import numpy as np
     import torch
 
     from hma_ros.cli import CliError
@@ -39,12 +46,39 @@ def run(args) -> int:
         save_at = [int(x) for x in args.save_at.split(",") if x.strip()]
     except ValueError:
         raise CliError(f"--save-at {args.save_at!r}: comma-separated step numbers") from None
+    kinds = tuple(k.strip() for k in args.kinds.split(","))
+    parts = []
     try:
-        ds = Dataset(args.data)
-        frames, chunks = bc_examples(ds, tuple(k.strip() for k in args.kinds.split(",")))
-    except (DatasetError, BCError) as e:
-        raise CliError(str(e)) from None
-    print(f"{len(frames)} (frame, chunk) examples from {args.data}")
-    for path in train_bc(frames, chunks, args.steps, args.out, save_at, args.batch_size, args.lr, args.seed):
+        for item in args.data:
+            path, _, n = item.partition(":")
+            parts.append(bc_examples(Dataset(path), kinds, int(n) if n else None))
+            print(f"{len(parts[-1][0])} (frame, chunk) examples from {item}")
+    except ValueError as e:  # DatasetError, BCError, a bad :N
+        raise CliError(str(e) if isinstance(e, DatasetError | BCError) else f"--data {item!r}: PATH or PATH:N") from None
+    frames, chunks = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+    saved = train_bc(frames, chunks, args.steps, args.out, save_at, args.batch_size, args.lr, args.seed)
+    for path in saved:
         print(f"saved {path}")
+    if args.eval_episodes:
+        import json
+        from pathlib import Path
+
+        from hma_ros.data.embodiment import load_embodiment
+        from hma_ros.data.sims import make_sim
+        from hma_ros.evaluation.ranking import FramePolicy, real_scores
+
+        emb = load_embodiment("pusht")
+        sim = make_sim("pusht")
+        try:
+            res = real_scores(FramePolicy(f"BC {saved[-1].stem}", "bc", path=str(saved[-1])), None, sim,
+                              emb.image_spec, emb.stride, args.eval_episodes, args.eval_seconds)
+        finally:
+            sim.close()
+        res.update({"data": args.data, "steps": args.steps, "examples": int(len(frames))})
+        m = res["max_coverage"]
+        print(f"gym-pusht, {args.eval_episodes} episodes: mean max coverage {m['mean']:.3f} "
+              f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}], success {res['success']['mean']:.2f}")
+        if args.json:
+            Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+            Path(args.json).write_text(json.dumps(res, indent=1) + "\n")
     return 0

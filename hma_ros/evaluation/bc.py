@@ -48,14 +48,19 @@ class BCPolicy(nn.Module):
         return (self(torch.from_numpy(np.ascontiguousarray(frame))[None])[0] * WORLD).double().numpy()
 
 
-def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy")) -> tuple[np.ndarray, np.ndarray]:
+def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy"), episodes: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
     """(frames (N, H, W, 3) uint8, chunks (N, stride, dim) float32): each valid step of the
-    dataset's episodes whose driving policy (meta `policies`) is one of `kinds`."""
+    dataset's episodes (the first `episodes` of them) whose driving policy (meta `policies`) is
+    one of `kinds`."""
     pols = ds.meta.get("policies")
     if not pols or len(pols) != len(ds.episodes):
         raise BCError(f"{ds.path}: no per-episode policy record (meta 'policies'); use an `hma gen-data` dataset")
+    if episodes is not None and not 0 < episodes <= len(ds.episodes):
+        raise BCError(f"{ds.path}:{episodes}: it has {len(ds.episodes)} episodes")
     valid = ds.valid()
-    idx = [i for e, (a, n) in enumerate(ds.episodes) if pols[e] in kinds for i in range(a, a + n) if valid[i]]
+    idx = [i for e, (a, n) in enumerate(ds.episodes[:episodes]) if pols[e] in kinds for i in range(a, a + n)
+           if valid[i]]
     if not idx:
         raise BCError(f"{ds.path}: no episodes driven by {', '.join(kinds)} (it has {', '.join(sorted(set(pols)))}); "
                       f"generate some with hma gen-data --policies pose=0.5,pose_noisy=0.5")

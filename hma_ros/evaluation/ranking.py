@@ -254,6 +254,25 @@ def off_goal_seeds(sim, n: int, base: int) -> list[int]:
     return seeds
 
 
+def real_scores(policy: FramePolicy, judge, sim, spec, stride: int, episodes: int = 50, seconds: float = 10.0,
+                seed: int = 0, prompt: int = 4, progress: bool = True) -> dict:
+    """One policy in gym-pusht alone, from the same starts as rank_policies (off-goal seeds, the
+    robot standing still for `prompt` frames first): max coverage per episode (the simulator's),
+    success, with intervals."""
+    from tqdm import tqdm
+
+    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    cov = []
+    for ep, ep_seed in enumerate(tqdm(off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000), desc=policy.name,
+                                      unit="episode", disable=not progress)):
+        sim.reset(ep_seed)
+        still_prefix(sim, spec, stride, prompt - 1)
+        policy.start(judge, stride, sim.info, np.random.default_rng([seed, 0, ep]))
+        cov.append(float(real_episode(sim, spec, policy, steps)["coverage"].max()))
+    return {"policy": policy.name, "episodes": episodes, "seconds": seconds, "max_coverage": mean_ci(cov),
+            "success": mean_ci([c > SUCCESS for c in cov]), "max_coverage_raw": cov}
+
+
 def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.0, seed: int = 0,
                   policies=POLICIES, prompt: int | None = None, progress: bool = True) -> tuple[dict, dict]:
     """Every policy, `episodes` episodes in the simulator and in the world model from the same

@@ -33,9 +33,10 @@ def rollout_episode(wm, frames: np.ndarray, actions: np.ndarray, prompt: int, se
 
 
 def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", prompt: int | None = None,
-               seed: int = 0, overwrite: bool = False, progress: bool = True) -> dict:
-    """`episodes` source episodes of `data` (fully valid ones, in order) rolled through `ckpt`;
-    writes an hma dataset (OUT/<embodiment>) or a LeRobot v3 folder (OUT). Returns a summary."""
+               seed: int = 0, overwrite: bool = False, progress: bool = True, skip: int = 0) -> dict:
+    """`episodes` source episodes of `data` (fully valid ones, in order, after the first `skip`)
+    rolled through `ckpt`; writes an hma dataset (OUT/<embodiment>) or a LeRobot v3 folder (OUT).
+    Returns a summary."""
     from tqdm import tqdm
 
     from hma_ros.data.chunker import Step
@@ -58,10 +59,10 @@ def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", 
         raise SynthError(f"{data}: {ds.meta['image_size']} frames, the model's are {list(wm.image_size)}")
     P = prompt if prompt is not None else max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
     valid = ds.valid()
-    usable = [i for i, (a, n) in enumerate(ds.episodes) if n > P and valid[a:a + n].all()]
+    usable = [i for i, (a, n) in enumerate(ds.episodes) if n > P and valid[a:a + n].all()][skip:]
     if len(usable) < episodes:
-        raise SynthError(f"{data}: {len(usable)} fully valid episodes longer than the {P}-step prompt, "
-                         f"asked for {episodes}")
+        raise SynthError(f"{data}: {len(usable)} fully valid episodes longer than the {P}-step prompt"
+                         f"{f' after the first {skip}' if skip else ''}, asked for {episodes}")
     emb = ds.embodiment
     info = {"synthetic": True, "checkpoint": str(ckpt), "source": str(data), "prompt_steps": P,
             "note": f"steps >= {P} of each episode carry frames imagined by the checkpoint from the source "
@@ -88,7 +89,10 @@ def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", 
                 lr_eps.append(LeRobotEpisode(frames[step_of], acts.astype(np.float32),
                                              np.arange(rows) / float(emb.action_hz), step_of >= P))
         if writer is not None:
-            writer.close({"synthetic": info, "synthetic_from_step": P})
+            extra = {"synthetic": info, "synthetic_from_step": P}
+            if "policies" in ds.meta:  # who drove the replayed actions
+                extra["policies"] = [ds.meta["policies"][e] for e in usable[:episodes]]
+            writer.close(extra)
             path = out / ds.name
         else:
             path = write_lerobot(out, lr_eps, float(emb.action_hz), list(emb.joint_names or []) or
