@@ -226,25 +226,25 @@ def test_a_bc_policy_learns_the_pose_pushers_chunks_and_is_ranked_from_pixels(tm
 
     assert hma(["gen-data", "--out", str(tmp_path / "d"), "--embodiments", "pusht", "--episodes", "3",
                 "--seconds", "4", "--workers", "1", "--policies", "pose=1"]) == 0
-    assert hma(["train-bc", "--data", str(tmp_path / "d" / "pusht"), "--out", str(tmp_path / "bc"), "--steps", "300",
-                "--save-at", "1", "--threads", "2", "--eval-episodes", "2", "--eval-seconds", "1",
+    assert hma(["train-bc", "--data", str(tmp_path / "d" / "pusht"), "--out", str(tmp_path / "bc"), "--steps", "200",
+                "--batch-size", "32", "--save-at", "1", "--threads", "2", "--eval-episodes", "1", "--eval-seconds", "1",
                 "--json", str(tmp_path / "bc.json")]) == 0
     ev = json.loads((tmp_path / "bc.json").read_text())  # the final policy in gym-pusht, from pixels
-    assert ev["episodes"] == 2 and len(ev["max_coverage_raw"]) == 2 and ev["examples"] == 3 * 8
+    assert ev["episodes"] == 1 and len(ev["max_coverage_raw"]) == 1 and ev["examples"] == 3 * 8
     assert all(0.0 <= c <= 1.0 for c in ev["max_coverage_raw"])
     frames, chunks = bc_examples(Dataset(tmp_path / "d" / "pusht"))
     assert len(bc_examples(Dataset(tmp_path / "d" / "pusht"), episodes=1)[0]) == 8  # PATH:N takes N episodes
     err = {}
-    for s in (1, 300):
+    for s in (1, 200):
         pol = load_bc(tmp_path / "bc" / f"step_{s}.safetensors")
         err[s] = np.mean([np.abs(pol.act(f) - c).mean() for f, c in zip(frames, chunks, strict=True)])
-    assert err[300] < 0.5 * err[1], err  # it fits its demonstrations (world units of 512)
-    bc = str(tmp_path / "bc" / "step_300.safetensors")
+    assert err[200] < 0.5 * err[1], err  # it fits its demonstrations (world units of 512)
+    bc = str(tmp_path / "bc" / "step_200.safetensors")
     out = tmp_path / "rank.json"
     assert hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_moves"), "--judge", str(JUDGE),
                 "--bc", bc, "--episodes", "1", "--seconds", "1", "--threads", "2", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert list(res["policies"])[-1] == "BC bc/step_300" and len(res["policies"]) == len(POLICIES) + 1
+    assert list(res["policies"])[-1] == "BC bc/step_200" and len(res["policies"]) == len(POLICIES) + 1
     assert hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_moves"), "--judge", str(JUDGE),
                 "--bc", str(tmp_path / "none.safetensors")]) == 2
     assert "no BC policy here; train one with hma train-bc" in capsys.readouterr().err
