@@ -14,7 +14,8 @@
 # PushT judge and policy ranking in the learned simulator, models/pusht_judge), then gpudata gpu1
 # gpu2 gpu_eval (version 3 of hma_discrete_moves: more PushT data, trained on a GPU; gpu1/gpu2 need
 # a CUDA machine -- benchmarks/gpu_session.sh, run there through the device tool with .devdata
-# carried -- and are skipped by STAGE=all), bc (the BC image policy, ranked) and synth_exp (paper
+# carried -- and are skipped by STAGE=all), tokenizer2 (models/tokenizer_moves version 2), bc (the
+# BC image policy, ranked) and synth_exp (paper
 # Tab. 6: BC on 10 real + synthetic episodes vs 100 real).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -283,6 +284,12 @@ if [[ $STAGE == all || $STAGE == gpu_eval ]]; then
       --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_moves3
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves3_50.json --plot runs/rank/moves3_50.png --gif runs/rank/moves3_50.gif
+fi
+if [[ $STAGE == all || $STAGE == tokenizer2 ]]; then  # models/tokenizer_moves version 2 (after gpudata)
+  hma train-tokenizer --data data/sim data/big/pusht data/pose/pusht --out runs/tokenizer_mw2 \
+      --init models/tokenizer_moves --motion-weight 20 --minutes 20 --lr 5e-4 --threads 2
+  hma export --ckpt runs/tokenizer_mw2 --out models/tokenizer_moves
+  python scripts/tokenizer_agent.py models/tokenizer_moves
 fi
 if [[ $STAGE == all || $STAGE == bc ]]; then
   # the BC image policy ranked beside the scripted ones (docs/learned_simulator.md)
