@@ -135,16 +135,9 @@ def real_episode(sim, spec, policy: FramePolicy, steps: int) -> dict:
 def learned_episode(wm, prefix: list, policy: FramePolicy, steps: int, seed: int) -> np.ndarray:
     """One episode in the world model after observing the real prefix steps [(frame, chunk)]:
     the 2 Hz frames (steps + 1, the first = the prefix's last, real)."""
-    wm.reset(seed)
-    for frame, chunk in prefix:
-        wm.observe(frame, chunk)
-    frames = [prefix[-1][0]]
-    for _ in range(steps):
-        chunk = np.asarray(policy(frames[-1]), np.float32)
-        frame = wm.imagine(chunk[None])[0]
-        wm.observe(frame, chunk)
-        frames.append(frame)
-    return np.stack(frames)
+    from hma_ros.runtime.synth import closed_loop
+
+    return closed_loop(wm, prefix, policy, steps, seed)
 
 
 # ----------------------------------------------------------------------------- statistics

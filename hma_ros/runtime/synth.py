@@ -16,20 +16,31 @@ class SynthError(ValueError):
     """A synthesis that cannot run as asked (the message says why)."""
 
 
+def closed_loop(wm, prefix: list, act, steps: int, seed: int = 0) -> np.ndarray:
+    """The world model as a simulator: observe the real prefix [(frame, the chunk that led into
+    it)], then `steps` times ask act(newest frame) for a chunk, imagine the next frame and observe
+    it. Returns steps + 1 frames, the first the prefix's last (real). Used by synthesis (act
+    replays recorded chunks) and by policy ranking (act is a policy)."""
+    wm.reset(seed)
+    for frame, chunk in prefix:
+        wm.observe(frame, chunk)
+    frames = [prefix[-1][0]]
+    for _ in range(steps):
+        chunk = np.asarray(act(frames[-1]), np.float32)
+        frame = wm.imagine(chunk[None])[0]
+        wm.observe(frame, chunk)
+        frames.append(frame)
+    return np.stack(frames)
+
+
 def rollout_episode(wm, frames: np.ndarray, actions: np.ndarray, prompt: int, seed: int = 0) -> np.ndarray:
     """Frames (n, H, W, 3) of one episode: the first `prompt` real, the rest imagined from the
     recorded chunks (actions[k] is step k's chunk, the one leading into frame k + 1)."""
     n = len(frames)
-    wm.reset(seed)
-    out = [frames[k] for k in range(prompt)]
-    for k in range(prompt):
-        wm.observe(frames[k], actions[k - 1] if k else None)
-    for k in range(prompt, n):
-        chunk = np.asarray(actions[k - 1], np.float32)
-        frame = wm.imagine(chunk[None])[0]
-        wm.observe(frame, chunk)
-        out.append(frame)
-    return np.stack(out)
+    prefix = [(frames[k], actions[k - 1] if k else None) for k in range(prompt)]
+    replay = iter(actions[prompt - 1:n - 1])
+    imagined = closed_loop(wm, prefix, lambda _frame: next(replay), n - prompt, seed)
+    return np.concatenate([frames[:prompt - 1], imagined])
 
 
 def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", prompt: int | None = None,
