@@ -51,7 +51,7 @@ def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_
     probe.subscribe(Image, "imagined/frames", qos=10)
     probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
     strips = probe.subscribe(Image, "imagined/image", qos=10)
-    probe.wait_for("imagined/image", count=4, timeout=40)
+    probe.wait_for("imagined/image", count=6, timeout=40)
     assert node.alive() and robot.alive(), node.output()
     s = strips[-1][1]
     assert (s.encoding, s.height, s.width) == ("rgb8", 32, 32 * 5)  # current frame + 4 imagined (tiny model: 32 px)
@@ -64,7 +64,9 @@ def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_
     for i in range(1, 5):  # each imagined frame is stamped at its own future time
         assert np.abs(stamps - (base + 0.5 * i)).min() < 1e-6
     t_strips = [t for t, _ in strips]
-    assert 1.6 < (len(t_strips) - 1) / (t_strips[-1] - t_strips[0]) < 2.5  # ~2 Hz
+    # ~2 Hz on arrival: the median interval, so one late first step (then one quick) on a loaded
+    # 2-core machine does not read as a faster rate (4 strips in 1.18 s was seen in CI)
+    assert 1.6 < 1.0 / float(np.median(np.diff(t_strips))) < 2.5
     diags = probe.wait_for("/diagnostics", count=2)
     assert float(_diag(diags, "tick_rate_hz")) == pytest.approx(2.0, abs=0.4)
     assert _diag(diags, "model").endswith("[pusht]")
