@@ -640,6 +640,49 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert sorted(p.name for p in (tmp_path / "shipped").iterdir()) == ["config.yaml", "model.safetensors"]
 
 
+def test_decoder_only_tokenizer_keeps_the_token_code_and_ships_with_the_dynamics_model(small_data, tmp_path, capsys):
+    """train-tokenizer --decoder-only from an HMA checkpoint: every frame's tokens stay bitwise, the
+    decoder learns; export --decoder takes it into the checkpoint and refuses a tokenizer whose
+    encoder (token code) is another."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.runtime.world_model import build_models
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "m"), "--steps", "1", *TINY]) == 0
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "dec"), "--decoder-only",
+                "--max-steps", "3", "--batch-size", "2"]) == 2
+    assert "--decoder-only needs --init" in capsys.readouterr().err
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "dec"), "--init",
+                str(tmp_path / "m"), "--decoder-only", "--max-steps", "3", "--batch-size", "2", "--lr", "1e-2"]) == 0
+    mcfg, mstate = load_checkpoint(tmp_path / "m")
+    dcfg, dstate = load_checkpoint(tmp_path / "dec")
+    assert dcfg["training"]["decoder_only"] is True
+    enc = [k for k in mstate if k.startswith("tokenizer.encoder.")]
+    dec = [k for k in mstate if k.startswith("tokenizer.decoder.")]
+    assert enc and dec and all(torch.equal(mstate[k], dstate[k]) for k in enc)
+    assert any(not torch.equal(mstate[k], dstate[k]) for k in dec)  # the decoder learned
+    frames = torch.from_numpy(np.array(Dataset(small_data / "pusht").arrays["frames"][:6]))
+    tok_m, _ = build_models({"tokenizer": mcfg["tokenizer"]}, mstate, "m")
+    tok_d, _ = build_models({"tokenizer": dcfg["tokenizer"]}, dstate, "dec")
+    with torch.no_grad():
+        assert torch.equal(tok_m.encode(frames), tok_d.encode(frames))
+    assert hma(["export", "--ckpt", str(tmp_path / "m"), "--decoder", str(tmp_path / "dec"), "--fp32",
+                "--out", str(tmp_path / "shipped")]) == 0
+    scfg, sstate = load_checkpoint(tmp_path / "shipped")
+    for k in dec:
+        assert torch.equal(sstate[k], dstate[k]), k
+    for k in enc + [k for k in mstate if k.startswith("dynamics.")]:
+        assert torch.equal(sstate[k], mstate[k]), k
+    assert scfg["training"]["decoder"]["from"] == str(tmp_path / "dec") and scfg["training"]["steps"] == 1
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "other"), "--max-steps", "1",
+                "--batch-size", "2", "--channels", "16,16,16", "--levels", "4,3", "--seed", "5"]) == 0
+    capsys.readouterr()
+    assert hma(["export", "--ckpt", str(tmp_path / "m"), "--decoder", str(tmp_path / "other"),
+                "--out", str(tmp_path / "bad")]) == 2
+    assert "its encoder is not the checkpoint's" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_policy_eval_runs_act_in_closed_loop_in_gym_pusht_against_random(small_data, tmp_path, capsys):
     import json
 

@@ -1,6 +1,7 @@
 """`hma train-tokenizer`: train the discrete (FSQ) image tokenizer on dataset frames.
 
     hma train-tokenizer --data data/sim --out runs/tokenizer --minutes 15
+    hma train-tokenizer --data data/sim --init models/hma_discrete_moves --decoder-only --out runs/dec
 
 The loop lives in hma_ros/train/tokenizer.py.
 """
@@ -29,6 +30,10 @@ def add_parser(sub, name: str) -> None:
                    help="extra loss weight on pixels that changed since the episode's previous frame "
                         "(what the actions move; 0: off)")
     p.add_argument("--init", help="continue from this checkpoint's tokenizer (same architecture)")
+    p.add_argument("--decoder-only", action="store_true",
+                   help="with --init: train the decoder only; the encoder, so every frame's tokens, stay bitwise "
+                        "as loaded, and a dynamics model trained on them can take the new decoder "
+                        "(hma export --decoder)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.set_defaults(func=run)

@@ -34,6 +34,7 @@ class TokenizerTraining:
     latent_dim: int = 8
     motion_weight: float = 0.0
     init: str | None = None
+    decoder_only: bool = False
     seed: int = 0
     threads: int = 0
     command: str = field(default="", compare=False)
@@ -76,6 +77,10 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             raise TrainError(f"--init {opts.init}: no usable tokenizer ({str(e)[:200]})") from None
         if cfg.resolution != res_value:
             raise TrainError(f"--init {opts.init}: tokenizer is {cfg.resolution} px, the data {res_value} px")
+    if opts.decoder_only:  # the encoder (the token code) stays bitwise; only how tokens are drawn learns
+        if not opts.init:
+            raise TrainError("--decoder-only needs --init: the tokenizer (or HMA checkpoint) whose tokens to keep")
+        model.encoder.requires_grad_(False)
     train_idx, val_idx = {}, {}
     for name, ds in datasets.items():
         tr, va = ds.split(0.1, seed=0)
@@ -86,7 +91,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     names = list(datasets)
     episode = {n: np.asarray(ds.arrays["episode"]) for n, ds in datasets.items()}
     prev_ok = {n: np.asarray(ds.arrays["frame_mask"]).astype(bool) for n, ds in datasets.items()}
-    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     log = csv.writer(open(out / "train_log.csv", "w", newline=""))
@@ -127,7 +132,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
     bar.close()
     model.eval()
-    if cfg.kind == "continuous":  # bring soft tokens to ~unit std for the diffusion head
+    if cfg.kind == "continuous" and not opts.decoder_only:  # bring soft tokens to ~unit std for the diffusion head
         with torch.no_grad():
             sample = torch.from_numpy(np.stack([datasets[n].arrays["frames"][int(i)] for n in names
                                                 for i in train_idx[n][:64]]))
@@ -143,6 +148,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
               "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": opts.batch_size,
                            "motion_weight": opts.motion_weight, "init": opts.init,
+                           "decoder_only": opts.decoder_only,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
     save_checkpoint(out, model_state(model), config)
