@@ -279,6 +279,35 @@ def test_kv_cached_and_recomputed_windows_give_the_same_samples_for_the_same_see
     assert len(cache) == 3  # sampling never commits to the cache
 
 
+def test_confidence_order_decides_the_surest_tokens_first_and_the_rest_after_seeing_them():
+    tok, dyn, _ = tiny()
+    past = torch.randint(0, 3, (1, 3, 16, 2))
+    acts = torch.randn(1, 4, 5, 2)
+    ctx = (past, acts[:, :3])
+    # step 1 by hand: the slot fully masked, every position's most likely code and its log-probability
+    all_codes = torch.cat([past, dyn.tokens.blank(1, 16, "cpu")], dim=1)
+    mask = torch.cat([torch.zeros(1, 3, 16, dtype=torch.bool), torch.ones(1, 1, 16, dtype=torch.bool)], 1)
+    with torch.no_grad():
+        logits, _, _ = dyn("pusht", all_codes, mask, acts, None)
+    first = dyn.tokens.newest(logits)
+    conf = dyn.tokens.confidence(first)[0]
+    argmax = torch.stack([lg.argmax(-1) for lg in first], dim=-1)[0]
+    n_first = 16 - int(np.floor(16 * np.cos(np.pi / 2 * 0.5)))  # the cosine schedule's first share
+    out = sample_frame(dyn, "pusht", acts[:, 3], None, context=ctx, steps=2, temperature=0.0,
+                       gen=torch.Generator().manual_seed(7), order="confidence")[0]
+    sure = conf.topk(n_first).indices
+    assert torch.equal(out[sure], argmax[sure])  # the surest decided first, as argmax
+    rest = torch.ones(16, dtype=torch.bool)
+    rest[sure] = False
+    # the rest are decided seeing them: a different answer than step 1's argmax somewhere
+    assert not torch.equal(out[rest], argmax[rest])
+    rnd = sample_frame(dyn, "pusht", acts[:, 3], None, context=ctx, steps=2, temperature=0.0,
+                       gen=torch.Generator().manual_seed(7))[0]
+    assert not torch.equal(out, rnd)  # the order matters
+    with pytest.raises(ValueError, match="order must be one of"):
+        sample_frame(dyn, "pusht", acts[:, 3], None, context=ctx, steps=2, order="sorted")
+
+
 def test_temperature_really_changes_the_distribution():
     tok, dyn, _ = tiny()
     cache = KVCache(2, 5)

@@ -36,6 +36,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--prompt", type=int, default=0, help="prompt steps (default: the model's)")
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default; best PSNR in our sweep)")
+    p.add_argument("--mask-order", default="random", choices=("random", "confidence"),
+                   help="which masked tokens each unmasking step decides: a random permutation (default) or "
+                        "the surest first (MaskGIT's rule; discrete tokens)")
     p.add_argument("--where-temperature", type=float, default=0.0,
                    help="models with an action map: sample at this temperature the --where-tokens tokens the map "
                         "ranks most likely to change (0: off)")
@@ -116,20 +119,22 @@ def run(args) -> int:
             dyn.cfg.ddim_steps = args.ddim_steps
         wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
                         where_temperature=args.where_temperature, where_tokens=args.where_tokens,
-                        render=args.render)
+                        render=args.render, mask_order=args.mask_order)
         arms = {}
         for label, (oconfig, otok, odyn) in others.items():
             if name not in oconfig["embodiments"]:
                 raise CliError(f"--{label} {getattr(args, label)} has no {name} embodiment "
                                f"(it has {', '.join(oconfig['embodiments'])})")
             arms[label] = WorldModel(otok, odyn, oconfig, name, seed=args.seed, mask_steps=args.steps,
-                                     temperature=args.temperature, render=args.render)
+                                     temperature=args.temperature, render=args.render,
+                                     mask_order=args.mask_order if not odyn.continuous else "random")
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
         results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs, learned)
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
+        results[name]["sampling"] = {"mask_steps": args.steps, "temperature": args.temperature, "mask_order": args.mask_order}
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     table = format_table(results) + "\n\nWhat moves (1/16 of the frame side = 4 px at 64x64):\n\n" + \
         format_moves_table(results)

@@ -176,12 +176,21 @@ class TrainingLoss(torch.nn.Module):
         return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving, self.settings)
 
 
+UNMASK_ORDERS = ("random", "confidence")
+
+
 @torch.no_grad()
 def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, cache: KVCache | None,
                  context: tuple | None = None, steps: int = 2,
                  temperature: float = 1.0, gen: torch.Generator | None = None,
-                 pending: tuple[torch.Tensor, torch.Tensor | None] | None = None) -> torch.Tensor:
+                 pending: tuple[torch.Tensor, torch.Tensor | None] | None = None,
+                 order: str = "random") -> torch.Tensor:
     """Sample the codes of one new slot (B, S, K).
+
+    order: which masked positions are decided at each unmasking step: "random" (a random
+    permutation, drawn up front) or "confidence" (discrete tokens: the positions whose most
+    likely code is most probable, MaskGIT's rule; the rest wait and see them). The random
+    permutation is drawn either way, so the generator advances alike.
 
     pending (cached path only): (codes (B, S, K), normalized action (B, stride, dim)) of the
     previous, fully decided slot that is not in the cache yet. It is run together with the
@@ -201,7 +210,12 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
     tokens = model.tokens
     codes = tokens.blank(B, S, dev)
     masked = torch.ones(B, 1, S, dtype=torch.bool, device=dev)
-    order = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
+    if order not in UNMASK_ORDERS:
+        raise ValueError(f"order must be one of {UNMASK_ORDERS}, got {order!r}")
+    by_confidence = order == "confidence"
+    if by_confidence and model.continuous:
+        raise ValueError("order 'confidence' needs discrete tokens (continuous tokens have no likelihood)")
+    perm = torch.rand(B, S, generator=gen, device=dev).argsort(dim=-1)  # random unmask order
     done = 0
     use_actions = model.conditioning.uses_actions
     for i in range(steps):
@@ -234,7 +248,11 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
                     am = torch.cat([unknown, torch.zeros(B, 1, dtype=torch.bool, device=dev)], dim=1)
             logits, _, _ = model(emb, all_codes, all_mask, a, am)
             logits = tokens.newest(logits)
-        idx = order[:, done: done + n_now]  # positions whose turn it is
+        if by_confidence:  # the surest of the still-masked positions
+            conf = tokens.confidence(logits).masked_fill(~masked[:, 0], float("-inf"))
+            idx = conf.topk(n_now, dim=-1).indices
+        else:
+            idx = perm[:, done: done + n_now]  # positions whose turn it is
         bidx = torch.arange(B, device=dev)[:, None]
         codes[bidx, 0, idx] = tokens.sample(logits, idx, temperature, gen)
         masked[bidx, 0, idx] = False

@@ -97,6 +97,12 @@ class DiscreteTokens(nn.Module):
             nll = nll + F.cross_entropy(logits.flatten(0, -2), codes[..., k].flatten(), reduction="none").view(nll.shape)
         return nll, self.greedy(out)
 
+    @staticmethod
+    def confidence(out_slot) -> torch.Tensor:
+        """(B, S): log-probability of each position's most likely code (the sum over factors of
+        each factor's largest log-softmax), MaskGIT's order of unmasking: surest first."""
+        return sum(F.log_softmax(lg.float(), dim=-1).amax(dim=-1) for lg in out_slot)
+
     def sample(self, out_slot, idx: torch.Tensor, temperature: float, gen=None) -> torch.Tensor:
         """Tokens at positions idx (B, n) of a slot's output (newest()) -> (B, n, K). Every
         position is drawn and idx's kept: the generator advances as it always has, so a seed
@@ -155,6 +161,11 @@ class ContinuousTokens(nn.Module):
         if weight is not None:
             raise ValueError("per-token weights (motion_weight) are not implemented for MAR's diffusion loss")
         return self.token_head.loss(codes[sel].float(), out[sel], gen), torch.zeros((), device=codes.device)
+
+    @staticmethod
+    def confidence(out_slot) -> None:
+        """Continuous tokens have no likelihood to order by (MAR unmasks in random order)."""
+        return None
 
     def sample(self, out_slot, idx, temperature, gen=None) -> torch.Tensor:
         """Denoise only the tokens at idx (B, n) from their conditions -> (B, n, C)."""

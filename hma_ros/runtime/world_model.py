@@ -35,7 +35,7 @@ import torch
 
 from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
-from hma_ros.model.maskgit import sample_frame
+from hma_ros.model.maskgit import UNMASK_ORDERS, sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 from hma_ros.runtime import RENDER_MODES
 
@@ -79,7 +79,7 @@ class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
                  use_cache: bool = True, name: str = "", render: str = "residual", where_temperature: float = 0.0,
-                 where_tokens: int = 8, precision: str = "fp32"):
+                 where_tokens: int = 8, precision: str = "fp32", mask_order: str = "random"):
         if embodiment not in config["embodiments"]:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
@@ -92,6 +92,10 @@ class WorldModel:
         self.image_size = tuple(config["tokenizer"]["resolution"] for _ in range(2))
         self.stem = self.dyn.stems[embodiment]
         self.mask_steps, self.temperature, self.use_cache = mask_steps, temperature, use_cache
+        if mask_order not in UNMASK_ORDERS or (mask_order == "confidence" and self.dyn.continuous):
+            raise ValueError(f"mask_order must be one of {UNMASK_ORDERS} ('confidence' needs a discrete-token "
+                             f"model), got {mask_order!r}")
+        self.mask_order = mask_order
         if render not in RENDER_MODES:
             raise ValueError(f"render must be one of {RENDER_MODES}, got {render!r}")
         self.render = render
@@ -198,7 +202,7 @@ class WorldModel:
         """Codes (B, S, K) of the frame after `slots` given chunks a (B, stride, dim): through
         `cache` (which holds `slots`, but `pending`), or recomputing the whole context at every
         unmasking step."""
-        kw = dict(steps=self.mask_steps, temperature=self._temperature(a), gen=self.gen)
+        kw = dict(steps=self.mask_steps, temperature=self._temperature(a), gen=self.gen, order=self.mask_order)
         if cache is not None:
             return sample_frame(self.dyn, self.embodiment, a, cache, pending=pending, **kw)
         context = self._context(slots, a.shape[0])
