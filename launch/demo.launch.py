@@ -1,6 +1,7 @@
 """The whole graph against a simulated robot, on one machine: the simulated robot publishes
 camera + joint states, the imagine node imagines, RViz (optional) shows both. It is the two
-launch files a robot user runs, included, not a copy of them.
+launch files a robot user runs, included, not a copy of them. The checkpoint defaults to
+hma_discrete_moves, the shipped model that draws the PushT agent where the commands take it.
 
     ros2 launch hma_ros demo.launch.py rviz:=true
 """
@@ -19,7 +20,7 @@ def generate_launch_description():
     launch_dir = os.path.join(get_package_share_directory("hma_ros"), "launch")
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
-        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_moves"),
         DeclareLaunchArgument("rviz", default_value="false"),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(os.path.join(launch_dir, "sim_robot.launch.py")),

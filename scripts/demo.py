@@ -2,7 +2,7 @@
 """`make demo`: the hma_ros graph against a simulated robot, as real ROS 2 processes.
 
 sim_robot_node (PushT on the real gym-pusht simulator: camera + joint states + its controller's
-commands over DDS) -> imagine_node (the shipped checkpoint imagines the next 4 s at every 2 Hz
+commands over DDS) -> imagine_node (the shipped checkpoint hma_discrete_moves imagines the next 4 s at every 2 Hz
 step) -> recorder_node (records the camera and the filmstrips for DURATION s, scores each
 imagined frame against what the camera really showed at that time). Writes out/demo.gif (what
 really happened next | what the model imagined, 0.5 s ahead) and out/recording.json, and prints
@@ -32,7 +32,7 @@ def start(exe: str, params: dict, log: Path) -> subprocess.Popen:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=30.0)
-    ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_small"))
+    ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_moves"))
     ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--out", default=str(REPO / "out"))
     args = ap.parse_args()

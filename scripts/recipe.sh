@@ -15,8 +15,10 @@
 # gpu2 gpu_eval (version 3 of hma_discrete_moves: more PushT data, trained on a GPU; gpu1/gpu2 need
 # a CUDA machine -- benchmarks/gpu_session.sh, run there through the device tool with .devdata
 # carried -- and are skipped by STAGE=all), tokenizer2 (models/tokenizer_moves version 2), bc (the
-# BC image policy, ranked) and synth_exp (paper
-# Tab. 6: BC on 10 real + synthetic episodes vs 100 real).
+# BC image policy, ranked), synth_exp (paper Tab. 6: BC on 10 real + synthetic episodes vs 100
+# real), moves4 moves4_eval (version 4 of hma_discrete_moves and version 3 of tokenizer_moves: the
+# dynamics on tokenizer version 2, then decoder-only tokenizer training; arm A: version 3 with its
+# own decoder retrained).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -311,4 +313,32 @@ if [[ $STAGE == all || $STAGE == synth_exp ]]; then
     hma train-bc --data data/bc/pusht:10 data/bc_synth/pusht:$N --out runs/bc_syn$N $BC --json runs/synth_exp/syn$N.json
   done
   hma train-bc --data data/bc/pusht:100 --out runs/bc_real100 $BC --json runs/synth_exp/real100.json
+fi
+if [[ $STAGE == all || $STAGE == moves4 ]]; then  # after tokenizer2 (and gpu_eval's shipped version 3)
+  DEC="--data data/sim data/big/pusht data/pose/pusht --decoder-only --motion-weight 20 --lr 5e-4 --threads 1"
+  # arm A: version 3's own token code, its decoder retrained (the dynamics untouched)
+  hma train-tokenizer $DEC --init models/hma_discrete_moves --out runs/tok_dec --minutes 30
+  hma train-tokenizer $DEC --init runs/tok_dec --out runs/tok_dec2 --minutes 45
+  hma export --ckpt models/hma_discrete_moves --decoder runs/tok_dec2 --out runs/moves_dec2
+  # arm B (shipped): the dynamics on tokenizer version 2 (85-min budget: 2,887 steps at 1.6-1.8 s/step
+  # beside another job), then that tokenizer's decoder alone
+  hma train --data data/sim data/big/pusht data/pose/pusht --embodiments $PRE --init models/hma_discrete_moves \
+      --tokenizer models/tokenizer_moves --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+      --batch-size 8 --lr 3e-4 --warmup 50 --steps 6000 --minutes 85 --save-every 500 --eval-every 100000 \
+      --threads 1 --out runs/cpu_tok2
+  hma train-tokenizer $DEC --init models/tokenizer_moves --out runs/tok2_dec --minutes 32
+  hma export --ckpt runs/cpu_tok2 --decoder runs/tok2_dec --out models/hma_discrete_moves
+  hma export --ckpt runs/tok2_dec --out models/tokenizer_moves
+fi
+if [[ $STAGE == all || $STAGE == moves4_eval ]]; then
+  python scripts/tokenizer_agent.py runs/tok_dec runs/tok_dec2 models/tokenizer_moves
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  for R in moves_dec2 cpu_tok2; do
+    [[ -d runs/$R ]] && OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves $TP --out runs/test_tok2_final_tokens_pusht
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 24 \
+      --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_tok2_final_3
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/moves4_50.json --plot runs/rank/moves4_50.png --gif runs/rank/moves4_50.gif
 fi
