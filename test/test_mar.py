@@ -140,6 +140,10 @@ def test_mar_through_the_commands_tokenizer_train_eval_bench(tmp_path, capsys):
     assert res["perplexity"] is None and res["token_accuracy"] is None  # no categorical over soft tokens
     assert "| - | - |" in (tmp_path / "m/eval/table.md").read_text()
     capsys.readouterr()
+    # MaskGIT's confidence order needs a likelihood: refused with the reason, nothing written
+    assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(tmp_path / "pusht"), "--windows", "1",
+                "--trials", "1", "--mask-order", "confidence", "--out", str(tmp_path / "conf")]) == 2
+    assert "has continuous tokens (MAR)" in capsys.readouterr().err and not (tmp_path / "conf").exists()
     assert hma(["bench", "--ckpt", str(tmp_path / "m"), "--repeats", "1", "--ddim-steps", "5"]) == 0
     bench = json.loads(capsys.readouterr().out)
     assert bench["tokens"] == "continuous" and bench["ddim_steps"] == 5

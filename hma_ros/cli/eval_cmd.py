@@ -107,6 +107,9 @@ def run(args) -> int:
             learned["fid"] = FIDInception.load(args.fid)
     except MetricWeightsError as e:
         raise CliError(str(e)) from None
+    if args.mask_order == "confidence" and dyn.continuous:
+        raise CliError(f"--mask-order confidence: {args.ckpt} has continuous tokens (MAR), which have no "
+                       "likelihood to order by; leave --mask-order out (random order)")
     out = Path(args.out or Path(args.ckpt) / "eval")
     out.mkdir(parents=True, exist_ok=True)
     P = args.prompt or dyn.cfg.prompt
