@@ -11,6 +11,9 @@
 # GPU_STAGE=2 instead: two continuations of INIT (the stage-1 winner, runs/gpu_big) side by side for
 # TRAIN_MIN minutes, with and without data/pose/pusht (pose-pusher demonstrations, contact-rich):
 #      pose  - data/sim + data/big/pusht + data/pose/pusht;  more - data/sim + data/big/pusht
+# GPU_STAGE=graphs: benchmarks/gpu_graphs.py (imagination speed with CUDA graphs and fused elementwise
+# steps, HMA-Base and the shipped size), then the shipped dynamics and its tokenizer's decoder (alone)
+# trained side by side for TRAIN_MIN minutes (runs/gpu_dyn5, runs/gpu_dec5).
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -33,6 +36,35 @@ for f in sorted(pathlib.Path(".devdata").rglob("frames.u8.xz")):
     f.unlink()
 print("data unpacked")
 EOF
+
+if [[ ${GPU_STAGE:-1} == graphs ]]; then
+  # 1. imagination speed path by path (eager, CUDA graphs, graphs + fused elementwise steps; fp32,
+  #    bf16) at HMA-Base and the shipped size, and the paths' token agreement (benchmarks/gpu_graphs.py)
+  mkdir -p /tmp/gbench
+  timeout "${BENCH_S:-270}" python3 benchmarks/gpu_graphs.py --out /tmp/gbench ${GRAPHS_ARGS:-} 2>&1 | tee /tmp/gbench/graphs.log \
+    || echo "gpu_graphs.py stopped (rc $?)"
+  tar czf "$OUT/bench.tgz" -C /tmp gbench  # back even if the training below runs out of time
+  echo "bench done at $(( $(date +%s) - t0 )) s"
+  # 2. side by side for TRAIN_MIN minutes: the shipped dynamics continued at batch 32 (its own
+  #    tokenizer; the 2,887 CPU steps that made version 4 were batch 8), and the shipped
+  #    tokenizer's decoder alone (the encoder, so the tokens, bitwise), as on the CPU but ~10x the steps
+  D=".devdata/sim .devdata/big/pusht .devdata/pose/pusht"
+  hma train --data $D --embodiments pusht,reacher,cheetah --init models/hma_discrete_moves --motion-weight 5 \
+    --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 --steps "${STEPS:-2800}" \
+    --minutes "$TRAIN_MIN" --save-every 100000 --eval-every 0 --device $DEV --fp16 --out runs/gpu_dyn5 \
+    > "$OUT/res/train_dyn5.log" 2>&1 &
+  hma train-tokenizer --data $D --init models/hma_discrete_moves --decoder-only --motion-weight 20 --lr 5e-4 \
+    --minutes "$TRAIN_MIN" --device $DEV --out runs/gpu_dec5 > "$OUT/res/train_dec5.log" 2>&1 &
+  wait
+  for R in dyn5 dec5; do
+    cp "runs/gpu_$R/model.safetensors" "$OUT/gpu_$R.safetensors" || echo "no runs/gpu_$R"
+    cp "runs/gpu_$R/config.yaml" "$OUT/res/gpu_$R.config.yaml"
+    cp "runs/gpu_$R/train_log.csv" "$OUT/res/gpu_$R.train_log.csv"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "graphs stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
 
 if [[ ${GPU_STAGE:-1} == 2 ]]; then
   MX=(--mixture pusht=0.7,reacher=0.15,cheetah=0.15)

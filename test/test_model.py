@@ -279,6 +279,45 @@ def test_kv_cached_and_recomputed_windows_give_the_same_samples_for_the_same_see
     assert len(cache) == 3  # sampling never commits to the cache
 
 
+def test_static_kv_cache_gives_the_dynamic_caches_logits_at_fixed_shapes_and_commits_in_place():
+    """StaticKVCache (the CUDA-graph path): a pass attends over the whole fixed buffer through a
+    mask, yet gives the dynamic cache's logits; its buffers keep their shape and storage from
+    window to window (a replayed graph reads them); append commits what the pass wrote; a window
+    that does not fit is refused."""
+    from hma_ros.model.dynamics import StaticKVCache
+
+    tok, dyn, _ = tiny()
+    codes = torch.randint(0, 3, (2, 4, 16, 2))
+    acts = torch.randn(2, 4, 5, 2)
+    masked = torch.zeros(2, 4, 16, dtype=torch.bool)
+    masked[:, 3, ::2] = True
+    static = StaticKVCache(2, 5)
+    for _ in range(2):  # a second window reuses the buffers
+        dynamic = KVCache(2, 5)
+        static.reset()
+        outs = []
+        for cache in (dynamic, static):
+            with torch.no_grad():
+                _, _, kv = cache.forward(dyn, "pusht", codes[:, :2], masked[:, :2], acts[:, :2], first_is_start=True)
+                cache.append(kv)
+                one = cache.forward(dyn, "pusht", codes[:, 2:], masked[:, 2:], acts[:, 2:])  # 2 slots
+                cache.append([(k[:, :, :1], v[:, :, :1]) for k, v in one[2]])  # commit the first
+                two = cache.forward(dyn, "pusht", codes[:, 3:], masked[:, 3:], acts[:, 3:])
+            outs.append((one[0], two[0]))
+        for a, b in zip(outs[0], outs[1], strict=True):
+            for la, lb in zip(a, b, strict=True):
+                torch.testing.assert_close(la, lb, rtol=1e-5, atol=1e-5)
+        assert len(static) == len(dynamic) == 3 and static.next_pos == 3
+        ptr = static.buf[0][0].data_ptr()
+        assert static.buf[0][0].shape[2] == static.capacity == 7
+    assert static.buf[0][0].data_ptr() == ptr  # the same storage in every window
+    with pytest.raises(ValueError, match="commits only slots a forward through it wrote"):
+        static.append([(torch.zeros(32, 2, 2, 16), torch.zeros(32, 2, 2, 16))] * 2)
+    static.n = 6
+    with pytest.raises(ValueError, match="do not fit"):
+        static.positions(2)
+
+
 def test_confidence_order_decides_the_surest_tokens_first_and_the_rest_after_seeing_them():
     tok, dyn, _ = tiny()
     past = torch.randint(0, 3, (1, 3, 16, 2))
@@ -789,16 +828,18 @@ def test_cached_imagination_equals_the_recomputed_window_after_100_observed_step
     chunks = rng.uniform(0, 512, (100, 5, 2))
     fut = None if planned else rng.uniform(0, 512, (2 * dyn.cfg.window, 5, 2))
     out, acts = [], []
-    for use_cache in (True, False):
-        wm = WorldModel(tok, dyn, config, "pusht", seed=5, use_cache=use_cache, temperature=0.0)
+    # the dynamic KV cache, the fixed-shape one (what CUDA graphs replay; eager here), the reference
+    for use_cache, graphs in ((True, False), (True, True), (False, False)):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=5, use_cache=use_cache, temperature=0.0, graphs=graphs)
         for t in range(100):
             wm.observe(frames[t], chunks[t - 1] if t else None)
         out.append(wm.imagine(fut, horizon=2 * dyn.cfg.window))
         acts.append(wm.act())
     assert out[0].shape == (2 * dyn.cfg.window, 32, 32, 3)
-    for k in range(len(out[0])):  # every frame identical
-        np.testing.assert_array_equal(out[0][k], out[1][k], err_msg=f"frame {k}")
-    np.testing.assert_allclose(acts[0], acts[1], rtol=1e-4, atol=1e-3)
+    for path in (1, 2):
+        for k in range(len(out[0])):  # every frame identical
+            np.testing.assert_array_equal(out[path][k], out[0][k], err_msg=f"path {path}, frame {k}")
+        np.testing.assert_allclose(acts[path], acts[0], rtol=1e-4, atol=1e-3)
 
 
 def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():
@@ -815,8 +856,8 @@ def test_world_model_rollouts_are_identical_with_and_without_the_kv_cache():
     np.testing.assert_array_equal(out[0], out[1])
 
 
-@pytest.mark.parametrize("use_cache", [True, False])
-def test_many_futures_at_once_are_each_future_imagined_alone(use_cache):
+@pytest.mark.parametrize("use_cache,graphs", [(True, False), (False, False), (True, True)])
+def test_many_futures_at_once_are_each_future_imagined_alone(use_cache, graphs):
     """imagine() with (B, K, stride, dim) chunks imagines B futures from the same history in one
     batched call per unmasking step (planning): with one unmasking pass and greedy decoding (no
     random order or draw to differ), future b's frames are exactly those imagine() gives for it
@@ -825,7 +866,7 @@ def test_many_futures_at_once_are_each_future_imagined_alone(use_cache):
     rng = np.random.default_rng(3)
     frames = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
     futs = rng.uniform(0, 512, (3, dyn.cfg.window + 2, 5, 2))
-    wm = WorldModel(tok, dyn, config, "pusht", seed=1, mask_steps=1, use_cache=use_cache)
+    wm = WorldModel(tok, dyn, config, "pusht", seed=1, mask_steps=1, use_cache=use_cache, graphs=graphs)
     for t, f in enumerate(frames):
         wm.observe(f, futs[0, 0] if t else None)
     many = wm.imagine(futs)

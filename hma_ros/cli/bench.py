@@ -8,6 +8,7 @@ measured here with a 1024x1024 fp32 matmul), peak RSS; JSON to stdout (and --jso
     hma bench --geometry layers=8,d=256,heads=8,grid=8          # random weights, any size
     hma bench --geometry layers=32,d=256,heads=16,grid=16,res=256  # the paper's HMA-Base shape
     hma bench --ckpt models/hma_discrete_small --batch 16     # 16 candidate futures per call
+    hma bench --geometry layers=32,d=256,heads=16,grid=16,res=256 --device cuda --graphs  # CUDA graphs
 
 --geometry keys: layers, d, heads, grid (tokens per side), res (frame side, default 8*grid),
 action_tokens (1: concat + modulate, the default; 0: modulate only), window, prompt, levels
@@ -35,6 +36,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                    help="autocast dtype of the model calls (bf16/fp16 pay off on GPUs; on a CPU without "
                         "bf16 units they are slower)")
+    p.add_argument("--graphs", action="store_true",
+                   help="the cached passes through fixed-shape KV caches, captured once and replayed as CUDA "
+                        "graphs on --device cuda (on a CPU the same path runs eagerly)")
+    p.add_argument("--compile", action="store_true",
+                   help="fuse the blocks' elementwise steps with torch.compile (compiles on first use)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--json", help="also write the JSON here")
@@ -51,7 +57,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     try:
         result = benchmark(args.ckpt, args.geometry, args.device, args.embodiment, args.horizon, args.repeats,
-                           args.steps, args.ddim_steps, args.batch, args.precision)
+                           args.steps, args.ddim_steps, args.batch, args.precision, args.graphs,
+                           args.compile)
     except BenchError as e:
         raise CliError(str(e)) from None
     text = json.dumps(result, indent=2)

@@ -36,6 +36,8 @@ def add_parser(sub, name: str) -> None:
                         "(hma export --decoder)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default %(default)s); the checkpoint is "
+                                                   "written for the CPU either way")
     p.set_defaults(func=run)
 
 

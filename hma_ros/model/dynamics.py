@@ -211,14 +211,57 @@ class Head(nn.Module):
         return self.net(h).unflatten(-1, (self.stride, self.action_dim))
 
 
-def rotary(x: torch.Tensor, pos: torch.Tensor) -> torch.Tensor:
-    """Rotary embedding over the last dim of x (..., T, Dh) at integer positions pos (T,)."""
-    dh = x.shape[-1]
-    inv = 1.0 / (10000 ** (torch.arange(0, dh, 2, device=x.device, dtype=torch.float32) / dh))
+def rope_tables(pos: torch.Tensor, dh: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rotary angles' (cos, sin), float32 (T, Dh/2), at integer positions pos (T,): computed once
+    per forward and shared by every layer (they depend on the positions alone)."""
+    inv = 1.0 / (10000 ** (torch.arange(0, dh, 2, device=pos.device, dtype=torch.float32) / dh))
     ang = pos.to(torch.float32)[:, None] * inv[None]  # (T, Dh/2)
-    cos, sin = ang.cos().to(x.dtype), ang.sin().to(x.dtype)
+    return ang.cos(), ang.sin()
+
+
+def rotary(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    """Rotary embedding over the last dim of x (..., T, Dh) with `rope_tables` of its positions."""
+    cos, sin = (t.to(x.dtype) for t in rope)
     x1, x2 = x[..., 0::2], x[..., 1::2]
     return torch.stack([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1).flatten(-2)
+
+
+def modulated_norm(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """LayerNorm without affine (eps 1e-5), then adaLN's modulation: norm(x) * (1 + scale) + shift."""
+    return F.layer_norm(x, x.shape[-1:]) * (1 + scale) + shift
+
+
+def gated_residual(x: torch.Tensor, gate: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """x + gate * y (adaLN-Zero's gated residual)."""
+    return x + gate * y
+
+
+def rotary_qk(q: torch.Tensor, k: torch.Tensor, rope) -> tuple[torch.Tensor, torch.Tensor]:
+    return rotary(q, rope), rotary(k, rope)
+
+
+class Pointwise:
+    """The elementwise steps between a block's matrix products. Eager by default; `compiled()`
+    gives the same functions through torch.compile, which fuses each into one kernel (on a GPU
+    at batch 1 a block is ~40 small kernels, and their count, not arithmetic, sets the time)."""
+
+    modulated_norm = staticmethod(modulated_norm)
+    gated_residual = staticmethod(gated_residual)
+    rotary_qk = staticmethod(rotary_qk)
+    _compiled = None
+
+    @classmethod
+    def compiled(cls):
+        if cls._compiled is None:
+            import torch._dynamo
+
+            cfg = torch._dynamo.config  # one compiled function serves every block: shapes x dtypes recompile
+            cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
+            cls._compiled = type("CompiledPointwise", (), {
+                name: staticmethod(torch.compile(fn, dynamic=False, fullgraph=True))
+                for name, fn in (("modulated_norm", modulated_norm), ("gated_residual", gated_residual),
+                                 ("rotary_qk", rotary_qk))})
+        return cls._compiled
 
 
 class _Attention(nn.Module):
@@ -244,18 +287,19 @@ class TemporalAttention(_Attention):
     """Causal attention along time, per token position, with rotary positions (so cached keys
     keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first."""
 
-    def forward(self, h: torch.Tensor, pos: torch.Tensor, past=None):
-        """h (B, T, S', D); pos (T,); past: a layer's view of a KVCache or None. Returns (out,
-        (k, v) of these T slots, (B*S', H, T, Dh))."""
+    pointwise = Pointwise
+
+    def forward(self, h: torch.Tensor, rope, mask: torch.Tensor, past=None):
+        """h (B, T, S', D); rope: `rope_tables` of the T slots' positions; mask (T, keys) bool,
+        True = may attend (`Trunk.attention_mask`); past: a layer's view of a KVCache or None.
+        Returns (out, (k, v) of these T slots, (B*S', H, T, Dh))."""
         B, T, S, D = h.shape
         h = h.permute(0, 2, 1, 3).reshape(B * S, T, D)
         q, k, v = (_heads(t, self.h) for t in self.qkv(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
-        q, k = rotary(q, pos), rotary(k, pos)
+        q, k = self.pointwise.rotary_qk(q, k, rope)
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
-        tp = k.shape[2] - T
-        mask = torch.ones(T, tp + T, dtype=torch.bool, device=h.device).tril(diagonal=tp)
         a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         a = a.transpose(1, 2).reshape(B, S, T, D).permute(0, 2, 1, 3)
         return self.out(a), new_kv
@@ -286,10 +330,11 @@ class Block(nn.Module):
     each sub-layer normalized and modulated adaLN-Zero style by the slot's condition c (`ada`:
     shift, scale and gate per sub-layer, starting at zero)."""
 
+    pointwise = Pointwise  # HMADynamics.compile_pointwise() swaps in the compiled ones
+
     def __init__(self, cfg: DynamicsConfig):
         super().__init__()
         d = cfg.d_model
-        self.norm1, self.norm2, self.norm3 = (nn.LayerNorm(d, elementwise_affine=False) for _ in range(3))
         self.spatial = SpatialAttention(d, cfg.n_heads)
         self.temporal = TemporalAttention(d, cfg.n_heads)
         hidden = int(d * cfg.mlp_ratio)
@@ -299,18 +344,20 @@ class Block(nn.Module):
         nn.init.zeros_(self.ada.bias)
         self.cross = CrossAttention(d, cfg.n_heads) if cfg.conditioning == "cross" else None
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, past=None,
+    def forward(self, x: torch.Tensor, c: torch.Tensor, rope, mask: torch.Tensor, past=None,
                 ctx: torch.Tensor | None = None):
-        """x (B, T, S', D); c (B, T, D); pos (T,) temporal positions; past: the layer's view of
-        a KVCache (earlier slots' keys/values, (B*S', H, Tp, Dh)) or None; ctx (B, T, C, D)
-        action tokens ("cross"). Returns (x, (k, v) of these T slots)."""
+        """x (B, T, S', D); c (B, T, D); rope, mask: the temporal positions' rotary tables and
+        the causal mask (Trunk); past: the layer's view of a KVCache (earlier slots'
+        keys/values, (B*S', H, Tp, Dh)) or None; ctx (B, T, C, D) action tokens ("cross").
+        Returns (x, (k, v) of these T slots)."""
         sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
-        x = x + g1 * self.spatial(self.norm1(x) * (1 + sc1) + sh1)
+        f = self.pointwise
+        x = f.gated_residual(x, g1, self.spatial(f.modulated_norm(x, sh1, sc1)))
         if self.cross is not None:
             x = x + self.cross(x, ctx)
-        a, new_kv = self.temporal(self.norm2(x) * (1 + sc2) + sh2, pos, past)
-        x = x + g2 * a
-        x = x + g3 * self.mlp(self.norm3(x) * (1 + sc3) + sh3)
+        a, new_kv = self.temporal(f.modulated_norm(x, sh2, sc2), rope, mask, past)
+        x = f.gated_residual(x, g2, a)
+        x = f.gated_residual(x, g3, self.mlp(f.modulated_norm(x, sh3, sc3)))
         return x, new_kv
 
 
@@ -321,15 +368,27 @@ class Trunk(nn.Module):
         super().__init__()
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
+        self.head_dim = cfg.d_model // cfg.n_heads
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, cache: KVCache | None = None,
                 ctx: torch.Tensor | None = None):
-        """x (B, T, S', D) -> (x, per-layer (k, v) of these T slots)."""
+        """x (B, T, S', D) at temporal positions pos (T,) -> (x, per-layer (k, v) of these T
+        slots). The rotary tables and the causal mask are made once here for every layer."""
+        rope = rope_tables(pos, self.head_dim)
+        mask = self.attention_mask(x.shape[1], pos, cache)
         new = []
         for i, blk in enumerate(self.blocks):
-            x, kv = blk(x, c, pos, cache.layer(i) if cache is not None else None, ctx)
+            x, kv = blk(x, c, rope, mask, cache.layer(i) if cache is not None else None, ctx)
             new.append(kv)
         return self.norm_out(x), new
+
+    @staticmethod
+    def attention_mask(T: int, pos: torch.Tensor, cache: KVCache | None) -> torch.Tensor:
+        """(T, keys) bool: slot i of these T sees every cached slot and these up to itself."""
+        if cache is not None and cache.static:  # keys: the whole buffer, slot j at position j
+            return cache.keys[None] <= pos[:, None]
+        tp = len(cache) if cache is not None else 0
+        return torch.ones(T, tp + T, dtype=torch.bool, device=pos.device).tril(diagonal=tp)
 
 
 class Conditioning(nn.Module):
@@ -421,6 +480,13 @@ class HMADynamics(nn.Module):
     def continuous(self) -> bool:
         return self.tokens.continuous
 
+    def compile_pointwise(self, on: bool = True) -> None:
+        """Run the blocks' elementwise steps through torch.compile (Pointwise.compiled): the same
+        functions, fused; compiled on first use per shape (a few seconds each). on=False: eager."""
+        fused = Pointwise.compiled() if on else Pointwise
+        for blk in self.trunk.blocks:
+            blk.pointwise = blk.temporal.pointwise = fused
+
     def action_loss(self, emb: str, feat: torch.Tensor, target: torch.Tensor, gen=None) -> torch.Tensor:
         """feat (N, D) trunk features at action slots, target (N, stride, dim) normalized chunks."""
         return self.tokens.action_loss(self.heads[emb], feat, target, gen)
@@ -486,8 +552,7 @@ class HMADynamics(nn.Module):
                 known[:, 0] = False
             amap = self.action_map(self.stems[emb].place(actions)) * known[..., None, None]
             x[:, :, : cfg.tokens_per_frame] = x[:, :, : cfg.tokens_per_frame] + amap
-        t0 = cache.next_pos if cache is not None else 0
-        pos = torch.arange(t0, t0 + T, device=codes.device)
+        pos = cache.positions(T, codes.device) if cache is not None else torch.arange(T, device=codes.device)
         x, new = self.trunk(x, self.conditioning.condition(act), pos, cache, self.conditioning.context(act))
         img = x[:, :, : cfg.tokens_per_frame]
         out = self.tokens.head(img)
@@ -503,6 +568,8 @@ class KVCache:
     whole cache per pass, which concatenating did: 1/10 of an imagined frame's CPU time). Only
     `append` commits; what a forward wrote beyond the committed length is scratch."""
 
+    static = False  # StaticKVCache: fixed shapes, for CUDA graphs
+
     def __init__(self, n_layers: int, max_slots: int):
         self.buf: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * n_layers
         self.n = 0  # committed slots
@@ -514,6 +581,16 @@ class KVCache:
 
     def layer(self, i: int) -> _LayerCache | None:
         return _LayerCache(self, i) if self.n else None
+
+    def positions(self, T: int, device) -> torch.Tensor:
+        """(T,) temporal positions of the next T slots."""
+        return torch.arange(self.next_pos, self.next_pos + T, device=device)
+
+    def forward(self, model: HMADynamics, emb: str, codes: torch.Tensor, masked: torch.Tensor,
+                actions: torch.Tensor | None, first_is_start: bool = False):
+        """model(...) over these slots after the cached ones (HMADynamics.forward's outputs): the
+        call every cached sampling pass makes; StaticKVCache replays it as a CUDA graph."""
+        return model(emb, codes, masked, actions, None, cache=self, first_is_start=first_is_start)
 
     def _room(self, i: int, like: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer i's buffers, with room for `slots` slots (allocated or grown, committed kept)."""
@@ -551,6 +628,137 @@ class KVCache:
                 kb[:, :, : self.max_slots] = kb[:, :, drop: self.n].clone()
                 vb[:, :, : self.max_slots] = vb[:, :, drop: self.n].clone()
             self.n = self.max_slots
+
+
+def _capturing(device) -> bool:
+    return torch.device(device).type == "cuda" and torch.cuda.is_current_stream_capturing()
+
+
+class StaticKVCache(KVCache):
+    """A KVCache of fixed shapes, so the cached sampling passes can be captured once as CUDA
+    graphs and replayed (one launch instead of a kernel launch per op: at batch 1 a GPU is
+    otherwise idle between the small kernels, and the time goes to the host).
+
+    What differs from KVCache: the buffers hold `max_slots + 2` slots from the start (zeros) and
+    are reused by every window (`reset`); slot j sits at index j, which is its temporal
+    position (it never slides: a window restarts instead, as WorldModel does); a forward writes
+    its slots' keys/values at their positions with `index_copy_` and attends over the whole
+    buffer through a mask (keys at positions <= its own), so no shape depends on how many slots
+    are cached; its positions are a device tensor filled before each pass. `append` commits
+    what the last forward through this cache already wrote there (no copy).
+
+    With `graphs` (a CUDA device), `forward` captures each pass shape -- the first unmasking
+    pass with the pending slot (2 slots) and the later ones (1) -- the first time it meets it,
+    and replays it after copying the inputs in. On a CPU (or graphs off) it runs the same
+    computation eagerly: the tests run this path where there is no GPU."""
+
+    static = True
+
+    def __init__(self, n_layers: int, max_slots: int, device="cpu", graphs: bool = False):
+        super().__init__(n_layers, max_slots)
+        self.capacity = max_slots + 2
+        self.device = torch.device(device)
+        self.keys = torch.arange(self.capacity, device=self.device)  # key j: position j
+        self._steps: dict[int, torch.Tensor] = {}  # T -> arange(T)
+        self._pos: dict[int, torch.Tensor] = {}  # T -> the positions of a T-slot pass
+        self._written = 0  # slots the last forward wrote (committed + its own)
+        self.graphs = bool(graphs) and self.device.type == "cuda"
+        self._graphs: dict = {}
+        self._pool = None
+
+    def reset(self) -> None:
+        """Empty (a new window); the buffers -- and the graphs that read them -- are kept."""
+        self.n = self.next_pos = self._written = 0
+
+    def layer(self, i: int) -> _LayerCache:
+        return _LayerCache(self, i)  # also when empty: every pass writes its slots in place
+
+    def positions(self, T: int, device=None) -> torch.Tensor:
+        """The (T,) position tensor a T-slot pass reads, filled with n..n+T-1 (not while a graph
+        is being captured: the replay reads what the latest fill wrote)."""
+        if self.n + T > self.capacity:
+            raise ValueError(f"a static KV cache holds {self.capacity} slots; {self.n} cached + {T} new "
+                             "do not fit (restart the window)")
+        if T not in self._pos:
+            self._steps[T] = torch.arange(T, device=self.device)
+            self._pos[T] = self._steps[T].clone()
+        if not _capturing(self.device):
+            torch.add(self._steps[T], self.n, out=self._pos[T])
+        self._written = self.n + T
+        return self._pos[T]
+
+    def _room(self, i: int, like: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
+        have = self.buf[i]
+        if have is not None and have[0].shape[:2] == like.shape[:2] and have[0].dtype == like.dtype:
+            return have
+        if _capturing(self.device):
+            raise RuntimeError("static KV cache: buffers must exist before a graph is captured")
+        self.buf[i] = tuple(like.new_zeros(like.shape[0], like.shape[1], self.capacity, like.shape[3])
+                            for _ in range(2))
+        self._graphs.clear()  # they read the old buffers
+        return self.buf[i]
+
+    def extended(self, i: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Writes k, v (T new slots) at their positions; returns the whole buffers (the mask
+        hides the slots past them)."""
+        kb, vb = self._room(i, k, self.capacity)
+        pos = self._pos[k.shape[2]]
+        kb.index_copy_(2, pos, k)
+        vb.index_copy_(2, pos, v)
+        return kb, vb
+
+    def append(self, new: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Commit the first t slots the last forward through this cache wrote (`new` are their
+        keys/values, already in place)."""
+        t = new[0][0].shape[2]
+        if self.n + t > self._written:
+            raise ValueError("a static KV cache commits only slots a forward through it wrote")
+        self.n += t
+        self.next_pos += t
+
+    def forward(self, model, emb, codes, masked, actions, first_is_start: bool = False):
+        if not self.graphs or first_is_start:
+            return model(emb, codes, masked, actions, None, cache=self, first_is_start=first_is_start)
+        T = codes.shape[1]
+        self.positions(T)  # what this replay reads
+        key = (T, tuple(codes.shape), actions is None, codes.dtype)
+        g = self._graphs.get(key)
+        if g is None:
+            g = self._graphs[key] = self._capture(model, emb, codes, masked, actions)
+        else:
+            g["inputs"][0].copy_(codes)
+            g["inputs"][1].copy_(masked)
+            if actions is not None:
+                g["inputs"][2].copy_(actions)
+            g["graph"].replay()
+        return g["out"]
+
+    def _capture(self, model, emb, codes, masked, actions) -> dict:
+        """Warm the pass up on a side stream, capture it, replay it once (capturing runs
+        nothing). Under autocast the capture re-enters it without the cast-weight cache, whose
+        copies would not outlive the capture (PyTorch's rule for autocast in graphs)."""
+        import contextlib
+
+        inputs = (codes.clone(), masked.clone(), None if actions is None else actions.clone())
+
+        def run():
+            return model(emb, inputs[0], inputs[1], inputs[2], None, cache=self, first_is_start=False)
+
+        ctx = contextlib.nullcontext()
+        if torch.is_autocast_enabled("cuda"):
+            ctx = torch.autocast("cuda", dtype=torch.get_autocast_dtype("cuda"), cache_enabled=False)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side), ctx:
+            for _ in range(2):
+                run()
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph, pool=self._pool), ctx:
+            out = run()
+        self._pool = graph.pool()
+        graph.replay()
+        return {"graph": graph, "inputs": inputs, "out": out}
 
 
 class _LayerCache:

@@ -227,13 +227,13 @@ def sample_frame(model: HMADynamics, emb: str, action_in: torch.Tensor | None, c
                 a = torch.stack([pending[1], action_in], dim=1)
             both = torch.cat([pending[0][:, None], codes], dim=1)
             both_mask = torch.cat([torch.zeros_like(masked), masked], dim=1)
-            logits, _, kv = model(emb, both, both_mask, a, None, cache=cache, first_is_start=False)
+            logits, _, kv = cache.forward(model, emb, both, both_mask, a)
             cache.append([(k[:, :, :1], v[:, :, :1]) for k, v in kv])
             logits = tokens.newest(logits)
         elif cache is not None:
             a = action_in[:, None] if (use_actions and action_in is not None) else None
             first = len(cache) == 0 and cache.next_pos == 0
-            logits, _, _ = model(emb, codes, masked, a, None, cache=cache, first_is_start=first)
+            logits, _, _ = cache.forward(model, emb, codes, masked, a, first_is_start=first)
             logits = tokens.newest(logits)
         else:
             past_codes, past_act = context[:2] if context is not None else (codes[:, :0], None)

@@ -139,10 +139,13 @@ def measure(wm, horizon: int, repeats: int, batch: int = 1) -> dict:
 
 def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str = "cpu",
               embodiment: str | None = None, horizon: int = 8, repeats: int = 5, steps: int = 2,
-              ddim_steps: int = 0, batch: int = 1, precision: str = "fp32") -> dict:
+              ddim_steps: int = 0, batch: int = 1, precision: str = "fp32", graphs: bool = False,
+              compile: bool = False) -> dict:
     """Measure one model (a checkpoint, or random weights of `geometry`); returns the figures.
     batch > 1: that many futures from the same history per imagine() (planning); frames/s count
-    every future's frames, ms per step is the whole batch's."""
+    every future's frames, ms per step is the whole batch's. graphs: the cached passes through
+    fixed-shape KV caches, replayed as CUDA graphs on a CUDA device (WorldModel(graphs=True));
+    compile: the blocks' elementwise steps fused by torch.compile (WorldModel(compile=True))."""
     import torch
 
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -161,13 +164,15 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
             tok, dyn = build_models(config)
             emb = "pusht"
             wm = WorldModel(tok, dyn, config, emb, device=device, mask_steps=steps,
-                            name=f"random weights, {geometry}", precision=precision)
+                            name=f"random weights, {geometry}", precision=precision, graphs=graphs,
+                            compile=compile)
         else:
             config, _ = load_checkpoint(ckpt)
             emb = embodiment or next(iter(config.get("embodiments", {})), None)
             if emb is None:
                 raise BenchError(f"{ckpt}: no embodiments (tokenizer-only checkpoint?)")
-            wm = WorldModel.load(ckpt, emb, mask_steps=steps, device=device, precision=precision)
+            wm = WorldModel.load(ckpt, emb, mask_steps=steps, device=device, precision=precision, graphs=graphs,
+                                 compile=compile)
         if ddim_steps:
             wm.dyn.cfg.ddim_steps = ddim_steps
     except (CheckpointError, ValueError) as e:
@@ -177,12 +182,16 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     uncached = measure(wm, horizon, max(2, repeats // 2), batch)
     params = sum(p.numel() for p in wm.dyn.parameters()) + sum(p.numel() for p in wm.tok.parameters())
     wm.use_cache = True
+    wm.graphs = False  # counted eagerly: a graph's replay runs no operator the counter sees
+    wm.dyn.compile_pointwise(False)
     flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
+    wm.graphs = graphs
     peak = matmul_peak_gflops(device, precision=precision)
     return {
         "checkpoint": str(ckpt) if ckpt else None, "geometry": geometry,
         "embodiment": emb, "device": device_name() if device == "cpu" else torch.cuda.get_device_name(),
-        "torch_threads": torch.get_num_threads(), "batch": batch, "precision": precision, "horizon": horizon,
+        "torch_threads": torch.get_num_threads(), "batch": batch, "precision": precision, "graphs": graphs, "compile": compile,
+        "horizon": horizon,
         "mask_steps": steps, "params_millions": round(params / 1e6, 2),
         "tokens": wm.dyn.cfg.token_kind, "ddim_steps": wm.dyn.cfg.ddim_steps if wm.dyn.continuous else None,
         "kv_cache": cached, "no_cache": uncached,

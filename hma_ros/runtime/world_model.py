@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
-from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
+from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache, StaticKVCache
 from hma_ros.model.maskgit import UNMASK_ORDERS, sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 from hma_ros.runtime import RENDER_MODES
@@ -79,7 +79,8 @@ class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
                  use_cache: bool = True, name: str = "", render: str = "residual", where_temperature: float = 0.0,
-                 where_tokens: int = 8, precision: str = "fp32", mask_order: str = "random"):
+                 where_tokens: int = 8, precision: str = "fp32", mask_order: str = "random", graphs: bool = False,
+                 compile: bool = False):
         if embodiment not in config["embodiments"]:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
@@ -105,6 +106,12 @@ class WorldModel:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision  # autocast for the model calls: the same code path on CPU and GPU
+        # graphs: the cached passes through fixed-shape KV caches (StaticKVCache), one per batch
+        # size, captured as CUDA graphs on a CUDA device; elsewhere the same path runs eagerly
+        self.graphs = bool(graphs)
+        self._static: dict[int, StaticKVCache] = {}
+        if compile:  # the blocks' elementwise steps fused by torch.compile (same functions)
+            self.dyn.compile_pointwise()
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -122,7 +129,9 @@ class WorldModel:
         device with `precision`'s dtype, or nothing for fp32."""
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(torch.device(self.device).type, dtype=PRECISIONS[self.precision])
+        # graphs: no cast-weight cache (its copies would not outlive a graph's capture)
+        return torch.autocast(torch.device(self.device).type, dtype=PRECISIONS[self.precision],
+                              cache_enabled=not self.graphs)
 
     # ------------------------------------------------------------------ state
     def reset(self, seed: int | None = None) -> None:
@@ -173,8 +182,15 @@ class WorldModel:
         return codes, acts, unknown
 
     def _prefill(self, slots, B: int = 1) -> KVCache:
-        """A fresh cache over `slots` (see _context), the first one the start, for B futures."""
-        cache = KVCache(self.dyn.cfg.n_layers, self.window)
+        """A fresh cache over `slots` (see _context), the first one the start, for B futures
+        (with graphs: this batch size's static cache, emptied)."""
+        if self.graphs:
+            cache = self._static.get(B)
+            if cache is None:
+                cache = self._static[B] = StaticKVCache(self.dyn.cfg.n_layers, self.window, self.device, graphs=True)
+            cache.reset()
+        else:
+            cache = KVCache(self.dyn.cfg.n_layers, self.window)
         if slots:
             codes, acts, unknown = self._context(slots, B)
             _, _, kv = self.dyn(self.embodiment, codes, torch.zeros(codes.shape[:3], dtype=torch.bool,

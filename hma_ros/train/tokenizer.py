@@ -37,6 +37,7 @@ class TokenizerTraining:
     decoder_only: bool = False
     seed: int = 0
     threads: int = 0
+    device: str = "cpu"  # cpu | cuda[:N]: where the model and its batches live (frames are sampled on the host)
     command: str = field(default="", compare=False)
 
 
@@ -48,7 +49,9 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     from hma_ros.model.checkpoint import model_state, save_checkpoint
     from hma_ros.model.metrics import moving_pixels
     from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
+    from hma_ros.train.dynamics import _device
 
+    device = _device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
@@ -81,6 +84,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         if not opts.init:
             raise TrainError("--decoder-only needs --init: the tokenizer (or HMA checkpoint) whose tokens to keep")
         model.encoder.requires_grad_(False)
+    model.to(device)
     train_idx, val_idx = {}, {}
     for name, ds in datasets.items():
         tr, va = ds.split(0.1, seed=0)
@@ -117,9 +121,9 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             if opts.motion_weight > 0:  # pixels that changed since the previous frame of the episode
                 prev = i - 1 if i > 0 and prev_ok[name][i - 1] and episode[name][i - 1] == episode[name][i] else i
                 moving.append(moving_pixels(frames[i], frames[prev]))
-        x = torch.from_numpy(np.stack(batch))
+        x = torch.from_numpy(np.stack(batch)).to(device)
         recon, target = model(x)
-        mv = torch.from_numpy(np.stack(moving)) if moving else None
+        mv = torch.from_numpy(np.stack(moving)).to(device) if moving else None
         loss = tokenizer_loss(recon, target, mv, opts.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -131,7 +135,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             bar.set_postfix(loss=f"{loss.item():.4f}")
             log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
     bar.close()
-    model.eval()
+    model.eval().cpu()  # validated and saved on the CPU, as every checkpoint
     if cfg.kind == "continuous" and not opts.decoder_only:  # bring soft tokens to ~unit std for the diffusion head
         with torch.no_grad():
             sample = torch.from_numpy(np.stack([datasets[n].arrays["frames"][int(i)] for n in names
