@@ -318,6 +318,20 @@ def test_static_kv_cache_gives_the_dynamic_caches_logits_at_fixed_shapes_and_com
         static.positions(2)
 
 
+def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mask():
+    """The GPU's temporal attention (plain products) computes what the fused kernel does, for
+    the pass shapes imagination makes: 1, 2 and a window's worth of new slots over a cache."""
+    from hma_ros.model.dynamics import short_attention
+
+    g = torch.Generator().manual_seed(0)
+    for T, L in ((1, 7), (2, 9), (6, 6)):
+        q, k, v = (torch.randn(33, 4, n, 16, generator=g) for n in (T, L, L))
+        mask = torch.ones(T, L, dtype=torch.bool).tril(L - T)
+        torch.testing.assert_close(short_attention(q, k, v, mask),
+                                   torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                                   rtol=1e-5, atol=1e-5)
+
+
 def test_confidence_order_decides_the_surest_tokens_first_and_the_rest_after_seeing_them():
     tok, dyn, _ = tiny()
     past = torch.randint(0, 3, (1, 3, 16, 2))

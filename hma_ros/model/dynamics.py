@@ -283,9 +283,21 @@ class SpatialAttention(_Attention):
         return self.out(a.transpose(1, 2).reshape(B, T, S, D))
 
 
+def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(Dh), masked) v as plain batched products: for the temporal attention
+    on a GPU, where each of the B*S'*H rows has 1-2 queries over at most window+2 keys.
+    PyTorch's fused kernel runs such rows in 64x64 tiles: 79 us a call, 46% of an HMA-Base
+    imagined frame's GPU time (H100, fp32); these five small kernels take a few us each. The
+    same function as F.scaled_dot_product_attention (test_model checks it on the CPU)."""
+    s = (q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)
+    return torch.softmax(s.masked_fill(~mask, float("-inf")), dim=-1) @ v
+
+
 class TemporalAttention(_Attention):
     """Causal attention along time, per token position, with rotary positions (so cached keys
-    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first."""
+    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first. On a GPU the
+    attention itself is `short_attention`; on a CPU the fused kernel (what every published
+    figure was measured with)."""
 
     pointwise = Pointwise
 
@@ -300,7 +312,10 @@ class TemporalAttention(_Attention):
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
-        a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        if q.is_cuda:
+            a = short_attention(q, k, v, mask)
+        else:
+            a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         a = a.transpose(1, 2).reshape(B, S, T, D).permute(0, 2, 1, 3)
         return self.out(a), new_kv
 
@@ -587,10 +602,11 @@ class KVCache:
         return torch.arange(self.next_pos, self.next_pos + T, device=device)
 
     def forward(self, model: HMADynamics, emb: str, codes: torch.Tensor, masked: torch.Tensor,
-                actions: torch.Tensor | None, first_is_start: bool = False):
+                actions: torch.Tensor | None, first_is_start: bool = False,
+                action_masked: torch.Tensor | None = None):
         """model(...) over these slots after the cached ones (HMADynamics.forward's outputs): the
-        call every cached sampling pass makes; StaticKVCache replays it as a CUDA graph."""
-        return model(emb, codes, masked, actions, None, cache=self, first_is_start=first_is_start)
+        call every prefill and cached sampling pass makes; StaticKVCache replays it as a CUDA graph."""
+        return model(emb, codes, masked, actions, action_masked, cache=self, first_is_start=first_is_start)
 
     def _room(self, i: int, like: torch.Tensor, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Layer i's buffers, with room for `slots` slots (allocated or grown, committed kept)."""
@@ -647,9 +663,9 @@ class StaticKVCache(KVCache):
     are cached; its positions are a device tensor filled before each pass. `append` commits
     what the last forward through this cache already wrote there (no copy).
 
-    With `graphs` (a CUDA device), `forward` captures each pass shape -- the first unmasking
-    pass with the pending slot (2 slots) and the later ones (1) -- the first time it meets it,
-    and replays it after copying the inputs in. On a CPU (or graphs off) it runs the same
+    With `graphs` (a CUDA device), `forward` captures each pass shape -- the prefill of a
+    window's first slots, the first unmasking pass with the pending slot (2 slots) and the later
+    ones (1) -- the first time it meets it, and replays it after copying the inputs in. On a CPU (or graphs off) it runs the same
     computation eagerly: the tests run this path where there is no GPU."""
 
     static = True
@@ -716,33 +732,33 @@ class StaticKVCache(KVCache):
         self.n += t
         self.next_pos += t
 
-    def forward(self, model, emb, codes, masked, actions, first_is_start: bool = False):
-        if not self.graphs or first_is_start:
-            return model(emb, codes, masked, actions, None, cache=self, first_is_start=first_is_start)
+    def forward(self, model, emb, codes, masked, actions, first_is_start: bool = False, action_masked=None):
+        if not self.graphs:
+            return model(emb, codes, masked, actions, action_masked, cache=self, first_is_start=first_is_start)
         T = codes.shape[1]
         self.positions(T)  # what this replay reads
-        key = (T, tuple(codes.shape), actions is None, codes.dtype)
+        key = (T, tuple(codes.shape), codes.dtype, actions is None, action_masked is None, first_is_start)
         g = self._graphs.get(key)
+        given = (codes, masked, actions, action_masked)
         if g is None:
-            g = self._graphs[key] = self._capture(model, emb, codes, masked, actions)
+            g = self._graphs[key] = self._capture(model, emb, given, first_is_start)
         else:
-            g["inputs"][0].copy_(codes)
-            g["inputs"][1].copy_(masked)
-            if actions is not None:
-                g["inputs"][2].copy_(actions)
+            for static, x in zip(g["inputs"], given, strict=True):
+                if x is not None:
+                    static.copy_(x)
             g["graph"].replay()
         return g["out"]
 
-    def _capture(self, model, emb, codes, masked, actions) -> dict:
+    def _capture(self, model, emb, given, first_is_start: bool) -> dict:
         """Warm the pass up on a side stream, capture it, replay it once (capturing runs
         nothing). Under autocast the capture re-enters it without the cast-weight cache, whose
         copies would not outlive the capture (PyTorch's rule for autocast in graphs)."""
         import contextlib
 
-        inputs = (codes.clone(), masked.clone(), None if actions is None else actions.clone())
+        inputs = tuple(None if x is None else x.clone() for x in given)
 
         def run():
-            return model(emb, inputs[0], inputs[1], inputs[2], None, cache=self, first_is_start=False)
+            return model(emb, inputs[0], inputs[1], inputs[2], inputs[3], cache=self, first_is_start=first_is_start)
 
         ctx = contextlib.nullcontext()
         if torch.is_autocast_enabled("cuda"):

@@ -193,8 +193,8 @@ class WorldModel:
             cache = KVCache(self.dyn.cfg.n_layers, self.window)
         if slots:
             codes, acts, unknown = self._context(slots, B)
-            _, _, kv = self.dyn(self.embodiment, codes, torch.zeros(codes.shape[:3], dtype=torch.bool,
-                                device=self.device), acts, unknown, cache=cache, first_is_start=True)
+            _, _, kv = cache.forward(self.dyn, self.embodiment, codes, torch.zeros(codes.shape[:3], dtype=torch.bool,
+                                     device=self.device), acts, first_is_start=True, action_masked=unknown)
             cache.append(kv)
         return cache
 
