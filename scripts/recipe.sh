@@ -18,7 +18,11 @@
 # BC image policy, ranked), synth_exp (paper Tab. 6: BC on 10 real + synthetic episodes vs 100
 # real), moves4 moves4_eval (version 4 of hma_discrete_moves and version 3 of tokenizer_moves: the
 # dynamics on tokenizer version 2, then decoder-only tokenizer training; arm A: version 3 with its
-# own decoder retrained).
+# own decoder retrained), gpu5 (on a CUDA machine, skipped by STAGE=all: benchmarks/gpu_session.sh
+# GPU_STAGE=graphs -- CUDA-graph imagination benchmarks, then the shipped dynamics and its tokenizer's
+# decoder continued side by side), moves5 moves5_eval (version 5 of hma_discrete_moves and version
+# 4 of tokenizer_moves from gpu5's runs; arms: each half alone), synth_exp5 (Tab. 6's 10 real + 90
+# synthetic arm again, synthesized by version 5).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -341,4 +345,32 @@ if [[ $STAGE == all || $STAGE == moves4_eval ]]; then
       --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_tok2_final_3
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves4_50.json --plot runs/rank/moves4_50.png --gif runs/rank/moves4_50.gif
+fi
+if [[ $STAGE == gpu5 ]]; then  # on a CUDA machine, repo root, .devdata carried: 6 min on an H100
+  OUT=out/gpu GPU_STAGE=graphs TRAIN_MIN=3.5 BENCH_S=270 bash benchmarks/gpu_session.sh   # runs/gpu_dyn5, runs/gpu_dec5
+fi
+if [[ $STAGE == all || $STAGE == moves5 ]]; then  # after gpu5 (its two runs fetched into runs/)
+  hma export --ckpt runs/gpu_dyn5 --decoder runs/gpu_dec5 --out models/hma_discrete_moves        # version 5
+  hma export --ckpt runs/gpu_dec5 --out models/tokenizer_moves                                    # version 4
+fi
+if [[ $STAGE == all || $STAGE == moves5_eval ]]; then
+  python scripts/tokenizer_agent.py runs/gpu_dec5 models/tokenizer_moves
+  # arm: version 4's dynamics (git history) with the new decoder
+  mkdir -p runs/moves_v4
+  for F in config.yaml model.safetensors; do git show 7957ada:models/hma_discrete_moves/$F > runs/moves_v4/$F; done
+  hma export --ckpt runs/moves_v4 --decoder runs/gpu_dec5 --out runs/moves4_dec5
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/moves4_dec5 $TP --out runs/test_moves4dec5_tokens_pusht
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/gpu_dyn5 $TP --out runs/test_dyn5_tokens_pusht          # arm: new dynamics, old decoder
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves $TP --out runs/test_moves5_tokens_pusht
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 24 \
+      --embodiments pusht,reacher,cheetah --trials 1 --gifs 1 --out runs/test_moves5_3
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/moves5_50.json --plot runs/rank/moves5_50.png --gif runs/rank/moves5_50.gif
+fi
+if [[ $STAGE == all || $STAGE == synth_exp5 ]]; then  # after synth_exp (its data/bc and real arms) and moves5
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth5 \
+      --threads 1 --overwrite
+  hma train-bc --data data/bc/pusht:10 data/bc_synth5/pusht:90 --out runs/bc5_syn90 --steps 2000 --save-at 2000 \
+      --threads 1 --eval-episodes 50 --json runs/synth_exp5/syn90.json
 fi
