@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 
@@ -318,6 +319,30 @@ def test_static_kv_cache_gives_the_dynamic_caches_logits_at_fixed_shapes_and_com
         static.positions(2)
 
 
+@pytest.mark.skipif(shutil.which("cc") is None and shutil.which("gcc") is None,
+                    reason="torch.compile on a CPU needs a C compiler")
+def test_fused_elementwise_steps_imagine_the_same_frames_as_eager():
+    """WorldModel(compile=True) (hma bench --compile): the blocks' modulated norms, gated
+    residuals and rotary embeddings through torch.compile are the same functions -- the same
+    imagined frames through the fixed-shape cache -- and compile_pointwise(False) restores eager."""
+    from hma_ros.model.dynamics import Pointwise
+
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (3, 5, 2))
+    outs = []
+    for comp in (False, True):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=1, graphs=True, compile=comp)
+        assert (dyn.trunk.blocks[0].pointwise is Pointwise) != comp
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+        outs.append(wm.imagine(fut))
+        dyn.compile_pointwise(False)
+    assert dyn.trunk.blocks[0].pointwise is Pointwise and dyn.trunk.blocks[1].temporal.pointwise is Pointwise
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mask():
     """The GPU's temporal attention (plain products) computes what the fused kernel does, for
     the pass shapes imagination makes: 1, 2 and a window's worth of new slots over a cache."""
@@ -496,6 +521,14 @@ def test_training_device_is_checked_before_anything_is_written(small_data, tmp_p
         assert hma(common + ["--out", str(tmp_path / "bad"), "--device", "cuda"]) == 2
         assert "no CUDA device is visible to torch here; train with --device cpu" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
+    # the tokenizer trainer checks --device the same way, before anything is written
+    tok = ["train-tokenizer", "--data", str(small_data / "pusht"), "--out", str(tmp_path / "badtok"), "--max-steps", "1"]
+    assert hma(tok + ["--device", "mps"]) == 2
+    assert "--device mps: only cpu and cuda are supported" in capsys.readouterr().err
+    if not torch.cuda.is_available():
+        assert hma(tok + ["--device", "cuda"]) == 2
+        assert "no CUDA device is visible to torch here" in capsys.readouterr().err
+    assert not (tmp_path / "badtok").exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
