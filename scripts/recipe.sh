@@ -373,4 +373,10 @@ if [[ $STAGE == all || $STAGE == synth_exp5 ]]; then  # after synth_exp (its dat
       --threads 1 --overwrite
   hma train-bc --data data/bc/pusht:10 data/bc_synth5/pusht:90 --out runs/bc5_syn90 --steps 2000 --save-at 2000 \
       --threads 1 --eval-episodes 50 --json runs/synth_exp5/syn90.json
+  # a second training seed for every arm that matters (docs/synthetic_data.md pools both)
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50 --seed 1"
+  hma train-bc --data data/bc/pusht:10 data/bc_synth5/pusht:90 --out runs/bc5_syn90_s1 $BC --json runs/synth_exp5/syn90_s1.json
+  hma train-bc --data data/bc/pusht:10 data/bc_synth/pusht:90 --out runs/bc_syn90_s1 $BC --json runs/synth_exp5/syn90v3_s1.json
+  hma train-bc --data data/bc/pusht:100 --out runs/bc_real100_s1 $BC --json runs/synth_exp5/real100_s1.json
+  hma train-bc --data data/bc/pusht:10 --out runs/bc_real10_s1 $BC --json runs/synth_exp5/real10_s1.json
 fi
