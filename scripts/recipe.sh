@@ -22,7 +22,7 @@
 # GPU_STAGE=graphs -- CUDA-graph imagination benchmarks, then the shipped dynamics and its tokenizer's
 # decoder continued side by side), moves5 moves5_eval (version 5 of hma_discrete_moves and version
 # 4 of tokenizer_moves from gpu5's runs; arms: each half alone), synth_exp5 (Tab. 6's 10 real + 90
-# synthetic arm again, synthesized by version 5).
+# synthetic arm again, synthesized by version 5), moves5_far (intra-token autoregression vs its control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -349,11 +349,13 @@ fi
 if [[ $STAGE == gpu5 ]]; then  # on a CUDA machine, repo root, .devdata carried: 6 min on an H100
   OUT=out/gpu GPU_STAGE=graphs TRAIN_MIN=3.5 BENCH_S=270 bash benchmarks/gpu_session.sh   # runs/gpu_dyn5, runs/gpu_dec5
 fi
-if [[ $STAGE == all || $STAGE == moves5 ]]; then  # after gpu5 (its two runs fetched into runs/)
+if [[ ($STAGE == all || $STAGE == moves5) && ! -d runs/gpu_dyn5 ]]; then
+  echo "moves5: runs/gpu_dyn5 and runs/gpu_dec5 come from STAGE=gpu5 on a CUDA machine; skipped"
+elif [[ $STAGE == all || $STAGE == moves5 ]]; then  # after gpu5 (its two runs fetched into runs/)
   hma export --ckpt runs/gpu_dyn5 --decoder runs/gpu_dec5 --out models/hma_discrete_moves        # version 5
   hma export --ckpt runs/gpu_dec5 --out models/tokenizer_moves                                    # version 4
 fi
-if [[ $STAGE == all || $STAGE == moves5_eval ]]; then
+if [[ ($STAGE == all || $STAGE == moves5_eval) && -d runs/gpu_dyn5 ]]; then
   python scripts/tokenizer_agent.py runs/gpu_dec5 models/tokenizer_moves
   # arm: version 4's dynamics (git history) with the new decoder
   mkdir -p runs/moves_v4
@@ -379,4 +381,14 @@ if [[ $STAGE == all || $STAGE == synth_exp5 ]]; then  # after synth_exp (its dat
   hma train-bc --data data/bc/pusht:10 data/bc_synth/pusht:90 --out runs/bc_syn90_s1 $BC --json runs/synth_exp5/syn90v3_s1.json
   hma train-bc --data data/bc/pusht:100 --out runs/bc_real100_s1 $BC --json runs/synth_exp5/real100_s1.json
   hma train-bc --data data/bc/pusht:10 --out runs/bc_real10_s1 $BC --json runs/synth_exp5/real10_s1.json
+fi
+if [[ $STAGE == all || $STAGE == moves5_far ]]; then  # intra-token autoregression vs its control, from version 5
+  C="--data data/sim data/big/pusht data/pose/pusht --embodiments $PRE --init models/hma_discrete_moves --motion-weight 5 \
+     --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 2e-4 --warmup 50 --steps 1100 --minutes 27 \
+     --save-every 100000 --eval-every 100000 --threads 1"
+  OMP_NUM_THREADS=1 hma train $C --factor-ar 64 --out runs/far5 &
+  OMP_NUM_THREADS=1 hma train $C --out runs/far5_ctrl &
+  wait
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  for R in far5 far5_ctrl; do OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $TP --out runs/test_${R}_tokens_pusht; done
 fi
