@@ -665,8 +665,9 @@ class StaticKVCache(KVCache):
 
     With `graphs` (a CUDA device), `forward` captures each pass shape -- the prefill of a
     window's first slots, the first unmasking pass with the pending slot (2 slots) and the later
-    ones (1) -- the first time it meets it, and replays it after copying the inputs in. On a CPU (or graphs off) it runs the same
-    computation eagerly: the tests run this path where there is no GPU."""
+    ones (1) -- the first time it meets it, and replays it after copying the inputs in. On a CPU
+    (or graphs off) it runs the same computation eagerly: the tests run this path where there is
+    no GPU."""
 
     static = True
 
@@ -733,8 +734,8 @@ class StaticKVCache(KVCache):
         self.next_pos += t
 
     def forward(self, model, emb, codes, masked, actions, first_is_start: bool = False, action_masked=None):
-        if not self.graphs:
-            return model(emb, codes, masked, actions, action_masked, cache=self, first_is_start=first_is_start)
+        if not self.graphs:  # the same call as KVCache's, through this cache
+            return super().forward(model, emb, codes, masked, actions, first_is_start, action_masked)
         T = codes.shape[1]
         self.positions(T)  # what this replay reads
         key = (T, tuple(codes.shape), codes.dtype, actions is None, action_masked is None, first_is_start)
