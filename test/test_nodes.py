@@ -360,9 +360,17 @@ def test_simulate_node_turns_actions_into_frames_and_resets(probe, launch_node, 
     imageio.imwrite(tmp_path / "start.png", img)
     node = launch_node("simulate_node", params_file=REPO / "config/simulate.yaml",
                        params={"checkpoint": str(ckpt[0]), "initial_image": str(tmp_path / "start.png")})
-    out = probe.subscribe(Image, "sim/image", qos=10)
+    from hma_ros.nodes.common import reliable_qos
+
+    deadline = time.monotonic() + 30  # join late: after the node published its initial frame
+    while probe.node.count_publishers("sim/image") < 1 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+    out = probe.subscribe(Image, "sim/image", qos=reliable_qos(10, latched=True))
     pub = probe.publisher(Float64MultiArray, "sim/action", qos=10)
-    probe.wait_for("sim/image", count=1, timeout=30)  # the initial frame
+    probe.wait_for("sim/image", count=1, timeout=10)  # the initial frame, latched
+    while pub.get_subscription_count() < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
     for _ in range(3):
         pub.publish(Float64MultiArray(data=[300.0, 200.0]))
         time.sleep(0.3)

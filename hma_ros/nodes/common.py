@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import rclpy
 from rclpy.node import Node
-from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from hma_ros import paths
@@ -26,9 +26,12 @@ def sensor_qos(depth: int = 2) -> QoSProfile:
                       reliability=ReliabilityPolicy.BEST_EFFORT)
 
 
-def reliable_qos(depth: int = 10) -> QoSProfile:
-    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth,
-                      reliability=ReliabilityPolicy.RELIABLE)
+def reliable_qos(depth: int = 10, latched: bool = False) -> QoSProfile:
+    """Reliable, keep-last `depth`; `latched` (transient local): a subscriber that asks for it
+    and joins late still gets the last `depth` messages (a volatile subscriber matches too, and
+    gets only what comes after it joined)."""
+    return QoSProfile(history=HistoryPolicy.KEEP_LAST, depth=depth, reliability=ReliabilityPolicy.RELIABLE,
+                      durability=DurabilityPolicy.TRANSIENT_LOCAL if latched else DurabilityPolicy.VOLATILE)
 
 
 def stamp_to_sec(stamp) -> float:

@@ -179,9 +179,12 @@ class StepInputs:
                 self.stats.problem("bad_joint_states", f"joint_states: {e}. Sample dropped.")
                 return
         self.stats.counters["joint_states"] += 1
-        if command:  # a robot at rest sends joint states but no commands: the chunker's hold
-            # stamped on arrival with the node clock, like the commands it stands in for
-            self._feed(self.chunker.push_hold(self._now(), vec))
+        if command:  # a robot at rest sends joint states but no commands: the chunker's hold,
+            # at the joint state's header stamp as bags read it (a callback stalled past the
+            # action hold must not cut holes in a robot at rest); the node clock only for an
+            # unstamped message
+            t = stamp_to_sec(msg.header.stamp)
+            self._feed(self.chunker.push_hold(t if t > 0 else self._now(), vec))
         else:
             self._feed(self.chunker.push_action(stamp_to_sec(msg.header.stamp), vec))
 

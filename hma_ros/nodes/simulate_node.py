@@ -5,7 +5,9 @@ action_dim values held for the whole 0.5 s step) and get the next imagined frame
 The imagined frame becomes the new observation, so a policy can be rolled out entirely inside
 the model. The initial frame comes from `initial_image` (a PNG/JPG), a dataset episode
 (`dataset` + `episode`: its first `prompt` steps), or the first frame on image_raw.
-~/reset (std_srvs/Trigger) starts again from the initial frame(s).
+~/reset (std_srvs/Trigger) starts again from the initial frame(s). sim/image is latched
+(reliable, transient local, depth 5): a subscriber that asks for transient local and starts
+after the node still gets the initial frame.
 
 Episodes, for evaluating a policy node in the learned simulator (launch/policy_eval.launch.py):
 with `episode_steps` > 0 an episode ends after that many actions: sim/done (std_msgs/Bool)
@@ -59,7 +61,9 @@ class SimulateNode(Node):
         self.wm = WorldModel.load(path, str(self.get_parameter("embodiment").value),
                                   seed=int(self.get_parameter("seed").value),
                                   mask_steps=int(self.get_parameter("mask_steps").value))
-        self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5))
+        # latched: the initial frame is published here, before any viewer or policy can have
+        # matched; one started later (with a transient-local subscription) still gets it
+        self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5, latched=True))
         self.pub_done = self.create_publisher(Bool, "sim/done", reliable_qos(10))
         self.create_subscription(Float64MultiArray, "sim/action", self.on_action, reliable_qos(10))
         self.create_service(Trigger, "~/reset", self.on_reset)
