@@ -49,8 +49,10 @@ class FramePolicyNode(Node):
         self.seed = int(self.get_parameter("seed").value)
         self.episodes = 0
         self.size = int(self.judge.config["image_size"])
-        self.pub = self.create_publisher(Float64MultiArray, "action", reliable_qos(10))
+        # the subscription first: policy_eval_node takes the action publisher as the sign that
+        # this node is listening
         self.create_subscription(Image, "image", self.on_image, reliable_qos(5))
+        self.pub = self.create_publisher(Float64MultiArray, "action", reliable_qos(10))
         self.get_logger().info(f"{self.policy.name} policy, judge {self.get_parameter('judge').value}: "
                                f"waiting for frames on {self.resolve_topic_name('image')}")
 

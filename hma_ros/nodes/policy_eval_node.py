@@ -3,9 +3,9 @@
 Runs `episodes` episodes against simulate_node (run it with `episode_steps` equal to this node's
 and `next_episode_on_reset: true`): before each it waits `settle` seconds (so a policy's answer
 to the last frame of the previous episode lands while the simulator ignores it), calls the
-simulator's reset service, collects the episode's frames from sim/image (stamp 0.0 .. 0.5 x
-episode_steps), and scores them with the PushT judge: max coverage over the episode, success
-(coverage > 0.95). After the last episode it writes `out` (JSON, the fields `hma policy-eval
+simulator's reset service (the first time only once a policy publishes on `action_topic`),
+collects the episode's frames from sim/image (stamp 0.0 .. 0.5 x episode_steps), and scores
+them with the PushT judge: max coverage over the episode, success (coverage > 0.95). After the last episode it writes `out` (JSON, the fields `hma policy-eval
 --rank` writes for the learned simulator: learned_judge, learned_success with intervals, the
 raw episodes, wall-clock per episode) and exits; launch/policy_eval.launch.py then ends.
 Scoring lives in hma_ros/evaluation/ranking.py (`score_episode`, `learned_summary`).
@@ -36,6 +36,7 @@ class PolicyEvalNode(Node):
         self.declare_parameter("out", "policy_eval.json")
         self.declare_parameter("policy_name", "policy")
         self.declare_parameter("reset_service", "hma_simulate/reset")
+        self.declare_parameter("action_topic", "sim/action")  # the policy's: waited for before the first reset
         self.declare_parameter("settle", 0.5)
         self.declare_parameter("episode_timeout", 120.0)
         from hma_ros.evaluation.pusht_judge import JudgeError, load_judge
@@ -59,6 +60,7 @@ class PolicyEvalNode(Node):
         self.cli = self.create_client(Trigger, str(self.get_parameter("reset_service").value))
         self.create_subscription(Image, "sim/image", self.on_image, reliable_qos(10))
         self._timer = None
+        self.action_topic = str(self.get_parameter("action_topic").value)
         self._later(self.settle, self._reset)
         self.create_timer(1.0, self._watchdog)
 
@@ -72,6 +74,13 @@ class PolicyEvalNode(Node):
     def _reset(self) -> None:
         if not self.cli.service_is_ready():
             self.get_logger().info(f"waiting for {self.cli.srv_name}", throttle_duration_sec=5.0)
+            self._later(0.2, self._reset)
+            return
+        if not self.rows and self.count_publishers(self.action_topic) < 1:
+            # a policy that starts after the first reset would miss the episode's first frame
+            # (sim/image keeps it for late subscribers only when they ask for transient local)
+            self.get_logger().info(f"waiting for a policy publishing on {self.action_topic}",
+                                   throttle_duration_sec=5.0)
             self._later(0.2, self._reset)
             return
         # collect from now: the simulator publishes the episode's first frame before it answers
