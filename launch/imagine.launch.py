@@ -19,6 +19,8 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
+        DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("camera_topic", default_value="image_raw"),
         DeclareLaunchArgument("joint_states_topic", default_value="joint_states"),
         DeclareLaunchArgument("use_compressed", default_value="false"),
@@ -34,6 +36,7 @@ def generate_launch_description():
                 os.path.join(share, "config", "imagine.yaml"),
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
+                 "device": LaunchConfiguration("device"), "graphs": LaunchConfiguration("graphs"),
                  "use_compressed": LaunchConfiguration("use_compressed")},
             ],
             remappings=[

@@ -22,6 +22,8 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
+        DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("camera_topic", default_value="image_raw"),
         DeclareLaunchArgument("use_compressed", default_value="false"),
         DeclareLaunchArgument("enabled", default_value="false"),
@@ -39,6 +41,7 @@ def generate_launch_description():
                 os.path.join(share, "config", "policy.yaml"),
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
+                 "device": LaunchConfiguration("device"), "graphs": LaunchConfiguration("graphs"),
                  "use_compressed": LaunchConfiguration("use_compressed"),
                  "enabled": LaunchConfiguration("enabled"),
                  "allow_unlimited": LaunchConfiguration("allow_unlimited")},

@@ -37,6 +37,8 @@ def generate_launch_description():
     )
     return LaunchDescription([
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_moves"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
+        DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("judge", default_value="pusht_judge"),
         DeclareLaunchArgument("dataset", description="initial frames: a PushT dataset (hma gen-data), e.g. data/test/pusht"),
         DeclareLaunchArgument("episodes", default_value="50"),
@@ -55,6 +57,7 @@ def generate_launch_description():
             output="screen",
             parameters=[os.path.join(share, "config", "simulate.yaml"),
                         {"checkpoint": arg("checkpoint"), "dataset": arg("dataset"), "embodiment": "pusht",
+                         "device": arg("device"), "graphs": arg("graphs"),
                          "episode_steps": arg("episode_steps"), "next_episode_on_reset": True}],
         ),
         Node(

@@ -18,6 +18,8 @@ def generate_launch_description():
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
+        DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("initial_image", default_value=""),
         DeclareLaunchArgument("dataset", default_value=""),
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
@@ -31,6 +33,7 @@ def generate_launch_description():
                 os.path.join(share, "config", "simulate.yaml"),
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
+                 "device": LaunchConfiguration("device"), "graphs": LaunchConfiguration("graphs"),
                  "initial_image": LaunchConfiguration("initial_image"),
                  "dataset": LaunchConfiguration("dataset")},
             ],

@@ -519,7 +519,7 @@ def test_training_device_is_checked_before_anything_is_written(small_data, tmp_p
     assert "not a device name; use cpu or cuda" in capsys.readouterr().err
     if not torch.cuda.is_available():
         assert hma(common + ["--out", str(tmp_path / "bad"), "--device", "cuda"]) == 2
-        assert "no CUDA device is visible to torch here; train with --device cpu" in capsys.readouterr().err
+        assert "no CUDA device is visible to torch here" in capsys.readouterr().err
     assert not (tmp_path / "bad").exists()
     # the tokenizer trainer checks --device the same way, before anything is written
     tok = ["train-tokenizer", "--data", str(small_data / "pusht"), "--out", str(tmp_path / "badtok"), "--max-steps", "1"]
@@ -1008,3 +1008,23 @@ def test_bench_runs_any_geometry_with_random_weights_and_counts_flops(tmp_path, 
     assert hma(["bench", "--geometry", "layers=2,width=9"]) == 2
     assert "keys are layers, d, heads" in capsys.readouterr().err
     assert hma(["bench"]) == 2  # neither --ckpt nor --geometry
+
+
+def test_resolve_device_accepts_cpu_and_refuses_what_is_not_a_usable_device():
+    """One device check for hma train, train-tokenizer, bench, the WorldModel and the nodes:
+    the message names the setting and what to use instead."""
+    import torch
+
+    from hma_ros.runtime.device import DeviceError, resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(DeviceError, match=r"--device 'tpu': not a device name; use cpu or cuda"):
+        resolve_device("tpu", "--device")
+    with pytest.raises(DeviceError, match="only cpu and cuda"):
+        resolve_device("meta")
+    if not torch.cuda.is_available():
+        with pytest.raises(DeviceError, match="device cuda: no CUDA device is visible to torch here"):
+            resolve_device("cuda")
+    else:
+        with pytest.raises(DeviceError, match="CUDA device"):
+            resolve_device(f"cuda:{torch.cuda.device_count()}")

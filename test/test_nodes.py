@@ -176,6 +176,26 @@ def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(p
     assert "ERROR" in node.output() or "error" in node.output().lower()
 
 
+def test_device_and_graphs_parameters_place_the_model_and_a_bad_device_is_an_error_but_the_node_stays_up(
+        probe, launch_node, ckpt):
+    """The launch files' device/graphs arguments: graphs on the CPU runs the fixed-shape cache
+    path (the same frames as the dynamic cache, test_model) and filmstrips come out; a device
+    that is not one is reported in /diagnostics with what to use, and the node keeps running."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
+    launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                params={"checkpoint": str(ckpt[0]), "horizon": 2, "display_scale": 1, "device": "cpu",
+                        "graphs": True})
+    bad = launch_node("imagine_node", node_name="hma_imagine_bad", params_file=REPO / "config/imagine.yaml",
+                      params={"checkpoint": str(ckpt[0]), "device": "tpu", "diagnostics_period": 0.5})
+    probe.subscribe(Image, "imagined/image", qos=10)
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.wait_for("imagined/image", count=2, timeout=40)
+    msgs = probe.wait_for("/diagnostics", count=1, timeout=20, predicate=lambda m: any(
+        "hma_imagine_bad" in s.name and _level(s) == 2 and "device 'tpu'" in s.message and "use cpu or cuda" in s.message
+        for s in m.status))
+    assert msgs and bad.alive()
+
+
 def _transition(probe, node: str, transition: str) -> bool:
     """Ask `node` for a lifecycle transition (as `ros2 lifecycle set NODE TRANSITION` does)."""
     from lifecycle_msgs.msg import Transition

@@ -34,7 +34,13 @@ from hma_ros import paths
 from hma_ros.data.chunker import Chunker, Step
 from hma_ros.data.embodiment import ConfigError, Embodiment, load_embodiment
 from hma_ros.data.images import ImageError, ImageSpec
-from hma_ros.nodes.common import image_msg_to_rgb, sensor_qos, stamp_to_sec
+from hma_ros.nodes.common import (
+    declare_model_placement,
+    image_msg_to_rgb,
+    model_placement,
+    sensor_qos,
+    stamp_to_sec,
+)
 from hma_ros.runtime import RENDER_MODES
 
 DEFAULT_CHECKPOINT = "hma_discrete_small"
@@ -231,6 +237,7 @@ class StepPipelineNode(LifecycleNode):
         self.declare_parameter("camera_timeout", 2.0, d(description="s without frames before a diagnostics warning"))
         self.declare_parameter("diagnostics_period", 1.0)
         self.declare_parameter("torch_threads", 0, d(description="CPU threads for inference (0: torch's default)"))
+        declare_model_placement(self)
         self.declare_parameter("autostart", True, d(description="configure and activate on start-up (false: wait "
                                                                 "for a lifecycle manager)"))
         self.stats = PipelineStats(self.get_logger())
@@ -335,7 +342,8 @@ class StepPipelineNode(LifecycleNode):
             self.wm = WorldModel.load(path, self.emb.name, seed=int(self.get_parameter("seed").value),
                                       mask_steps=int(self.get_parameter("mask_steps").value),
                                       temperature=float(self.get_parameter("temperature").value),
-                                      render=str(self.get_parameter("render").value))
+                                      render=str(self.get_parameter("render").value),
+                                      **model_placement(self))
         except Exception as e:  # CheckpointError, unknown embodiment, ...: report, stay up
             self.wm = None
             self.model_error = f"cannot load checkpoint {path}: {e}"

@@ -28,7 +28,15 @@ from std_srvs.srv import Trigger
 
 from hma_ros import paths
 from hma_ros.data.images import ImageError
-from hma_ros.nodes.common import image_msg_to_rgb, reliable_qos, rgb_to_image_msg, run_node, sensor_qos
+from hma_ros.nodes.common import (
+    declare_model_placement,
+    image_msg_to_rgb,
+    model_placement,
+    reliable_qos,
+    rgb_to_image_msg,
+    run_node,
+    sensor_qos,
+)
 from hma_ros.nodes.pipeline import DEFAULT_CHECKPOINT
 
 
@@ -46,6 +54,7 @@ class SimulateNode(Node):
         self.declare_parameter("frame_id", "hma_sim")
         self.declare_parameter("episode_steps", 0)  # actions per episode (0: no end)
         self.declare_parameter("next_episode_on_reset", False)
+        declare_model_placement(self)
         self.lock = threading.Lock()
         self.episode_steps = int(self.get_parameter("episode_steps").value)
         if self.episode_steps < 0:
@@ -60,7 +69,7 @@ class SimulateNode(Node):
         path = paths.checkpoint(str(self.get_parameter("checkpoint").value))
         self.wm = WorldModel.load(path, str(self.get_parameter("embodiment").value),
                                   seed=int(self.get_parameter("seed").value),
-                                  mask_steps=int(self.get_parameter("mask_steps").value))
+                                  mask_steps=int(self.get_parameter("mask_steps").value), **model_placement(self))
         # latched: the initial frame is published here, before any viewer or policy can have
         # matched; one started later (with a transient-local subscription) still gets it
         self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5, latched=True))

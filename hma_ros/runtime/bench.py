@@ -155,8 +155,12 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
         raise BenchError("give either --ckpt CHECKPOINT or --geometry layers=..,d=..,heads=..,grid=..")
     if batch < 1:
         raise BenchError(f"--batch must be >= 1, got {batch}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BenchError("--device cuda: no CUDA device is visible to torch here")
+    from hma_ros.runtime.device import DeviceError, resolve_device
+
+    try:
+        device = str(resolve_device(device, "--device"))
+    except DeviceError as e:
+        raise BenchError(str(e)) from None
     try:
         if geometry:
             config = geometry_config(geometry)

@@ -38,6 +38,7 @@ from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache, StaticK
 from hma_ros.model.maskgit import UNMASK_ORDERS, sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 from hma_ros.runtime import RENDER_MODES
+from hma_ros.runtime.device import resolve_device
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -85,6 +86,7 @@ class WorldModel:
             raise ValueError(f"checkpoint {name or ''} has no embodiment {embodiment!r}; it knows "
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
                              "(hma train --finetune) or pick one of these.")
+        device = str(resolve_device(device))  # DeviceError (a ValueError) before anything moves
         self.tok, self.dyn = tokenizer.to(device), dynamics.to(device)
         self.config, self.embodiment, self.device = config, embodiment, device
         self.name = name

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hma_ros.train import TrainError
+from hma_ros.train import TrainError, training_device
 
 
 @dataclass
@@ -126,24 +126,6 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
     return tok, dyn
 
 
-def _device(name: str):
-    """--device: 'cpu' or 'cuda[:N]', checked before anything is loaded."""
-    import torch
-
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise TrainError(f"--device {name!r}: not a device name; use cpu or cuda (cuda:1 for the second GPU)") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise TrainError(f"--device {name}: no CUDA device is visible to torch here; train with --device cpu")
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 weights, tf32 matmuls: the same model, faster
-        torch.backends.cudnn.allow_tf32 = True
-    elif device.type != "cpu":
-        raise TrainError(f"--device {name}: only cpu and cuda are supported")
-    return device
-
-
 def train_dynamics(opts: DynamicsTraining) -> int:
     import torch
 
@@ -167,7 +149,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         dist.init_process_group("gloo")
     if opts.threads:
         torch.set_num_threads(opts.threads)
-    device = _device(opts.device)
+    device = training_device(opts.device)
     torch.manual_seed(opts.seed + rank)
     out = Path(opts.out)
     try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hma_ros.train import TrainError
+from hma_ros.train import TrainError, training_device
 
 
 @dataclass
@@ -49,9 +49,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     from hma_ros.model.checkpoint import model_state, save_checkpoint
     from hma_ros.model.metrics import moving_pixels
     from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
-    from hma_ros.train.dynamics import _device
 
-    device = _device(opts.device)
+    device = training_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
