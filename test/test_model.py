@@ -680,6 +680,39 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert "differ from --init's" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
+
+def test_init_with_objective_passive_makes_a_passive_control_from_the_models_weights(small_data, tmp_path, capsys):
+    """`hma train --init X --objective passive`: X's trunk and tokens as loaded, the action
+    pathway left behind (no action token, no modulation by actions): its imagined frames do not
+    depend on the actions. Other objectives cannot be switched with --init."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.runtime.world_model import WorldModel
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "pre"), "--steps", "2", *TINY]) == 0
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--objective", "passive",
+                "--out", str(tmp_path / "pas"), "--steps", "1", "--lr", "0", *TINY]) == 0
+    cfg, st = load_checkpoint(tmp_path / "pas")
+    _, pre = load_checkpoint(tmp_path / "pre")
+    assert cfg["dynamics"]["objective"] == "passive" and cfg["dynamics"]["conditioning"] == "none"
+    S = cfg["dynamics"]["tokens_per_frame"]
+    assert pre["dynamics.pos_emb"].shape[0] == S + 1  # the concat action token's position ...
+    torch.testing.assert_close(st["dynamics.pos_emb"], pre["dynamics.pos_emb"][:S])  # ... is left behind
+    torch.testing.assert_close(st["dynamics.trunk.blocks.0.temporal.qkv.weight"],
+                               pre["dynamics.trunk.blocks.0.temporal.qkv.weight"])
+    wm = WorldModel.load(tmp_path / "pas", "pusht")
+    frames = np.random.default_rng(0).integers(0, 255, (2, 32, 32, 3), dtype=np.uint8)
+    futures = []
+    for target in (0.0, 500.0):
+        wm.reset(0)
+        for f in frames:
+            wm.observe(f, np.full((5, 2), 250.0))
+        futures.append(wm.imagine(np.full((3, 5, 2), target)))
+    np.testing.assert_array_equal(futures[0], futures[1])
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--objective", "policy",
+                "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
+    assert "can only turn it passive" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
 def test_two_process_ddp_training_with_gloo(small_data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
            "-m", "hma_ros.cli.main", "train", "--data", str(small_data / "pusht"), "--tokenizer",

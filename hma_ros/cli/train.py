@@ -43,7 +43,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--prompt", type=int, default=4)
     p.add_argument("--conditioning", default="modulate+concat",
                    help="modulate+concat | modulate | concat | add | cross | none")
-    p.add_argument("--objective", default="forward", help="forward | passive | full | policy")
+    p.add_argument("--objective", default=None,
+                   help="forward | passive | full | policy (default: forward; with --init the loaded model's; "
+                        "--init X --objective passive: X's weights as a passive control that never sees actions)")
     p.add_argument("--action-encoding", default="mlp", choices=("mlp", "fourier"),
                    help="stems: an MLP on normalized chunks, or on their Fourier features too (new models)")
     p.add_argument("--action-points", type=int, default=None,

@@ -47,7 +47,7 @@ class DynamicsTraining:
     window: int = 12
     prompt: int = 4
     conditioning: str = "modulate+concat"
-    objective: str = "forward"
+    objective: str | None = None  # None: forward (new), the loaded model's (--init)
     action_encoding: str = "mlp"
     action_points: int | None = None  # None: 0 for new models, init's for finetuning
     factor_ar: int | None = None  # None: 0 for new models, init's for finetuning
@@ -114,6 +114,19 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
                 raise TrainError(f"--init {opts.init} already has {name} = {getattr(dyn.cfg, name)}; "
                                  f"leave {flag} out to keep it")
             grow[name] = value
+    if opts.objective and opts.objective != dyn.cfg.objective:
+        if opts.objective != "passive":
+            raise TrainError(f"--init {opts.init} is a {dyn.cfg.objective} model; with --init, --objective can only "
+                             "turn it passive (a control that starts from its weights and never sees actions)")
+        passive = HMADynamics(DynamicsConfig(**(dyn.cfg.to_dict() | {"objective": "passive"})),
+                              base_config["embodiments"])
+        state = dict(sub_state(base_state, "dynamics"))
+        # the concat action token's position goes (image tokens come first in a slot)
+        state["pos_emb"] = state["pos_emb"][: passive.pos_emb.shape[0]]
+        missing, _ = passive.load_state_dict(state, strict=False)
+        if missing:
+            raise TrainError(f"--init {opts.init}: its weights do not fit a passive model (missing {missing[:5]})")
+        dyn = passive  # the action pathway's weights are left behind
     if grow:
         cfg = DynamicsConfig(**(dyn.cfg.to_dict() | grow))
         grown = HMADynamics(cfg, base_config["embodiments"])
@@ -187,7 +200,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     if dyn is None:
         dcfg = DynamicsConfig(d_model=opts.d_model, n_layers=opts.layers, n_heads=opts.heads,
                               window=opts.window, prompt=opts.prompt, tokens_per_frame=tok.tokens_per_frame,
-                              levels=tok.cfg.levels, conditioning=opts.conditioning, objective=opts.objective,
+                              levels=tok.cfg.levels, conditioning=opts.conditioning, objective=opts.objective or "forward",
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
                               token_dim=tok.cfg.latent_dim, ddim_steps=opts.ddim_steps,
                               action_encoding=opts.action_encoding, action_points=opts.action_points or 0,
