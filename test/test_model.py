@@ -753,8 +753,14 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert "agent within 1/16 side [95% CI]" in table and "motion IoU [95% CI]" in table
     assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl / ppl [95% CI]" in table
     assert res["render"] == "residual" and res["episode_set"] == "val" and res["episodes"] == 1
-    assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "4",
-                "--trials", "1", "--episodes", "all", "--gifs", "0", "--out", str(tmp_path / "all")]) == 0
+    threads = torch.get_num_threads()
+    try:
+        assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "4",
+                    "--trials", "1", "--episodes", "all", "--gifs", "0", "--threads", "1",
+                    "--out", str(tmp_path / "all")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(threads)
     assert json.loads((tmp_path / "all/eval.json").read_text())["pusht"]["episodes"] == 4  # every episode
     assert len(list((tmp_path / "m/eval").glob("pusht_*.gif"))) == 2
     capsys.readouterr()

@@ -47,6 +47,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--render", default="residual", choices=RENDER_MODES,
                    help="imagined-frame rendering (WorldModel.render); --passive/--scratch use the same")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
     p.add_argument("--gifs", type=int, default=2, help="GIFs per embodiment")
     p.add_argument("--lpips", metavar="PATH", help="LPIPS (AlexNet) weights, lpips_alex.safetensors or its folder: "
@@ -69,6 +70,12 @@ def run(args) -> int:
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import WorldModel, build_models
 
+    if args.threads < 0:
+        raise CliError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         config, state = load_checkpoint(args.ckpt)
         if "dynamics" not in config:
