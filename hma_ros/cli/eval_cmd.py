@@ -123,7 +123,7 @@ def run(args) -> int:
     results = {}
     from tqdm import tqdm
 
-    for name in tqdm(names, desc="eval", unit="embodiment"):
+    for name in names:
         ds = datasets[name]
         if args.ddim_steps:
             dyn.cfg.ddim_steps = args.ddim_steps
@@ -141,7 +141,9 @@ def run(args) -> int:
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
-        results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs, learned)
+        with tqdm(total=len(windows), desc=f"eval {name}", unit="window") as bar:
+            results[name] = evaluate(wm, ds, windows, P, args.trials, args.seed, arms, out, args.gifs, learned,
+                                     progress=bar.update)
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
         results[name]["sampling"] = {"mask_steps": args.steps, "temperature": args.temperature, "mask_order": args.mask_order}

@@ -41,9 +41,10 @@ def random_chunks(stats: dict, shape, rng) -> np.ndarray:
 
 
 def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None = None, gif_dir: Path | None = None,
-             gifs: int = 0, learned: dict | None = None) -> dict:
+             gifs: int = 0, learned: dict | None = None, progress=None) -> dict:
     """learned: optional {"lpips": LPIPS, "fid": FIDInception} (evaluation/learned.py) -- scored
-    for the model and copy-last on the same imagined frames."""
+    for the model and copy-last on the same imagined frames. progress: called with 1 after each
+    window (e.g. a tqdm bar's update)."""
     import torch
 
     from hma_ros.evaluation.tracking import score_frames
@@ -142,6 +143,8 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
 
             frames = [np.concatenate([g, i], axis=1) for g, i in zip(truth, pred, strict=True)]
             write_video(frames, gif_dir / f"{wm.embodiment}_{wi}.gif", fps=2.0)
+        if progress is not None:
+            progress(1)
     R = {k: np.array(v, dtype=np.float64) for k, v in rows.items() if v}
     eps = np.array(episodes)
 
