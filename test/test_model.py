@@ -120,6 +120,38 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
                       LossConfig(motion_weight=2.0))
 
 
+def test_self_forcing_feeds_the_models_own_greedy_drawing_as_the_visible_tokens():
+    """self_prob: a gradient-free first pass draws the tokens its own mask hides; in the picked
+    samples those drawings (truth where that mask left tokens visible) are what the second,
+    training pass sees at its visible tokens of slots >= 1; slot 0 and the targets stay true."""
+    _, dyn, _ = tiny()
+    dyn.train()
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    acts = torch.randn(2, 6, 5, 2)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    seen = []
+    hook = dyn.register_forward_pre_hook(lambda m, args: seen.append((args[1].clone(), args[2].clone())))
+    try:
+        out = dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(5), None,
+                            LossConfig(self_prob=1.0))
+    finally:
+        hook.remove()
+    out["loss"].backward()
+    assert torch.isfinite(out["loss"]) and len(seen) == 2  # the drawing pass, then the training pass
+    (c1, m1), (c2, m2) = seen
+    torch.testing.assert_close(c1, codes)  # the first pass reads the true codes under its own mask
+    with torch.no_grad():
+        acts_in = torch.cat([torch.zeros_like(acts[:, :1]), dyn.stems["pusht"].normalize(acts)[:, :-1]], dim=1)
+        drawn = dyn.tokens.greedy(dyn("pusht", codes, m1, acts_in, None)[0])
+    own = ~m2
+    own[:, 0] = False
+    expected = torch.where((m1 & own)[..., None], drawn, codes)
+    torch.testing.assert_close(c2, expected)  # visible tokens: the drawing where it drew, truth elsewhere
+    assert (c2[(m1 & own)] != codes[(m1 & own)]).any()  # and it did draw something else somewhere
+    torch.testing.assert_close(c2[:, 0], codes[:, 0])
+    with pytest.raises(ValueError, match="self_prob"):
+        LossConfig(self_prob=1.5)
+
 def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_until_it_learns():
     from hma_ros.model.dynamics import ActionMap
 

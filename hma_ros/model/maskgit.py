@@ -38,6 +38,7 @@ class LossConfig:
     mask_min_ratio: float = 0.1  # least share of a frame's tokens masked
     label_smoothing: float = 0.1
     corrupt_prob: float = 0.0  # discrete: share of visible tokens replaced by random codes
+    self_prob: float = 0.0  # discrete: share of samples whose visible tokens are the model's own drawing
     motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
@@ -50,6 +51,8 @@ class LossConfig:
             raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if not 0 <= self.corrupt_prob < 1:
             raise ValueError(f"corrupt_prob must be in [0, 1), got {self.corrupt_prob}")
+        if not 0 <= self.self_prob <= 1:
+            raise ValueError(f"self_prob must be in [0, 1], got {self.self_prob}")
         if self.motion_weight <= 0:
             raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
         if not 0 <= self.policy_prob <= 1:
@@ -71,6 +74,8 @@ class LossConfig:
     def check(self, model: HMADynamics) -> None:
         if self.motion_weight != 1.0 and model.continuous:
             raise ValueError("motion_weight applies to discrete tokens only (not implemented for MAR's diffusion loss)")
+        if self.self_prob > 0 and model.continuous:
+            raise ValueError("self_prob applies to discrete tokens only (MAR's soft tokens have no greedy drawing)")
 
 
 def cosine_ratio(u: torch.Tensor) -> torch.Tensor:
@@ -128,6 +133,20 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         flip = (torch.rand(B, T, S, generator=gen, device=dev) < lc.corrupt_prob) & ~masked
         flip[:, 0] = False
         inputs = torch.where(flip[..., None], rnd, codes)
+    if lc.self_prob > 0:
+        # self-forcing: imagination continues from frames the model drew itself, teacher forcing
+        # never does, so a token drawn wrong (the T at contact) was copied forward. A first pass
+        # without gradient, under its own random mask, draws each masked token greedily; for the
+        # picked samples those drawings (truth where that mask left tokens visible) replace the
+        # visible tokens of slots >= 1, and the targets stay the true codes.
+        with torch.no_grad():
+            first = training_masks(B, T, S, lc.mask_min_ratio, gen, dev)
+            out1, _, _ = model(emb, codes, first, inp if use_actions else None, None)
+            drawn = torch.where(first[..., None], model.tokens.greedy(out1), codes)
+        pick = torch.rand(B, generator=gen, device=dev) < lc.self_prob
+        own = pick[:, None, None] & ~masked
+        own[:, 0] = False
+        inputs = torch.where(own[..., None], drawn, inputs)
     tok_out, act_feat, _ = model(emb, inputs, masked, inp if use_actions else None,
                                               action_masked if use_actions else None)
     out: dict[str, torch.Tensor] = {}
