@@ -407,5 +407,5 @@ if [[ $STAGE == all || $STAGE == moves5_passive ]]; then  # the passive control 
       --objective passive --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 2e-4 \
       --warmup 50 --steps 1800 --minutes 68 --save-every 100000 --eval-every 100000 --threads 1 --out runs/moves5_passive
   T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --passive runs/moves5_passive"
-  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves $T3 --out runs/test_moves5_vs_passive
+  hma eval --ckpt models/hma_discrete_moves $T3 --threads 2 --out runs/test_moves5_vs_passive
 fi
