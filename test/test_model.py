@@ -152,6 +152,28 @@ def test_self_forcing_feeds_the_models_own_greedy_drawing_as_the_visible_tokens(
     with pytest.raises(ValueError, match="self_prob"):
         LossConfig(self_prob=1.5)
 
+def test_action_dropout_shows_the_picked_samples_every_action_as_unknown():
+    """action_drop: a share of samples trains with every action slot marked unknown (what a
+    passive model sees); without it only the policy-trained last slot ever is."""
+    _, dyn, _ = tiny()
+    codes = torch.randint(0, 3, (8, 6, 16, 2))
+    acts = torch.randn(8, 6, 5, 2)
+    valid = torch.ones(8, 6, dtype=torch.bool)
+    seen = []
+    hook = dyn.register_forward_pre_hook(lambda m, args: seen.append(args[4].clone()))
+    try:
+        for drop in (0.0, 0.9):
+            out = dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(2), None,
+                                LossConfig(action_drop=drop))
+            assert torch.isfinite(out["loss"])
+    finally:
+        hook.remove()
+    plain, dropped = seen
+    assert not plain[:, :-1].any()  # no dropout: every action before the last slot is given
+    assert int(dropped.all(dim=1).sum()) >= 5 and dropped.all(dim=1).any()  # most samples: all unknown
+    with pytest.raises(ValueError, match="action_drop"):
+        LossConfig(action_drop=1.0)
+
 def test_action_map_puts_each_point_on_its_token_and_a_new_map_changes_nothing_until_it_learns():
     from hma_ros.model.dynamics import ActionMap
 

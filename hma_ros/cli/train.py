@@ -57,6 +57,8 @@ def add_parser(sub, name: str) -> None:
                         "default; with --init it is added, starting at zero)")
     p.add_argument("--corrupt-prob", type=float, default=None,
                    help="share of visible tokens replaced by random ones (default 0, or --init's)")
+    p.add_argument("--action-drop", type=float, default=None,
+                   help="action dropout: share of samples that see every action as unknown (default 0, or --init's)")
     p.add_argument("--self-prob", type=float, default=None,
                    help="self-forcing: share of samples whose visible tokens are the model's own greedy drawing "
                         "from a first, gradient-free pass (default 0, or --init's)")

@@ -39,6 +39,7 @@ class LossConfig:
     label_smoothing: float = 0.1
     corrupt_prob: float = 0.0  # discrete: share of visible tokens replaced by random codes
     self_prob: float = 0.0  # discrete: share of samples whose visible tokens are the model's own drawing
+    action_drop: float = 0.0  # share of samples that see every action as unknown (the passive path)
     motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
@@ -53,6 +54,8 @@ class LossConfig:
             raise ValueError(f"corrupt_prob must be in [0, 1), got {self.corrupt_prob}")
         if not 0 <= self.self_prob <= 1:
             raise ValueError(f"self_prob must be in [0, 1], got {self.self_prob}")
+        if not 0 <= self.action_drop < 1:
+            raise ValueError(f"action_drop must be in [0, 1), got {self.action_drop}")
         if self.motion_weight <= 0:
             raise ValueError(f"motion_weight must be > 0, got {self.motion_weight}")
         if not 0 <= self.policy_prob <= 1:
@@ -124,6 +127,9 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         action_masked[:, -1] = pick
         action_target[:, -1] = pick
         masked[:, -1] |= pick[:, None]  # the frame after the predicted action stays hidden
+    if lc.action_drop > 0:  # action dropout: these samples learn the frames without their actions
+        drop = torch.rand(B, generator=gen, device=dev) < lc.action_drop
+        action_masked = action_masked | drop[:, None]
     valid_in = torch.cat([torch.ones_like(action_valid[:, :1]), action_valid[:, :-1]], dim=1)
     action_target &= valid_in
     inputs = codes

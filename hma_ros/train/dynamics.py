@@ -53,6 +53,7 @@ class DynamicsTraining:
     factor_ar: int | None = None  # None: 0 for new models, init's for finetuning
     corrupt_prob: float | None = None
     self_prob: float | None = None
+    action_drop: float | None = None
     motion_weight: float | None = None
     ddim_steps: int = 10
     save_every: int = 500
@@ -220,7 +221,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         if (rec["stride"], rec["action_dim"]) != (embodiments[n]["stride"], embodiments[n]["action_dim"]):
             raise TrainError(f"{n}: dataset has stride {rec['stride']} x dim {rec['action_dim']} but the checkpoint's "
                            f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
-    given = {k: v for k, v in (("corrupt_prob", opts.corrupt_prob), ("self_prob", opts.self_prob),
+    given = {k: v for k, v in (("corrupt_prob", opts.corrupt_prob), ("self_prob", opts.self_prob), ("action_drop", opts.action_drop),
                                ("motion_weight", opts.motion_weight)) if v is not None}
     try:  # loss settings, when given, replace the defaults or the --init/--resume checkpoint's
         loss_cfg = LossConfig(**(LossConfig.from_config(base_config).to_dict() | given))
