@@ -24,7 +24,8 @@
 # 4 of tokenizer_moves from gpu5's runs; arms: each half alone), synth_exp5 (Tab. 6's 10 real + 90
 # synthetic arm again, synthesized by version 5), moves5_far (intra-token autoregression vs its control),
 # moves5_passive (version 5 against its passive control: its weights, trained on without actions),
-# moves5_self (self-forcing from version 5 against moves5_far's control).
+# moves5_self (self-forcing from version 5 against moves5_far's control), moves5_drop (action
+# dropout, the same control; after moves5_passive).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -401,6 +402,15 @@ if [[ $STAGE == all || $STAGE == moves5_self ]]; then  # self-forcing vs moves5_
   OMP_NUM_THREADS=1 hma train $C --self-prob 0.5 --out runs/self5
   TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
   hma eval --ckpt runs/self5 $TP --threads 1 --out runs/test_self5_tokens_pusht
+fi
+if [[ $STAGE == all || $STAGE == moves5_drop ]]; then  # action dropout vs moves5_far's control (reacher: actions hurt)
+  C="--data data/sim data/big/pusht data/pose/pusht --embodiments $PRE --init models/hma_discrete_moves --motion-weight 5 \
+     --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 2e-4 --warmup 50 --steps 1100 --minutes 27 \
+     --save-every 100000 --eval-every 100000 --threads 1"
+  OMP_NUM_THREADS=1 hma train $C --action-drop 0.3 --out runs/drop5
+  T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --threads 2 --gifs 0"
+  hma eval --ckpt runs/drop5 $T3 --passive runs/moves5_passive --out runs/test_drop5
+  hma eval --ckpt runs/far5_ctrl $T3 --embodiments reacher,cheetah --out runs/test_far5_ctrl_rc
 fi
 if [[ $STAGE == all || $STAGE == moves5_passive ]]; then  # the passive control of version 5: its weights, no actions
   hma train --data data/sim data/big/pusht data/pose/pusht --embodiments $PRE --init models/hma_discrete_moves \
