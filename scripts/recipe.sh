@@ -408,8 +408,8 @@ if [[ $STAGE == all || $STAGE == moves5_drop ]]; then  # action dropout vs moves
      --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 2e-4 --warmup 50 --steps 1100 --minutes 27 \
      --save-every 100000 --eval-every 100000 --threads 1"
   OMP_NUM_THREADS=1 hma train $C --action-drop 0.3 --out runs/drop5
-  T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --threads 2 --gifs 0"
-  hma eval --ckpt runs/drop5 $T3 --passive runs/moves5_passive --out runs/test_drop5
+  T3="--data data/test --episodes all --windows 24 --trials 1 --threads 2 --gifs 0"
+  hma eval --ckpt runs/drop5 $T3 --embodiments $PRE --passive runs/moves5_passive --out runs/test_drop5
   hma eval --ckpt runs/far5_ctrl $T3 --embodiments reacher,cheetah --out runs/test_far5_ctrl_rc
 fi
 if [[ $STAGE == all || $STAGE == moves5_passive ]]; then  # the passive control of version 5: its weights, no actions
