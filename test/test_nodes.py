@@ -58,8 +58,10 @@ def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_
     assert s.header.frame_id == "sim_camera"
     cams = {round(_stamp(m), 6) for _, m in probe.received["image_raw"]}
     assert round(_stamp(s), 6) in cams  # stamped with a real camera frame's time
-    frames = [m for _, m in probe.received["imagined/frames"]]
     base = _stamp(s)
+    # the node publishes a strip, then its frames: the newest strip's last frame may still be on the wire
+    probe.wait_for("imagined/frames", count=1, timeout=10, predicate=lambda m: abs(_stamp(m) - (base + 2.0)) < 1e-6)
+    frames = [m for _, m in probe.received["imagined/frames"]]
     stamps = np.array([_stamp(m) for m in frames])
     for i in range(1, 5):  # each imagined frame is stamped at its own future time
         assert np.abs(stamps - (base + 0.5 * i)).min() < 1e-6
