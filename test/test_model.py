@@ -763,6 +763,11 @@ def test_init_with_objective_passive_makes_a_passive_control_from_the_models_wei
             wm.observe(f, np.full((5, 2), 250.0))
         futures.append(wm.imagine(np.full((3, 5, 2), target)))
     np.testing.assert_array_equal(futures[0], futures[1])
+    # a part grown at the same time grows on the passive model
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--objective", "passive",
+                "--factor-ar", "4", "--out", str(tmp_path / "pas_ar"), "--steps", "1", *TINY]) == 0
+    cfg_ar, _ = load_checkpoint(tmp_path / "pas_ar")
+    assert cfg_ar["dynamics"]["objective"] == "passive" and cfg_ar["dynamics"]["factor_ar"] == 4
     assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--objective", "policy",
                 "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
     assert "can only turn it passive" in capsys.readouterr().err and not (tmp_path / "bad").exists()

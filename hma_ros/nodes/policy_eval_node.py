@@ -5,9 +5,10 @@ and `next_episode_on_reset: true`): before each it waits `settle` seconds (so a 
 to the last frame of the previous episode lands while the simulator ignores it), calls the
 simulator's reset service (the first time only once a policy publishes on `action_topic`),
 collects the episode's frames from sim/image (stamp 0.0 .. 0.5 x episode_steps), and scores
-them with the PushT judge: max coverage over the episode, success (coverage > 0.95). After the last episode it writes `out` (JSON, the fields `hma policy-eval
---rank` writes for the learned simulator: learned_judge, learned_success with intervals, the
-raw episodes, wall-clock per episode) and exits; launch/policy_eval.launch.py then ends.
+them with the PushT judge: max coverage over the episode, success (coverage > 0.95). After the
+last episode it writes `out` (JSON, the fields `hma policy-eval --rank` writes for the learned
+simulator: learned_judge, learned_success with intervals, the raw episodes, wall-clock per
+episode) and exits; launch/policy_eval.launch.py then ends.
 Scoring lives in hma_ros/evaluation/ranking.py (`score_episode`, `learned_summary`).
 """
 

@@ -132,7 +132,8 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
     if grow:
         cfg = DynamicsConfig(**(dyn.cfg.to_dict() | grow))
         grown = HMADynamics(cfg, base_config["embodiments"])
-        missing, unexpected = grown.load_state_dict(sub_state(base_state, "dynamics"), strict=False)
+        # from the model as it stands (after a switch to passive, not the checkpoint's action pathway)
+        missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
         new_part = ("action_map.", "tokens.ar.")
         if unexpected or any(not (k.startswith(new_part) or k.endswith(".points.weight")
                                   or k.endswith(".points.bias")) for k in missing):
