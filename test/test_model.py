@@ -547,6 +547,22 @@ TINY = ["--d-model", "32", "--layers", "1", "--heads", "2", "--window", "6", "--
         "--batch-size", "2", "--eval-every", "0"]
 
 
+def test_eval_windows_come_from_the_split_asked_for_train_and_val_never_share_an_episode(small_data):
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.evaluation.heldout import pick_windows
+
+    ds = Dataset(small_data / "pusht")
+    train_eps, val_eps = ds.split(0.1, seed=0)
+    tr = pick_windows(ds, 6, 20, episodes="train")
+    va = pick_windows(ds, 6, 20, episodes="val")
+    assert tr and va
+    assert {e for e, _ in tr} <= set(train_eps) and {e for e, _ in va} <= set(val_eps)
+    assert not {e for e, _ in tr} & {e for e, _ in va}
+    assert {e for e, _ in pick_windows(ds, 6, 40, episodes="all")} == set(range(len(ds.episodes)))
+    with pytest.raises(ValueError, match="use val, train or all"):
+        pick_windows(ds, 6, 4, episodes="test")
+
+
 def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
     from hma_ros.cli.main import main as hma
 

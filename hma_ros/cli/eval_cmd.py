@@ -29,9 +29,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--scratch", help="a checkpoint of the same embodiment trained from scratch, to compare a "
                                      "finetuned --ckpt against (same windows, paired interval)")
     p.add_argument("--windows", type=int, default=24, help="held-out windows per embodiment (spread over episodes)")
-    p.add_argument("--episodes", default="val", choices=("val", "all"),
+    p.add_argument("--episodes", default="val", choices=("val", "train", "all"),
                    help="val: the 10%% validation split training never sees (default); all: every episode, "
-                        "for a test set generated apart (e.g. hma gen-data --seed 100)")
+                        "for a test set generated apart (e.g. hma gen-data --seed 100); train: the "
+                        "episodes training saw (beside val or a test set, it measures overfitting)")
     p.add_argument("--trials", type=int, default=5, help="random-action trials for dPSNR")
     p.add_argument("--prompt", type=int, default=0, help="prompt steps (default: the model's)")
     p.add_argument("--steps", type=int, default=2, help="MaskGIT unmasking steps per frame")

@@ -17,8 +17,12 @@ import numpy as np
 
 
 def pick_windows(ds, T: int, n: int, seed: int = 0, episodes: str = "val") -> list[tuple[int, int]]:
-    """(episode, start) pairs from the validation episodes (or all of them), round-robin over episodes."""
-    val = ds.split(0.1, seed=0)[1] if episodes == "val" else list(range(len(ds.episodes)))
+    """(episode, start) pairs, round-robin over episodes: from the validation episodes (`val`), the
+    training episodes (`train`: the same split training uses, to measure overfitting) or all."""
+    if episodes not in ("val", "train", "all"):
+        raise ValueError(f"episodes {episodes!r}: use val, train or all")
+    val = (ds.split(0.1, seed=0)[{"val": 1, "train": 0}[episodes]] if episodes != "all"
+           else list(range(len(ds.episodes))))
     per_ep = {e: ds.window_starts(T, [e]) for e in val}
     per_ep = {e: s for e, s in per_ep.items() if len(s)}
     rng = np.random.default_rng(seed)
