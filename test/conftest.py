@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from ros_harness import NodeProcess, Probe, isolate_ros_environment
 
 DOMAIN = isolate_ros_environment()  # before anything imports rclpy
+# `hma train` keeps tokenized datasets in a cache; tests (and the commands they start) use their own
+os.environ.setdefault("HMA_TOKEN_CACHE", tempfile.mkdtemp(prefix="hma_token_cache_"))
 
 
 @pytest.fixture

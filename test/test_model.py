@@ -628,6 +628,43 @@ def test_tokenized_dataset_motion_mask_is_the_same_across_chunk_boundaries(small
     assert td.batch([0, 3], 4)[3].shape == (2, 4, tok.tokens_per_frame)
 
 
+def test_token_cache_returns_the_same_tokens_and_misses_when_the_encoder_or_frames_change(small_data, tmp_path):
+    from hma_ros.data.dataset import Dataset, find_datasets
+    from hma_ros.model.checkpoint import load_checkpoint
+    from hma_ros.runtime.world_model import build_models
+    from hma_ros.train.state import TokenizedDataset
+
+    cfg, state = load_checkpoint(small_data / "tok")
+    tok, _ = build_models(cfg, state, "tok")
+    ds = Dataset(small_data / "pusht")
+    cache = tmp_path / "cache"
+    plain = TokenizedDataset(ds, tok, progress=False)
+    first = TokenizedDataset(ds, tok, progress=False, cache=cache)
+    again = TokenizedDataset(ds, tok, progress=False, cache=cache)
+    assert (first.misses, first.hits, again.misses, again.hits) == (1, 0, 0, 1)
+    for td in (first, again):
+        assert torch.equal(td.codes, plain.codes) and torch.equal(td.moving, plain.moving)
+        assert td.codes.dtype == torch.uint8 and td.moving.dtype == torch.bool
+    with torch.no_grad():  # a new decoder keeps the token code, so the entry serves it
+        next(tok.decoder.parameters()).add_(1.0)
+    assert TokenizedDataset(ds, tok, progress=False, cache=cache).hits == 1
+    with torch.no_grad():  # a new encoder does not
+        next(tok.encoder.parameters()).add_(0.5)
+    changed = TokenizedDataset(ds, tok, progress=False, cache=cache)
+    assert changed.misses == 1 and not torch.equal(changed.codes, plain.codes)
+    # a merged dataset (the same folder's frames under another folder): one entry per folder, all hits
+    other = tmp_path / "more" / "pusht"
+    __import__("shutil").copytree(small_data / "pusht", other)
+    both = find_datasets([small_data / "pusht", other])["pusht"]
+    merged = TokenizedDataset(both, tok, progress=False, cache=cache)
+    assert (merged.hits, merged.misses) == (2, 0) and len(merged.codes) == 2 * len(ds)
+    # a corrupt entry is rebuilt, not trusted
+    for f in cache.glob("*.npz"):
+        f.write_bytes(b"not a cache entry")
+    rebuilt = TokenizedDataset(ds, tok, progress=False, cache=cache)
+    assert rebuilt.misses == 1 and torch.equal(rebuilt.codes, changed.codes)
+
+
 def test_optimizer_state_follows_parameter_names_when_registration_order_changes():
     from hma_ros.train.state import load_optimizer_state, optimizer_state_tensors
 

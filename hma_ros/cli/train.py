@@ -75,6 +75,10 @@ def add_parser(sub, name: str) -> None:
                    help="cpu | cuda[:N] (default %(default)s); checkpoints and train_state are written for the CPU, so a "
                         "run resumes on either; the quick held-out eval (--eval-every) runs on the CPU only")
     p.add_argument("--fp16", action="store_true", help="store final weights in float16 (shipping)")
+    p.add_argument("--token-cache", default=None, metavar="DIR",
+                   help="where each dataset folder's tokens are kept between runs with the same token code (a "
+                        "decoder-only tokenizer run keeps it): 'off', or a folder (default: $HMA_TOKEN_CACHE, "
+                        "else ~/.cache/hma_ros/tokens)")
     p.set_defaults(func=run)
 
 

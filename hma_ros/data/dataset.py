@@ -285,6 +285,7 @@ def merged(parts: list[Dataset]) -> Dataset:
     out = object.__new__(Dataset)
     out.path = first.path
     out.embodiment = first.embodiment
+    out.parts = list(parts)  # the folders, in order (a token cache keeps one entry per folder)
     out.arrays = {k: np.concatenate([np.asarray(p.arrays[k]) for p in parts]) for k in first.arrays}
     out.episodes, offset = [], 0
     for p in parts:

@@ -62,6 +62,7 @@ class DynamicsTraining:
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model, the batches and the mask RNG live
     fp16: bool = False
+    token_cache: str | None = None  # a folder, "off", or None: default_token_cache()
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
 
@@ -155,7 +156,13 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.model.maskgit import LossConfig, TrainingLoss
     from hma_ros.runtime.world_model import build_models
-    from hma_ros.train.state import TokenizedDataset, embodiment_record, load_train_state, save_train_state
+    from hma_ros.train.state import (
+        TokenizedDataset,
+        default_token_cache,
+        embodiment_record,
+        load_train_state,
+        save_train_state,
+    )
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
@@ -247,7 +254,12 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
 
     # ---- data
-    tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0, device=device) for n, ds in datasets.items()}
+    cache = (default_token_cache() if opts.token_cache is None
+             else None if opts.token_cache.lower() == "off" else Path(opts.token_cache))
+    tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0, device=device, cache=cache) for n, ds in datasets.items()}
+    if rank == 0 and cache is not None:
+        hits = sum(t.hits for t in tokenized.values())
+        print(f"tokens: {hits} of {hits + sum(t.misses for t in tokenized.values())} dataset folders from the cache {cache}")
     train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
     T = dyn.cfg.window
     try:

@@ -3,8 +3,10 @@ window batches, and resumable training state in safetensors (never pickle)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,35 +15,122 @@ import torch
 from hma_ros.data.dataset import Dataset
 from hma_ros.model.metrics import moving_tokens
 
+CACHE_VERSION = 1
+
+
+def default_token_cache() -> Path | None:
+    """Where `hma train` keeps tokenized datasets: $HMA_TOKEN_CACHE ("off": nowhere), else
+    $XDG_CACHE_HOME/hma_ros/tokens (~/.cache/hma_ros/tokens)."""
+    env = os.environ.get("HMA_TOKEN_CACHE", "")
+    if env.lower() == "off":
+        return None
+    if env:
+        return Path(env)
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hma_ros" / "tokens"
+
+
+def encoder_digest(tokenizer, device=None) -> str:
+    """What a frame's tokens depend on: the tokenizer's config and every weight but the decoder's
+    (a decoder-only run keeps the code, so it keeps the cache), and the device type (a GPU's
+    rounding may pick another code at a boundary)."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"v{CACHE_VERSION} {getattr(tokenizer, 'cfg', None)!r} {torch.device(device or 'cpu').type}".encode())
+    for k, v in sorted(tokenizer.state_dict().items()):
+        if not k.startswith("decoder."):
+            h.update(k.encode())
+            h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _frames_digest(frames: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(repr(frames.shape).encode())
+    step = 4096
+    for i in range(0, len(frames), step):
+        h.update(np.ascontiguousarray(frames[i:i + step]).data)
+    return h.hexdigest()
+
 
 class TokenizedDataset:
-    """A dataset with every frame pre-encoded by a tokenizer: codes (N, S, K) uint8 in memory."""
+    """A dataset with every frame pre-encoded by a tokenizer: codes (N, S, K) uint8 in memory
+    (soft tokens: float16), and the moving-token mask (N, S). With `cache` (a folder), each
+    dataset folder's codes and mask are kept under a key of the encoder's weights and the frames'
+    bytes, so the next run on the same frames and token code loads them instead of encoding
+    (`hits` / `misses` count the parts)."""
 
-    def __init__(self, ds: Dataset, tokenizer, batch: int = 256, progress: bool = True, device=None):
-        from tqdm import tqdm
-
+    def __init__(self, ds: Dataset, tokenizer, batch: int = 256, progress: bool = True, device=None,
+                 cache: Path | str | None = None):
         self.ds = ds
-        frames = ds.arrays["frames"]
-        chunks = []
-        with torch.no_grad():
-            for i in tqdm(range(0, len(ds), batch), desc=f"tokenize {ds.name}", disable=not progress, leave=False):
-                z = tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch])).to(device or "cpu")).cpu()
-                chunks.append(z.to(torch.float16) if z.is_floating_point() else z.to(torch.uint8))
-        self.codes = torch.cat(chunks)  # (N, S, K) FSQ codes (uint8) or soft tokens (float16)
+        self.hits = self.misses = 0
+        enc = encoder_digest(tokenizer, device) if cache else ""
+        codes, moving = [], []
+        for part in getattr(ds, "parts", None) or [ds]:  # a merged dataset: each folder its own entry
+            frames = part.arrays["frames"]
+            path = Path(cache) / f"{enc}-{_frames_digest(frames)}.npz" if cache else None
+            got = _load_cached(path, len(frames)) if path is not None else None
+            if got is None:
+                got = self._encode(frames, tokenizer, batch, progress, device, part.name)
+                self.misses += 1
+                if path is not None:
+                    _store_cached(path, *got)
+            else:
+                self.hits += 1
+            codes.append(got[0])
+            moving.append(got[1])
+        self.codes = torch.cat(codes)  # (N, S, K) FSQ codes (uint8) or soft tokens (float16)
+        self.moving = torch.cat(moving)  # (N, S) bool: the token's patch moved since the previous frame
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
         self.valid = torch.from_numpy(ds.valid())
-        grid = math.isqrt(self.codes.shape[1])
-        moving = []  # (N, S) bool: the token's patch moved since the previous frame (motion_weight)
-        for i in range(0, len(ds), batch):
+
+    @staticmethod
+    def _encode(frames, tokenizer, batch, progress, device, name) -> tuple[torch.Tensor, torch.Tensor]:
+        from tqdm import tqdm
+
+        chunks = []
+        with torch.no_grad():
+            for i in tqdm(range(0, len(frames), batch), desc=f"tokenize {name}", disable=not progress, leave=False):
+                z = tokenizer.encode(torch.from_numpy(np.array(frames[i:i + batch])).to(device or "cpu")).cpu()
+                chunks.append(z.to(torch.float16) if z.is_floating_point() else z.to(torch.uint8))
+        codes = torch.cat(chunks)
+        grid = math.isqrt(codes.shape[1])
+        moving = []
+        for i in range(0, len(frames), batch):
             lo = max(i - 1, 0)  # one frame of overlap, so each chunk's first frame has its predecessor
             moving.append(torch.from_numpy(moving_tokens(np.array(frames[lo:i + batch]), grid)[i - lo:]))
-        self.moving = torch.cat(moving)
+        return codes, torch.cat(moving)
 
     def batch(self, starts, T: int):
         """codes (B, T, S, K), raw action chunks (B, T, stride, dim), valid (B, T), moving (B, T, S)."""
         idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
         c = self.codes[idx]
         return (c.float() if c.is_floating_point() else c.long()), self.actions[idx], self.valid[idx], self.moving[idx]
+
+
+def _load_cached(path: Path, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """A cache entry, or None when absent or unreadable (it is then rebuilt and rewritten)."""
+    if not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            codes, moving = z["codes"], z["moving"]
+    except (OSError, ValueError, KeyError):
+        return None
+    if len(codes) != n or len(moving) != n:
+        return None
+    return torch.from_numpy(codes), torch.from_numpy(moving)
+
+
+def _store_cached(path: Path, codes: torch.Tensor, moving: torch.Tensor) -> None:
+    """Written beside and renamed, so a reader never sees half a file; a cache that cannot be
+    written (read-only, full) only costs the next run its encoding."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.savez(f, codes=codes.numpy(), moving=moving.numpy())
+        os.replace(tmp, path)
+    except OSError:
+        tmp.unlink(missing_ok=True)
 
 
 def embodiment_record(ds: Dataset) -> dict:
