@@ -25,7 +25,10 @@
 # synthetic arm again, synthesized by version 5), moves5_far (intra-token autoregression vs its control),
 # moves5_passive (version 5 against its passive control: its weights, trained on without actions),
 # moves5_self (self-forcing from version 5 against moves5_far's control), moves5_drop (action
-# dropout, the same control; after moves5_passive).
+# dropout, the same control; after moves5_passive), moves6 moves6_eval (session 9: reacher and
+# cheetah overfit their 90 training episodes -- 10x / 7x more episodes of each, against moves5_far's
+# control; the decoder continued on them beside it; version 6 of hma_discrete_moves, version 5 of
+# tokenizer_moves).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -418,4 +421,46 @@ if [[ $STAGE == all || $STAGE == moves5_passive ]]; then  # the passive control 
       --warmup 50 --steps 1800 --minutes 68 --save-every 100000 --eval-every 100000 --threads 1 --out runs/moves5_passive
   T3="--data data/test --episodes all --windows 24 --embodiments $PRE --trials 1 --passive runs/moves5_passive"
   hma eval --ckpt models/hma_discrete_moves $T3 --threads 2 --out runs/test_moves5_vs_passive
+fi
+if [[ $STAGE == all || $STAGE == moves6 ]]; then  # more reacher / cheetah episodes vs moves5_far's control
+  # `hma eval --episodes train` vs val showed version 5 memorizing both: reacher ppl 5.5 on training
+  # windows, 18.6 on validation ones (cheetah 116 vs 385); the tokenizer too (reacher 41.4 vs 36.5 dB)
+  hma eval --ckpt models/hma_discrete_moves --data data/sim --episodes train --windows 24 --embodiments reacher \
+      --trials 1 --passive runs/moves5_passive --threads 2 --gifs 0 --out runs/diag_reacher_train
+  hma eval --ckpt models/hma_discrete_moves --data data/sim --episodes val --windows 24 --embodiments reacher \
+      --trials 1 --threads 2 --gifs 2 --out runs/diag_reacher_val
+  for S in train val; do
+    hma eval --ckpt models/hma_discrete_moves --data data/sim --episodes $S --windows 24 --embodiments cheetah \
+        --trials 1 --threads 2 --gifs 0 --out runs/diag_cheetah_$S
+  done
+  hma gen-data --out data/reacher_big --embodiments reacher --episodes 900 --seed 9 --workers 1 --overwrite   # ~24 min
+  hma gen-data --out data/cheetah_big --embodiments cheetah --episodes 600 --seed 11 --workers 1 --overwrite  # ~22 min
+  D6="data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah"
+  C6="--data $D6 --embodiments $PRE --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 \
+      --lr 2e-4 --warmup 50 --save-every 100000 --eval-every 100000 --threads 1"
+  # arm: the control's command (moves5_far) with the new episodes, for the control's 757 steps
+  OMP_NUM_THREADS=1 hma train $C6 --init models/hma_discrete_moves --steps 757 --minutes 60 --out runs/more6 &
+  # version 5's decoder continued on every frame, the new ones included (the token code stays bitwise)
+  OMP_NUM_THREADS=1 hma train-tokenizer --data $D6 --init models/hma_discrete_moves --decoder-only \
+      --motion-weight 20 --lr 5e-4 --threads 1 --minutes 40 --out runs/dec6b &
+  wait
+  # more6 continued 1,000 steps; beside it the passive control continued on the same data and steps
+  OMP_NUM_THREADS=1 hma train $C6 --init runs/more6 --steps 1000 --minutes 45 --out runs/more6b &
+  OMP_NUM_THREADS=1 hma train $C6 --init runs/moves5_passive --steps 1000 --minutes 45 --out runs/passive6 &
+  wait
+fi
+if [[ $STAGE == all || $STAGE == moves6_eval ]]; then
+  T3="--data data/test --episodes all --windows 24 --trials 1 --gifs 1"
+  TP="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2"
+  hma eval --ckpt runs/more6 $T3 --embodiments reacher,cheetah --passive runs/moves5_passive --threads 2 --out runs/test_more6_rc
+  hma eval --ckpt runs/more6 $TP --threads 2 --out runs/test_more6_tokens_pusht
+  python scripts/tokenizer_agent.py runs/dec6b models/hma_discrete_moves
+  hma export --ckpt runs/more6 --decoder runs/dec6b --out runs/more6_dec6b
+  hma eval --ckpt runs/more6_dec6b $T3 --embodiments reacher,cheetah --threads 2 --out runs/test_more6_dec6b_rc
+  hma export --ckpt runs/more6b --decoder runs/dec6b --out models/hma_discrete_moves   # version 6
+  hma export --ckpt runs/dec6b --out models/tokenizer_moves                            # tokenizer version 5
+  hma eval --ckpt models/hma_discrete_moves $T3 --embodiments $PRE --passive runs/passive6 --threads 2 --out runs/test_v6
+  hma eval --ckpt models/hma_discrete_moves $TP --threads 2 --out runs/test_v6_tokens_pusht
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/moves6_50.json --plot runs/rank/moves6_50.png --gif runs/rank/moves6_50.gif
 fi
