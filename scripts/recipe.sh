@@ -461,6 +461,8 @@ if [[ $STAGE == all || $STAGE == moves6_eval ]]; then
   hma export --ckpt runs/dec6b --out models/tokenizer_moves                            # tokenizer version 5
   hma eval --ckpt models/hma_discrete_moves $T3 --embodiments $PRE --passive runs/passive6 --threads 2 --out runs/test_v6
   hma eval --ckpt models/hma_discrete_moves $TP --threads 2 --out runs/test_v6_tokens_pusht
+  hma eval --ckpt models/hma_discrete_moves --data data/sim data/reacher_big/reacher --episodes train --windows 24 \
+      --embodiments reacher --trials 1 --passive runs/passive6 --threads 2 --gifs 0 --out runs/diag_v6_reacher_train
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves6_50.json --plot runs/rank/moves6_50.png --gif runs/rank/moves6_50.gif
 fi
