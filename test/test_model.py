@@ -665,6 +665,21 @@ def test_token_cache_returns_the_same_tokens_and_misses_when_the_encoder_or_fram
     assert rebuilt.misses == 1 and torch.equal(rebuilt.codes, changed.codes)
 
 
+
+def test_token_cache_folder_comes_from_the_option_then_the_environment_and_off_disables_it(monkeypatch, tmp_path):
+    from hma_ros.train.state import token_cache_dir
+
+    monkeypatch.setenv("HMA_TOKEN_CACHE", str(tmp_path / "env"))
+    assert token_cache_dir() == tmp_path / "env"
+    assert token_cache_dir(str(tmp_path / "opt")) == tmp_path / "opt"
+    assert token_cache_dir("off") is None and token_cache_dir("OFF") is None
+    monkeypatch.setenv("HMA_TOKEN_CACHE", "off")
+    assert token_cache_dir() is None
+    monkeypatch.delenv("HMA_TOKEN_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert token_cache_dir() == tmp_path / "xdg" / "hma_ros" / "tokens"
+
+
 def test_optimizer_state_follows_parameter_names_when_registration_order_changes():
     from hma_ros.train.state import load_optimizer_state, optimizer_state_tensors
 

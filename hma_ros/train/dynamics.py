@@ -62,7 +62,7 @@ class DynamicsTraining:
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model, the batches and the mask RNG live
     fp16: bool = False
-    token_cache: str | None = None  # a folder, "off", or None: default_token_cache()
+    token_cache: str | None = None  # a folder, "off", or None: state.token_cache_dir's default
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
 
@@ -158,10 +158,10 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     from hma_ros.runtime.world_model import build_models
     from hma_ros.train.state import (
         TokenizedDataset,
-        default_token_cache,
         embodiment_record,
         load_train_state,
         save_train_state,
+        token_cache_dir,
     )
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -254,8 +254,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         loss_fn = torch.nn.parallel.DistributedDataParallel(loss_fn, find_unused_parameters=True)
 
     # ---- data
-    cache = (default_token_cache() if opts.token_cache is None
-             else None if opts.token_cache.lower() == "off" else Path(opts.token_cache))
+    cache = token_cache_dir(opts.token_cache)
     tokenized = {n: TokenizedDataset(ds, tok, progress=rank == 0, device=device, cache=cache) for n, ds in datasets.items()}
     if rank == 0 and cache is not None:
         hits = sum(t.hits for t in tokenized.values())

@@ -18,14 +18,14 @@ from hma_ros.model.metrics import moving_tokens
 CACHE_VERSION = 1
 
 
-def default_token_cache() -> Path | None:
-    """Where `hma train` keeps tokenized datasets: $HMA_TOKEN_CACHE ("off": nowhere), else
-    $XDG_CACHE_HOME/hma_ros/tokens (~/.cache/hma_ros/tokens)."""
-    env = os.environ.get("HMA_TOKEN_CACHE", "")
-    if env.lower() == "off":
+def token_cache_dir(option: str | None = None) -> Path | None:
+    """Where `hma train` keeps tokenized datasets: `option` (--token-cache), else
+    $HMA_TOKEN_CACHE, else $XDG_CACHE_HOME/hma_ros/tokens (~/.cache/hma_ros/tokens); "off": nowhere."""
+    value = option if option is not None else os.environ.get("HMA_TOKEN_CACHE", "")
+    if value.lower() == "off":
         return None
-    if env:
-        return Path(env)
+    if value:
+        return Path(value)
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "hma_ros" / "tokens"
 
 
