@@ -6,9 +6,10 @@ benchmarks/gpu_session.sh GPU_STAGE=graphs):
    share of tokens each path draws like the plain KV-cache path of the same precision, and of
    fp32 (a graph replays the same kernels, so same-precision paths should agree exactly or
    nearly: float sums over a padded key buffer may round differently).
-2. Speed: `hma bench` (runtime.bench.benchmark) for every path: eager, CUDA graphs
-   (--graphs), graphs + fused elementwise steps (--compile), in fp32 and bf16; the shipped
-   checkpoint at batch 1 and 16.
+2. Speed: `hma bench` (runtime.bench.benchmark) for the graph paths: CUDA graphs (--graphs),
+   graphs + fused elementwise steps (--compile pointwise), graphs + whole compiled blocks
+   (--compile blocks), in fp32 and bf16; the shipped checkpoint at batch 1 and 16.
+Speed runs first (the headline), then agreement; each path's JSON is written as it ends.
 
     python3 benchmarks/gpu_graphs.py --out out/gpu/res    # on the GPU machine
     DEV=cpu python3 benchmarks/gpu_graphs.py --out /tmp/g --small   # a dry run on any machine
@@ -36,17 +37,19 @@ from hma_ros.runtime.world_model import WorldModel, build_models  # noqa: E402
 
 BASE = "layers=32,d=256,heads=16,grid=16,res=256"
 SMALL = "layers=2,d=64,heads=4,grid=4,res=32"
-PATHS = [  # (name, precision, graphs, compile)
+PATHS = [  # (name, precision, graphs, compile: False | "pointwise" | "blocks")
     ("eager fp32", "fp32", False, False),
     ("graphs fp32", "fp32", True, False),
-    ("graphs+compile fp32", "fp32", True, True),
+    ("graphs+pointwise fp32", "fp32", True, "pointwise"),
+    ("graphs+blocks fp32", "fp32", True, "blocks"),
     ("eager bf16", "bf16", False, False),
     ("graphs bf16", "bf16", True, False),
-    ("graphs+compile bf16", "bf16", True, True),
+    ("graphs+pointwise bf16", "bf16", True, "pointwise"),
+    ("graphs+blocks bf16", "bf16", True, "blocks"),
 ]
 
 
-def agreement(geometry: str, device: str) -> list[dict]:
+def agreement(geometry: str, device: str, names: list[str]) -> list[dict]:
     """Tokens each path draws vs the eager path of the same precision (and vs eager fp32)."""
     config = geometry_config(geometry)
     torch.manual_seed(0)
@@ -61,6 +64,8 @@ def agreement(geometry: str, device: str) -> list[dict]:
     codes = {}
     rows = []
     for name, precision, graphs, comp in PATHS:
+        if name not in names:
+            continue
         t = time.perf_counter()
         try:
             wm = WorldModel(tok, dyn, config, "pusht", device=device, seed=3, render="tokens",
@@ -78,15 +83,17 @@ def agreement(geometry: str, device: str) -> list[dict]:
             wm.imagine(fut)
             del wm.tok.decode  # the class method again
             codes[name] = drawn[0]
-            ref = codes[f"eager {precision}"]
+            ref = codes.get(f"eager {precision}", codes[name])
+            fp32 = codes.get("eager fp32", codes[name])
             rows.append({"path": name, "same_tokens_as_eager_same_precision": float((codes[name] == ref).all(-1).float().mean()),
-                         "same_tokens_as_eager_fp32": float((codes[name] == codes["eager fp32"]).all(-1).float().mean()),
+                         "same_tokens_as_eager_fp32": float((codes[name] == fp32).all(-1).float().mean()),
                          "seconds_first_imagine": round(time.perf_counter() - t, 1)})
         except Exception as e:  # noqa: BLE001 -- report and go on with the other paths
             rows.append({"path": name, "error": f"{type(e).__name__}: {e}"[:400]})
             traceback.print_exc()
         finally:
             dyn.compile_pointwise(False)
+            dyn.trunk.compile_blocks(False)
     return rows
 
 
@@ -96,6 +103,10 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="a tiny geometry (dry run)")
     ap.add_argument("--ckpt", default="models/hma_discrete_moves")
     ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--time", default="graphs+blocks bf16,graphs bf16,graphs+pointwise bf16,graphs+blocks fp32",
+                    help="the HMA-Base paths to time (names as in PATHS, comma-separated)")
+    ap.add_argument("--agree", default="eager fp32,graphs+blocks fp32,eager bf16,graphs bf16,graphs+blocks bf16",
+                    help="the paths whose tokens are compared (names as in PATHS; '' for none)")
     args = ap.parse_args()
     device = os.environ.get("DEV", "cuda")
     out = Path(args.out)
@@ -103,17 +114,15 @@ def main() -> int:
     geometry = SMALL if args.small else BASE
     if device == "cuda":
         print(torch.cuda.get_device_name(), torch.__version__, flush=True)
-    agree = agreement(geometry, device)
-    (out / "agreement.json").write_text(json.dumps(agree, indent=2))
-    for r in agree:
-        print("agreement", r, flush=True)
     table = []
-    # eager bf16 is left out of the timing (measured at 6.3 frames/s on an H200: slower than fp32)
-    runs = [(f"base {n}", dict(geometry=geometry, precision=p, graphs=g, compile=c))
-            for n, p, g, c in PATHS if n != "eager bf16"]
+    # eager paths are left out of the timing (HMA-Base on an H200: fp32 14.0 frames/s, bf16 6.3)
+    by_name = {n: (p, g, c) for n, p, g, c in PATHS}
+    runs = [(f"base {n}", dict(geometry=geometry, precision=by_name[n][0], graphs=by_name[n][1], compile=by_name[n][2]))
+            for n in args.time.split(",") if n]  # in the order given
     runs += [(f"shipped {n} b1", dict(ckpt=args.ckpt, precision=p, graphs=g, compile=c))
-             for n, p, g, c in PATHS if p == "fp32" and not c]
-    runs += [("shipped graphs fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16))]
+             for n, p, g, c in PATHS if p == "fp32" and g and c != "pointwise"]
+    runs += [("shipped graphs fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16)),
+             ("shipped graphs+blocks fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16, compile="blocks"))]
     for name, kw in runs:
         t = time.perf_counter()
         try:
@@ -128,6 +137,10 @@ def main() -> int:
             table.append((name, None, None, None, None, round(time.perf_counter() - t, 1)))
         (out / f"bench_{name.replace(' ', '_').replace('+', '_')}.json").write_text(json.dumps(r, indent=2))
         print(name, table[-1], flush=True)
+    agree = agreement(geometry, device, [n for n in args.agree.split(",") if n])
+    (out / "agreement.json").write_text(json.dumps(agree, indent=2))
+    for r in agree:
+        print("agreement", r, flush=True)
     print(f"{'path':32s} {'frames/s':>9s} {'ms/frame':>9s} {'GFLOP/fr':>9s} {'peak %':>7s} {'s':>6s}")
     def f(v, p):
         return "-" if v is None else f"{v:.{p}f}"

@@ -397,6 +397,66 @@ def test_fused_elementwise_steps_imagine_the_same_frames_as_eager():
     np.testing.assert_array_equal(outs[0], outs[1])
 
 
+def test_compiled_blocks_imagine_the_same_frames_as_eager_blocks():
+    """WorldModel(compile="blocks") (hma bench --compile blocks): each block of a static-cache
+    pass runs as one compiled `block_step`, which writes its keys into the cache buffers itself
+    -- the same imagined frames as the eager blocks over several windows, with one compiled graph
+    shared by every block (not one per block). Traced by dynamo and functionalized by AOT
+    autograd (backend aot_eager: what inductor compiles, without the C compiler's minutes)."""
+    import torch._dynamo
+
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (9, 5, 2))  # 9 imagined steps: the window (6) restarts inside
+    compiled = []
+
+    def counting(gm, example_inputs):
+        compiled.append(gm)
+        return torch._dynamo.backends.debugging.aot_eager(gm, example_inputs)
+
+    outs = []
+    for mode in (False, "blocks"):
+        torch._dynamo.reset()
+        wm = WorldModel(tok, dyn, config, "pusht", seed=1, graphs=True, render="tokens")
+        if mode:
+            wm.dyn.trunk.compile_blocks(backend=counting)
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+        outs.append(wm.imagine(fut))
+        dyn.trunk.compile_blocks(False)
+    np.testing.assert_array_equal(outs[0], outs[1])
+    # one graph per pass shape (1 slot, 2 slots: the prefill of a restarted window is 2 slots
+    # too; a fresh cache's first prefill runs eager, making the buffers), shared by both blocks
+    assert len(compiled) == 2, len(compiled)
+    assert dyn.trunk.step is None
+
+
+def test_half_trunk_computes_what_autocast_computes():
+    """precision bf16 holds the trunk's linear weights in bf16 (cast once, not every pass):
+    the same imagined tokens as autocast over the fp32 weights, and the caller's model is left
+    in fp32."""
+    from hma_ros.runtime.world_model import half_trunk
+
+    tok, dyn, config = tiny()
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (3, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (4, 5, 2))
+    outs = []
+    for held in (True, False):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=2, precision="bf16", render="tokens")
+        assert wm.dyn.trunk.blocks[0].mlp[0].weight.dtype == torch.bfloat16
+        if not held:  # autocast over the caller's fp32 weights
+            wm.dyn, wm.stem = dyn, dyn.stems["pusht"]
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+        outs.append(wm.imagine(fut))
+    np.testing.assert_array_equal(outs[0], outs[1])
+    assert dyn.trunk.blocks[0].mlp[0].weight.dtype == torch.float32
+    half = half_trunk(dyn, torch.float16)
+    assert half.trunk.blocks[1].ada.weight.dtype == torch.float16 and half.trunk.norm_out.weight.dtype == torch.float32
+
+
 def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mask():
     """The GPU's temporal attention (plain products) computes what the fused kernel does, for
     the pass shapes imagination makes: 1, 2 and a window's worth of new slots over a cache."""

@@ -376,6 +376,29 @@ class Block(nn.Module):
         return x, new_kv
 
 
+class _BufferView:
+    """One layer's static-cache buffers as Block.forward attends through them (`extended`):
+    what `block_step` builds inside the compiled region from tensors alone."""
+
+    def __init__(self, kb: torch.Tensor, vb: torch.Tensor, pos: torch.Tensor):
+        self.kb, self.vb, self.pos = kb, vb, pos
+
+    def extended(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        self.kb.index_copy_(2, self.pos, k)  # StaticKVCache.extended, on the buffers themselves
+        self.vb.index_copy_(2, self.pos, v)
+        return self.kb, self.vb
+
+
+def block_step(blk: Block, x, c, cos, sin, mask, kb, vb, pos):
+    """One block's pass through a static KV cache, tensors in and out: the function
+    `Trunk.compile_blocks` compiles once for every block (dynamo lifts the block's weights to
+    inputs, so the 32 blocks of HMA-Base share one compiled graph per pass shape)."""
+    return blk(x, c, (cos, sin), mask, _BufferView(kb, vb, pos))
+
+
+_BLOCK_STEPS: dict[str, object] = {}  # backend -> the compiled block_step (compiled once per process)
+
+
 class Trunk(nn.Module):
     """The shared spatial-temporal transformer: blocks, then a final norm."""
 
@@ -384,6 +407,23 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
         self.head_dim = cfg.d_model // cfg.n_heads
+        self.step = None  # compile_blocks(): the compiled block_step, for passes through a static cache
+
+    def compile_blocks(self, on: bool = True, backend: str = "inductor") -> None:
+        """Run each block of a pass through a StaticKVCache as one compiled function (torch.compile
+        of `block_step`, fullgraph): every elementwise step, cast, reshape and the masked softmax
+        fused between the matrix products, where `Pointwise.compiled` fuses three of them. The
+        same computation; compiled on first use per pass shape. on=False: eager."""
+        if not on:
+            self.step = None
+            return
+        if backend not in _BLOCK_STEPS:
+            import torch._dynamo
+
+            cfg = torch._dynamo.config  # one graph for every block, per pass shape and dtype
+            cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
+            _BLOCK_STEPS[backend] = torch.compile(block_step, backend=backend, fullgraph=True, dynamic=False)
+        self.step = _BLOCK_STEPS[backend]
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, cache: KVCache | None = None,
                 ctx: torch.Tensor | None = None):
@@ -392,8 +432,12 @@ class Trunk(nn.Module):
         rope = rope_tables(pos, self.head_dim)
         mask = self.attention_mask(x.shape[1], pos, cache)
         new = []
+        fused = self.step is not None and cache is not None and cache.static and ctx is None
         for i, blk in enumerate(self.blocks):
-            x, kv = blk(x, c, rope, mask, cache.layer(i) if cache is not None else None, ctx)
+            if fused and cache.buf[i] is not None:  # its buffers exist (the eager first pass made them)
+                x, kv = self.step(blk, x, c, rope[0], rope[1], mask, *cache.buf[i], pos)
+            else:
+                x, kv = blk(x, c, rope, mask, cache.layer(i) if cache is not None else None, ctx)
             new.append(kv)
         return self.norm_out(x), new
 

@@ -140,12 +140,13 @@ def measure(wm, horizon: int, repeats: int, batch: int = 1) -> dict:
 def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str = "cpu",
               embodiment: str | None = None, horizon: int = 8, repeats: int = 5, steps: int = 2,
               ddim_steps: int = 0, batch: int = 1, precision: str = "fp32", graphs: bool = False,
-              compile: bool = False) -> dict:
+              compile: bool | str = False) -> dict:
     """Measure one model (a checkpoint, or random weights of `geometry`); returns the figures.
     batch > 1: that many futures from the same history per imagine() (planning); frames/s count
     every future's frames, ms per step is the whole batch's. graphs: the cached passes through
     fixed-shape KV caches, replayed as CUDA graphs on a CUDA device (WorldModel(graphs=True));
-    compile: the blocks' elementwise steps fused by torch.compile (WorldModel(compile=True))."""
+    compile: torch.compile of the blocks' elementwise steps (True / "pointwise") or of each
+    block of a cached pass whole ("blocks"), WorldModel(compile=...)."""
     import torch
 
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -188,6 +189,7 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     wm.use_cache = True
     wm.graphs = False  # counted eagerly: a graph's replay runs no operator the counter sees
     wm.dyn.compile_pointwise(False)
+    wm.dyn.trunk.compile_blocks(False)
     flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
     wm.graphs = graphs
     peak = matmul_peak_gflops(device, precision=precision)

@@ -76,6 +76,23 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
     return tok.eval(), (dyn.eval() if dyn is not None else None)
 
 
+COMPILE_MODES = (False, True, "pointwise", "blocks")  # True: "pointwise"
+
+
+def half_trunk(dynamics: HMADynamics, dtype: torch.dtype) -> HMADynamics:
+    """A copy of `dynamics` whose trunk blocks' linear layers hold `dtype` weights: the values
+    autocast casts them to on every call, cast once (under CUDA graphs autocast keeps no cast
+    cache, so every pass re-cast every weight and bias, a kernel each). Under autocast the model
+    computes the same numbers (test_model checks it)."""
+    import copy
+
+    half = copy.deepcopy(dynamics)
+    for m in half.trunk.blocks.modules():
+        if isinstance(m, torch.nn.Linear):
+            m.to(dtype)
+    return half
+
+
 class WorldModel:
     def __init__(self, tokenizer, dynamics: HMADynamics, config: dict, embodiment: str,
                  device: str = "cpu", seed: int = 0, mask_steps: int = 2, temperature: float = 0.0,
@@ -87,6 +104,12 @@ class WorldModel:
                              f"{', '.join(sorted(config['embodiments']))}. Finetune a new stem+head for it "
                              "(hma train --finetune) or pick one of these.")
         device = str(resolve_device(device))  # DeviceError (a ValueError) before anything moves
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if compile not in COMPILE_MODES:
+            raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        if precision != "fp32":  # the trunk's matrices held in precision's dtype (a copy: the caller's stays)
+            dynamics = half_trunk(dynamics, PRECISIONS[precision])
         self.tok, self.dyn = tokenizer.to(device), dynamics.to(device)
         self.config, self.embodiment, self.device = config, embodiment, device
         self.name = name
@@ -105,15 +128,15 @@ class WorldModel:
         if where_temperature > 0 and (self.dyn.action_map is None or self.dyn.continuous):
             raise ValueError("where_temperature needs a discrete-token model with an action map (hma train --action-points)")
         self.where_temperature, self.where_tokens = where_temperature, where_tokens
-        if precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.precision = precision  # autocast for the model calls: the same code path on CPU and GPU
         # graphs: the cached passes through fixed-shape KV caches (StaticKVCache), one per batch
         # size, captured as CUDA graphs on a CUDA device; elsewhere the same path runs eagerly
         self.graphs = bool(graphs)
         self._static: dict[int, StaticKVCache] = {}
-        if compile:  # the blocks' elementwise steps fused by torch.compile (same functions)
+        if compile in (True, "pointwise"):  # the blocks' elementwise steps fused by torch.compile
             self.dyn.compile_pointwise()
+        elif compile == "blocks":  # each block of a static-cache pass as one compiled function
+            self.dyn.trunk.compile_blocks()
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
