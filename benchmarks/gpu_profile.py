@@ -1,7 +1,7 @@
 """Where an imagined frame's GPU time goes at the paper's HMA-Base geometry (random weights):
 CUDA-event times of the tokenizer decode (8 frames), the prefill and one cached pass of 1 and 2
-slots, per precision and path; then torch.profiler's top kernels (GPU time) over one eager
-imagine(). On the GPU machine: python3 benchmarks/gpu_profile.py [--out DIR]
+slots, per precision and path; then torch.profiler's top kernels (GPU time) over one imagine()
+of the last path. On the GPU machine: python3 benchmarks/gpu_profile.py [--out DIR] [--paths ...]
 """
 
 from __future__ import annotations
@@ -66,6 +66,10 @@ def path_times(wm: WorldModel, frames: np.ndarray, fut: np.ndarray) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp")
+    ap.add_argument("--paths", default="fp32:eager:off:default,fp32:graphs:off:default,bf16:graphs:pointwise:default",
+                    help="precision:graphs|eager:off|pointwise|blocks:torch.compile mode, comma-separated; the "
+                         "kernel profile is of the last (--eager-profile: of eager fp32)")
+    ap.add_argument("--eager-profile", action="store_true")
     args = ap.parse_args()
     config = geometry_config(BASE)
     torch.manual_seed(0)
@@ -74,22 +78,35 @@ def main() -> int:
     frames = rng.integers(0, 255, (6, 256, 256, 3), dtype=np.uint8)
     fut = rng.uniform(0, 512, (8, 5, 2))
     rows = {}
-    for precision, graphs, comp in (("fp32", False, False), ("fp32", True, False), ("bf16", True, True)):
-        wm = WorldModel(tok, dyn, config, "pusht", device="cuda", precision=precision, graphs=graphs, compile=comp)
-        name = f"{precision} graphs={graphs} compile={comp}"
-        rows[name] = path_times(wm, frames, fut)
+    paths = [(p, g, c, m) for p, g, c, m in (tuple(x.split(":")) for x in args.paths.split(","))]
+    wm = None
+    for precision, graphs, comp, mode in paths:
+        graphs = graphs == "graphs"
+        comp = {"off": False}.get(comp, comp)
+        name = f"{precision} graphs={graphs} compile={comp} mode={mode}"
+        try:
+            wm = WorldModel(tok, dyn, config, "pusht", device="cuda", precision=precision, graphs=graphs, compile=comp)
+            if comp == "blocks" and mode != "default":
+                wm.dyn.trunk.compile_blocks(mode=mode)
+            rows[name] = path_times(wm, frames, fut)
+            rows[name]["imagined_fps"] = round(8000 / rows[name]["imagine_8_frames_ms"], 1)
+        except Exception as e:  # noqa: BLE001 -- report it and go on
+            rows[name] = {"error": f"{type(e).__name__}: {e}"[:400]}
         print(name, rows[name], flush=True)
+        Path(args.out, "profile.json").write_text(json.dumps(rows, indent=2))
         dyn.compile_pointwise(False)
-    wm = WorldModel(tok, dyn, config, "pusht", device="cuda")
-    for i, f in enumerate(frames):
-        wm.observe(f, fut[0] if i else None)
-    wm.imagine(fut)
+        dyn.trunk.compile_blocks(False)
+    if args.eager_profile or wm is None:
+        wm = WorldModel(tok, dyn, config, "pusht", device="cuda")
+        for i, f in enumerate(frames):
+            wm.observe(f, fut[0] if i else None)
+        wm.imagine(fut)
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CUDA]) as prof:
         wm.imagine(fut)
         torch.cuda.synchronize()
-    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60)
+    table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=30, max_name_column_width=70)
     print(table)
     Path(args.out, "profile.json").write_text(json.dumps(rows, indent=2))
     Path(args.out, "profile_kernels.txt").write_text(table)

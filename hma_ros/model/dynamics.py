@@ -396,7 +396,7 @@ def block_step(blk: Block, x, c, cos, sin, mask, kb, vb, pos):
     return blk(x, c, (cos, sin), mask, _BufferView(kb, vb, pos))
 
 
-_BLOCK_STEPS: dict[str, object] = {}  # backend -> the compiled block_step (compiled once per process)
+_BLOCK_STEPS: dict[tuple, object] = {}  # (backend, mode) -> the compiled block_step (once per process)
 
 
 class Trunk(nn.Module):
@@ -409,21 +409,24 @@ class Trunk(nn.Module):
         self.head_dim = cfg.d_model // cfg.n_heads
         self.step = None  # compile_blocks(): the compiled block_step, for passes through a static cache
 
-    def compile_blocks(self, on: bool = True, backend: str = "inductor") -> None:
+    def compile_blocks(self, on: bool = True, backend: str = "inductor", mode: str | None = None) -> None:
         """Run each block of a pass through a StaticKVCache as one compiled function (torch.compile
         of `block_step`, fullgraph): every elementwise step, cast, reshape and the masked softmax
         fused between the matrix products, where `Pointwise.compiled` fuses three of them. The
-        same computation; compiled on first use per pass shape. on=False: eager."""
+        same computation; compiled on first use per pass shape. on=False: eager. mode: torch.compile's
+        (e.g. "max-autotune-no-cudagraphs": Triton matrix products with the elementwise steps in
+        their epilogues; minutes of tuning)."""
         if not on:
             self.step = None
             return
-        if backend not in _BLOCK_STEPS:
+        key = (backend, mode)
+        if key not in _BLOCK_STEPS:
             import torch._dynamo
 
             cfg = torch._dynamo.config  # one graph for every block, per pass shape and dtype
             cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
-            _BLOCK_STEPS[backend] = torch.compile(block_step, backend=backend, fullgraph=True, dynamic=False)
-        self.step = _BLOCK_STEPS[backend]
+            _BLOCK_STEPS[key] = torch.compile(block_step, backend=backend, mode=mode, fullgraph=True, dynamic=False)
+        self.step = _BLOCK_STEPS[key]
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, cache: KVCache | None = None,
                 ctx: torch.Tensor | None = None):
