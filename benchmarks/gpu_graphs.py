@@ -7,8 +7,8 @@ benchmarks/gpu_session.sh GPU_STAGE=graphs):
    fp32 (a graph replays the same kernels, so same-precision paths should agree exactly or
    nearly: float sums over a padded key buffer may round differently).
 2. Speed: `hma bench` (runtime.bench.benchmark) for the graph paths: CUDA graphs (--graphs),
-   graphs + fused elementwise steps (--compile pointwise), graphs + whole compiled blocks
-   (--compile blocks), in fp32 and bf16; the shipped checkpoint at batch 1 and 16.
+   graphs + whole compiled blocks (--compile [max-autotune-no-cudagraphs]), in fp32 and bf16;
+   the shipped checkpoint at batch 1 and 16.
 Speed runs first (the headline), then agreement; each path's JSON is written as it ends.
 
     python3 benchmarks/gpu_graphs.py --out out/gpu/res    # on the GPU machine
@@ -37,15 +37,14 @@ from hma_ros.runtime.world_model import WorldModel, build_models  # noqa: E402
 
 BASE = "layers=32,d=256,heads=16,grid=16,res=256"
 SMALL = "layers=2,d=64,heads=4,grid=4,res=32"
-PATHS = [  # (name, precision, graphs, compile: False | "pointwise" | "blocks")
+PATHS = [  # (name, precision, graphs, compile: False | torch.compile mode of the blocks)
     ("eager fp32", "fp32", False, False),
     ("graphs fp32", "fp32", True, False),
-    ("graphs+pointwise fp32", "fp32", True, "pointwise"),
-    ("graphs+blocks fp32", "fp32", True, "blocks"),
+    ("graphs+blocks fp32", "fp32", True, "default"),
     ("eager bf16", "bf16", False, False),
     ("graphs bf16", "bf16", True, False),
-    ("graphs+pointwise bf16", "bf16", True, "pointwise"),
-    ("graphs+blocks bf16", "bf16", True, "blocks"),
+    ("graphs+blocks bf16", "bf16", True, "default"),
+    ("graphs+blocks-autotune bf16", "bf16", True, "max-autotune-no-cudagraphs"),
 ]
 
 
@@ -92,7 +91,6 @@ def agreement(geometry: str, device: str, names: list[str]) -> list[dict]:
             rows.append({"path": name, "error": f"{type(e).__name__}: {e}"[:400]})
             traceback.print_exc()
         finally:
-            dyn.compile_pointwise(False)
             dyn.trunk.compile_blocks(False)
     return rows
 
@@ -103,7 +101,7 @@ def main() -> int:
     ap.add_argument("--small", action="store_true", help="a tiny geometry (dry run)")
     ap.add_argument("--ckpt", default="models/hma_discrete_moves")
     ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--time", default="graphs+blocks bf16,graphs bf16,graphs+pointwise bf16,graphs+blocks fp32",
+    ap.add_argument("--time", default="graphs+blocks bf16,graphs bf16,graphs+blocks fp32",
                     help="the HMA-Base paths to time (names as in PATHS, comma-separated)")
     ap.add_argument("--agree", default="eager fp32,graphs+blocks fp32,eager bf16,graphs bf16,graphs+blocks bf16",
                     help="the paths whose tokens are compared (names as in PATHS; '' for none)")
@@ -120,9 +118,9 @@ def main() -> int:
     runs = [(f"base {n}", dict(geometry=geometry, precision=by_name[n][0], graphs=by_name[n][1], compile=by_name[n][2]))
             for n in args.time.split(",") if n]  # in the order given
     runs += [(f"shipped {n} b1", dict(ckpt=args.ckpt, precision=p, graphs=g, compile=c))
-             for n, p, g, c in PATHS if p == "fp32" and g and c != "pointwise"]
+             for n, p, g, c in PATHS if p == "fp32" and g]
     runs += [("shipped graphs fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16)),
-             ("shipped graphs+blocks fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16, compile="blocks"))]
+             ("shipped graphs+blocks fp32 b16", dict(ckpt=args.ckpt, graphs=True, batch=16, compile="default"))]
     for name, kw in runs:
         t = time.perf_counter()
         try:

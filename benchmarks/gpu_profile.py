@@ -66,8 +66,8 @@ def path_times(wm: WorldModel, frames: np.ndarray, fut: np.ndarray) -> dict:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="/tmp")
-    ap.add_argument("--paths", default="fp32:eager:off:default,fp32:graphs:off:default,bf16:graphs:pointwise:default",
-                    help="precision:graphs|eager:off|pointwise|blocks:torch.compile mode, comma-separated; the "
+    ap.add_argument("--paths", default="fp32:eager:off,fp32:graphs:off,bf16:graphs:default",
+                    help="precision:graphs|eager:off|torch.compile mode of the blocks, comma-separated; the "
                          "kernel profile is of the last (--eager-profile: of eager fp32)")
     ap.add_argument("--eager-profile", action="store_true")
     args = ap.parse_args()
@@ -78,23 +78,20 @@ def main() -> int:
     frames = rng.integers(0, 255, (6, 256, 256, 3), dtype=np.uint8)
     fut = rng.uniform(0, 512, (8, 5, 2))
     rows = {}
-    paths = [(p, g, c, m) for p, g, c, m in (tuple(x.split(":")) for x in args.paths.split(","))]
+    paths = [tuple(x.split(":")) for x in args.paths.split(",")]
     wm = None
-    for precision, graphs, comp, mode in paths:
+    for precision, graphs, comp in paths:
         graphs = graphs == "graphs"
         comp = {"off": False}.get(comp, comp)
-        name = f"{precision} graphs={graphs} compile={comp} mode={mode}"
+        name = f"{precision} graphs={graphs} compile={comp}"
         try:
             wm = WorldModel(tok, dyn, config, "pusht", device="cuda", precision=precision, graphs=graphs, compile=comp)
-            if comp == "blocks" and mode != "default":
-                wm.dyn.trunk.compile_blocks(mode=mode)
             rows[name] = path_times(wm, frames, fut)
             rows[name]["imagined_fps"] = round(8000 / rows[name]["imagine_8_frames_ms"], 1)
         except Exception as e:  # noqa: BLE001 -- report it and go on
             rows[name] = {"error": f"{type(e).__name__}: {e}"[:400]}
         print(name, rows[name], flush=True)
         Path(args.out, "profile.json").write_text(json.dumps(rows, indent=2))
-        dyn.compile_pointwise(False)
         dyn.trunk.compile_blocks(False)
     if args.eager_profile or wm is None:
         wm = WorldModel(tok, dyn, config, "pusht", device="cuda")

@@ -39,9 +39,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--graphs", action="store_true",
                    help="the cached passes through fixed-shape KV caches, captured once and replayed as CUDA "
                         "graphs on --device cuda (on a CPU the same path runs eagerly)")
-    p.add_argument("--compile", nargs="?", const="pointwise", default=False, choices=("pointwise", "blocks"),
-                   help="torch.compile (compiles on first use): 'pointwise' (bare --compile) fuses the blocks' "
-                        "elementwise steps; 'blocks' compiles each block of a cached pass whole")
+    p.add_argument("--compile", nargs="?", const="default", default=False,
+                   choices=("default", "max-autotune-no-cudagraphs"),
+                   help="with --graphs: each block of a cached pass as one torch.compile'd function (compiled on "
+                        "first use, ~1 min for HMA-Base on a GPU); a value is torch.compile's mode "
+                        "(max-autotune-no-cudagraphs: tuned Triton matrix products, minutes more)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--json", help="also write the JSON here")

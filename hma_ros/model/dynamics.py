@@ -240,30 +240,6 @@ def rotary_qk(q: torch.Tensor, k: torch.Tensor, rope) -> tuple[torch.Tensor, tor
     return rotary(q, rope), rotary(k, rope)
 
 
-class Pointwise:
-    """The elementwise steps between a block's matrix products. Eager by default; `compiled()`
-    gives the same functions through torch.compile, which fuses each into one kernel (on a GPU
-    at batch 1 a block is ~40 small kernels, and their count, not arithmetic, sets the time)."""
-
-    modulated_norm = staticmethod(modulated_norm)
-    gated_residual = staticmethod(gated_residual)
-    rotary_qk = staticmethod(rotary_qk)
-    _compiled = None
-
-    @classmethod
-    def compiled(cls):
-        if cls._compiled is None:
-            import torch._dynamo
-
-            cfg = torch._dynamo.config  # one compiled function serves every block: shapes x dtypes recompile
-            cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
-            cls._compiled = type("CompiledPointwise", (), {
-                name: staticmethod(torch.compile(fn, dynamic=False, fullgraph=True))
-                for name, fn in (("modulated_norm", modulated_norm), ("gated_residual", gated_residual),
-                                 ("rotary_qk", rotary_qk))})
-        return cls._compiled
-
-
 class _Attention(nn.Module):
     """Multi-head self-attention's projections: qkv in, out."""
 
@@ -299,8 +275,6 @@ class TemporalAttention(_Attention):
     attention itself is `short_attention`; on a CPU the fused kernel (what every published
     figure was measured with)."""
 
-    pointwise = Pointwise
-
     def forward(self, h: torch.Tensor, rope, mask: torch.Tensor, past=None):
         """h (B, T, S', D); rope: `rope_tables` of the T slots' positions; mask (T, keys) bool,
         True = may attend (`Trunk.attention_mask`); past: a layer's view of a KVCache or None.
@@ -308,7 +282,7 @@ class TemporalAttention(_Attention):
         B, T, S, D = h.shape
         h = h.permute(0, 2, 1, 3).reshape(B * S, T, D)
         q, k, v = (_heads(t, self.h) for t in self.qkv(h).chunk(3, dim=-1))  # (B*S, H, T, Dh)
-        q, k = self.pointwise.rotary_qk(q, k, rope)
+        q, k = rotary_qk(q, k, rope)
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
@@ -345,8 +319,6 @@ class Block(nn.Module):
     each sub-layer normalized and modulated adaLN-Zero style by the slot's condition c (`ada`:
     shift, scale and gate per sub-layer, starting at zero)."""
 
-    pointwise = Pointwise  # HMADynamics.compile_pointwise() swaps in the compiled ones
-
     def __init__(self, cfg: DynamicsConfig):
         super().__init__()
         d = cfg.d_model
@@ -366,13 +338,12 @@ class Block(nn.Module):
         keys/values, (B*S', H, Tp, Dh)) or None; ctx (B, T, C, D) action tokens ("cross").
         Returns (x, (k, v) of these T slots)."""
         sh1, sc1, g1, sh2, sc2, g2, sh3, sc3, g3 = self.ada(c)[:, :, None].chunk(9, dim=-1)
-        f = self.pointwise
-        x = f.gated_residual(x, g1, self.spatial(f.modulated_norm(x, sh1, sc1)))
+        x = gated_residual(x, g1, self.spatial(modulated_norm(x, sh1, sc1)))
         if self.cross is not None:
             x = x + self.cross(x, ctx)
-        a, new_kv = self.temporal(f.modulated_norm(x, sh2, sc2), rope, mask, past)
-        x = f.gated_residual(x, g2, a)
-        x = f.gated_residual(x, g3, self.mlp(f.modulated_norm(x, sh3, sc3)))
+        a, new_kv = self.temporal(modulated_norm(x, sh2, sc2), rope, mask, past)
+        x = gated_residual(x, g2, a)
+        x = gated_residual(x, g3, self.mlp(modulated_norm(x, sh3, sc3)))
         return x, new_kv
 
 
@@ -412,10 +383,11 @@ class Trunk(nn.Module):
     def compile_blocks(self, on: bool = True, backend: str = "inductor", mode: str | None = None) -> None:
         """Run each block of a pass through a StaticKVCache as one compiled function (torch.compile
         of `block_step`, fullgraph): every elementwise step, cast, reshape and the masked softmax
-        fused between the matrix products, where `Pointwise.compiled` fuses three of them. The
-        same computation; compiled on first use per pass shape. on=False: eager. mode: torch.compile's
-        (e.g. "max-autotune-no-cudagraphs": Triton matrix products with the elementwise steps in
-        their epilogues; minutes of tuning)."""
+        fused between the matrix products (on a GPU at batch 1 a block is ~40 small kernels eager,
+        and their count, not arithmetic, sets the time). The same computation; compiled on first
+        use per pass shape. on=False: eager. mode: torch.compile's ("max-autotune-no-cudagraphs":
+        Triton matrix products with the elementwise steps in their epilogues, minutes of tuning;
+        not "reduce-overhead": StaticKVCache captures the graphs itself)."""
         if not on:
             self.step = None
             return
@@ -541,13 +513,6 @@ class HMADynamics(nn.Module):
     @property
     def continuous(self) -> bool:
         return self.tokens.continuous
-
-    def compile_pointwise(self, on: bool = True) -> None:
-        """Run the blocks' elementwise steps through torch.compile (Pointwise.compiled): the same
-        functions, fused; compiled on first use per shape (a few seconds each). on=False: eager."""
-        fused = Pointwise.compiled() if on else Pointwise
-        for blk in self.trunk.blocks:
-            blk.pointwise = blk.temporal.pointwise = fused
 
     def action_loss(self, emb: str, feat: torch.Tensor, target: torch.Tensor, gen=None) -> torch.Tensor:
         """feat (N, D) trunk features at action slots, target (N, stride, dim) normalized chunks."""

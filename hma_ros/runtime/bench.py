@@ -145,8 +145,8 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     batch > 1: that many futures from the same history per imagine() (planning); frames/s count
     every future's frames, ms per step is the whole batch's. graphs: the cached passes through
     fixed-shape KV caches, replayed as CUDA graphs on a CUDA device (WorldModel(graphs=True));
-    compile: torch.compile of the blocks' elementwise steps (True / "pointwise") or of each
-    block of a cached pass whole ("blocks"), WorldModel(compile=...)."""
+    compile: each block of a graphed pass through torch.compile (True, or a torch.compile mode),
+    WorldModel(compile=...)."""
     import torch
 
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
@@ -188,7 +188,6 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     params = sum(p.numel() for p in wm.dyn.parameters()) + sum(p.numel() for p in wm.tok.parameters())
     wm.use_cache = True
     wm.graphs = False  # counted eagerly: a graph's replay runs no operator the counter sees
-    wm.dyn.compile_pointwise(False)
     wm.dyn.trunk.compile_blocks(False)
     flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
     wm.graphs = graphs

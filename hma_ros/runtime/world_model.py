@@ -76,7 +76,9 @@ def build_models(config: dict, state: dict | None = None, where: str = "checkpoi
     return tok.eval(), (dyn.eval() if dyn is not None else None)
 
 
-COMPILE_MODES = (False, True, "pointwise", "blocks")  # True: "pointwise"
+# compile: torch.compile modes for the blocks of the graphed passes (True: "default"); not the
+# modes that capture CUDA graphs themselves: StaticKVCache captures whole passes
+COMPILE_MODES = (False, True, "default", "max-autotune-no-cudagraphs")
 
 
 def half_trunk(dynamics: HMADynamics, dtype: torch.dtype) -> HMADynamics:
@@ -108,6 +110,8 @@ class WorldModel:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
+        if compile and not graphs:
+            raise ValueError("compile applies to the fixed-shape cached passes: it needs graphs=True")
         if precision != "fp32":  # the trunk's matrices held in precision's dtype (a copy: the caller's stays)
             dynamics = half_trunk(dynamics, PRECISIONS[precision])
         self.tok, self.dyn = tokenizer.to(device), dynamics.to(device)
@@ -133,10 +137,8 @@ class WorldModel:
         # size, captured as CUDA graphs on a CUDA device; elsewhere the same path runs eagerly
         self.graphs = bool(graphs)
         self._static: dict[int, StaticKVCache] = {}
-        if compile in (True, "pointwise"):  # the blocks' elementwise steps fused by torch.compile
-            self.dyn.compile_pointwise()
-        elif compile == "blocks":  # each block of a static-cache pass as one compiled function
-            self.dyn.trunk.compile_blocks()
+        if compile:  # each block of a static-cache pass (graphs) as one compiled function
+            self.dyn.trunk.compile_blocks(mode=None if compile in (True, "default") else compile)
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
