@@ -21,6 +21,8 @@ def generate_launch_description():
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
         DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
+        DeclareLaunchArgument("compile", default_value="false",
+                              description="true with graphs on cuda: torch.compile'd blocks (~1 min to compile; faster)"),
         DeclareLaunchArgument("camera_topic", default_value="image_raw"),
         DeclareLaunchArgument("joint_states_topic", default_value="joint_states"),
         DeclareLaunchArgument("use_compressed", default_value="false"),
@@ -37,6 +39,7 @@ def generate_launch_description():
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
                  "device": LaunchConfiguration("device"), "graphs": LaunchConfiguration("graphs"),
+                 "compile": LaunchConfiguration("compile"),
                  "use_compressed": LaunchConfiguration("use_compressed")},
             ],
             remappings=[

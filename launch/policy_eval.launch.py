@@ -39,6 +39,8 @@ def generate_launch_description():
         DeclareLaunchArgument("checkpoint", default_value="hma_discrete_moves"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
         DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
+        DeclareLaunchArgument("compile", default_value="false",
+                              description="true with graphs on cuda: torch.compile'd blocks (~1 min to compile; faster)"),
         DeclareLaunchArgument("judge", default_value="pusht_judge"),
         DeclareLaunchArgument("dataset", description="initial frames: a PushT dataset (hma gen-data), e.g. data/test/pusht"),
         DeclareLaunchArgument("episodes", default_value="50"),
@@ -57,7 +59,7 @@ def generate_launch_description():
             output="screen",
             parameters=[os.path.join(share, "config", "simulate.yaml"),
                         {"checkpoint": arg("checkpoint"), "dataset": arg("dataset"), "embodiment": "pusht",
-                         "device": arg("device"), "graphs": arg("graphs"),
+                         "device": arg("device"), "graphs": arg("graphs"), "compile": arg("compile"),
                          "episode_steps": arg("episode_steps"), "next_episode_on_reset": True}],
         ),
         Node(

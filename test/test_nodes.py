@@ -180,15 +180,18 @@ def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(p
 
 def test_device_and_graphs_parameters_place_the_model_and_a_bad_device_is_an_error_but_the_node_stays_up(
         probe, launch_node, ckpt):
-    """The launch files' device/graphs arguments: graphs on the CPU runs the fixed-shape cache
-    path (the same frames as the dynamic cache, test_model) and filmstrips come out; a device
-    that is not one is reported in /diagnostics with what to use, and the node keeps running."""
+    """The launch files' device/graphs/compile arguments: graphs on the CPU runs the fixed-shape
+    cache path (the same frames as the dynamic cache, test_model) and filmstrips come out; a
+    device that is not one, or compile without graphs, is reported in /diagnostics with what to
+    do, and the node keeps running."""
     launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml")
     launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
                 params={"checkpoint": str(ckpt[0]), "horizon": 2, "display_scale": 1, "device": "cpu",
                         "graphs": True})
     bad = launch_node("imagine_node", node_name="hma_imagine_bad", params_file=REPO / "config/imagine.yaml",
                       params={"checkpoint": str(ckpt[0]), "device": "tpu", "diagnostics_period": 0.5})
+    uncompiled = launch_node("imagine_node", node_name="hma_imagine_nograph", params_file=REPO / "config/imagine.yaml",
+                             params={"checkpoint": str(ckpt[0]), "compile": True, "diagnostics_period": 0.5})
     probe.subscribe(Image, "imagined/image", qos=10)
     probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
     probe.wait_for("imagined/image", count=2, timeout=40)
@@ -196,6 +199,10 @@ def test_device_and_graphs_parameters_place_the_model_and_a_bad_device_is_an_err
         "hma_imagine_bad" in s.name and _level(s) == 2 and "device 'tpu'" in s.message and "use cpu or cuda" in s.message
         for s in m.status))
     assert msgs and bad.alive()
+    # compile (the launch files' compile:=true) compiles the graphed passes: without graphs, an error
+    msgs = probe.wait_for("/diagnostics", count=1, timeout=20, predicate=lambda m: any(
+        "hma_imagine_nograph" in s.name and _level(s) == 2 and "needs graphs=True" in s.message for s in m.status))
+    assert msgs and uncompiled.alive()
 
 
 def _transition(probe, node: str, transition: str) -> bool:

@@ -111,7 +111,8 @@ class WorldModel:
         if compile not in COMPILE_MODES:
             raise ValueError(f"compile must be one of {COMPILE_MODES}, got {compile!r}")
         if compile and not graphs:
-            raise ValueError("compile applies to the fixed-shape cached passes: it needs graphs=True")
+            raise ValueError("compile applies to the fixed-shape cached passes: it needs graphs=True "
+                             "(turn graphs on, or compile off)")
         if precision != "fp32":  # the trunk's matrices held in precision's dtype (a copy: the caller's stays)
             dynamics = half_trunk(dynamics, PRECISIONS[precision])
         self.tok, self.dyn = tokenizer.to(device), dynamics.to(device)
