@@ -3,7 +3,7 @@
 a 30 Hz 640x480 rgb8 camera (the real PushT simulator rendered at VGA), 200 Hz joint states
 and the 10 Hz command stream, for DURATION seconds, into imagine_node with the shipped model.
 
-    python benchmarks/imagine_node_bench.py [--duration 20] [--horizon 8]
+    python benchmarks/imagine_node_bench.py [--duration 20] [--horizon 8] [--param graphs:=true ...]
 
 Prints JSON: filmstrip rate (by header stamps and by arrival), inference latency p50/p99
 (step complete -> publish, from the node's /diagnostics), dropped steps, the node's peak RSS
@@ -33,6 +33,8 @@ def main() -> int:
     ap.add_argument("--horizon", type=int, default=8)
     ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_small"))
     ap.add_argument("--torch-threads", type=int, default=0, help="imagine_node's torch_threads parameter")
+    ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
+                    help="another imagine_node parameter, e.g. graphs:=true or precision:=bf16 (repeatable)")
     args = ap.parse_args()
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
@@ -51,7 +53,8 @@ def main() -> int:
     log = open("/tmp/hma_imagine_bench.log", "w")
     node_proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "imagine_node"), "--ros-args", "-p", f"checkpoint:={args.checkpoint}",
-         "-p", f"horizon:={args.horizon}", "-p", "embodiment:=pusht", "-p", f"torch_threads:={args.torch_threads}"],
+         "-p", f"horizon:={args.horizon}", "-p", "embodiment:=pusht", "-p", f"torch_threads:={args.torch_threads}"]
+        + [a for p in args.param for a in ("-p", p)],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     rclpy.init()
     node = rclpy.create_node("hma_bench_feeder")
@@ -128,6 +131,7 @@ def main() -> int:
         "frame_ids_ok": all(m.header.frame_id == "bench_camera" for _, m in strips),
         "stamps_are_camera_stamps": all(round(s, 6) in cam_stamps for s in stamps),
         "horizon": args.horizon, "torch_threads": args.torch_threads, "cpu_cores": os.cpu_count(),
+        "checkpoint": args.checkpoint, "params": args.param,
     }
     print(json.dumps(result, indent=2))
     node.destroy_node()
