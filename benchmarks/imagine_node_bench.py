@@ -64,7 +64,11 @@ def main() -> int:
     strips, diags = [], []
     node.create_subscription(Image, "imagined/image", lambda m: strips.append((time.monotonic(), m)), 10)
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diags.append(m), 10)
-    spin = threading.Thread(target=rclpy.spin, args=(node,), daemon=True)
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
     spin.start()
 
     sim = PushTSim(image_size=96)
@@ -134,6 +138,8 @@ def main() -> int:
         "checkpoint": args.checkpoint, "params": args.param,
     }
     print(json.dumps(result, indent=2))
+    executor.shutdown()  # stop spinning before the node goes (destroying it under spin aborted the process)
+    spin.join(5)
     node.destroy_node()
     rclpy.try_shutdown()
     return 0

@@ -111,8 +111,10 @@ def pooled(folder: Path, arms, seeds: list[str], plot: str | None) -> int:
               f"[{ci[0]:.3f}, {ci[1]:.3f}] | {np.mean(raw[k]) - np.mean(raw['real100']):+.3f} "
               f"[{dci[0]:+.3f}, {dci[1]:+.3f}] | {closed:.0%} |")
         rows.append((label, float(np.mean(raw[k])), ci))
-    d = diff_ci(raw["real100"], raw["real10"])
-    print(f"100 real minus 10 real: {gap:+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]")
+    for k, label in arms:
+        if k != "real10":
+            d = diff_ci(raw[k], raw["real10"])
+            print(f"{label} minus 10 real: {np.mean(raw[k]) - np.mean(raw['real10']):+.3f} [{d[0]:+.3f}, {d[1]:+.3f}]")
     if plot:
         bars_png(rows, Path(plot), title=f"gym-pusht mean max coverage, {len(seeds)} BC seeds x 50 episodes (95% CI)")
         print(f"wrote {plot}")
