@@ -135,6 +135,7 @@ def test_policy_launch_with_the_simulated_robot_streams_once_enabled_and_the_age
     joints = probe.subscribe(JointState, "joint_states")
     probe.subscribe(JointTrajectory, "preview/joint_trajectory", qos=10)
     _wait(probe, "preview/joint_trajectory", 2, 90, [lp])  # a robot at rest yields steps
+    _wait(probe, "joint_states", 1, 30, [lp])  # the probe's own (best-effort) match may come later
     assert cmds == [] and traj == []
     rest = np.array(joints[-1][1].position)
     t0 = time.monotonic()

@@ -429,15 +429,19 @@ def test_a_frame_policy_runs_episodes_in_the_learned_simulator_and_is_scored(pro
     from std_msgs.msg import Bool
 
     from hma_ros.cli.main import main as hma
+    from hma_ros.nodes.common import reliable_qos
 
     ckpt = tiny_checkpoint(tmp_path / "tiny64", resolution=64)
     assert hma(["gen-data", "--out", str(tmp_path / "data"), "--embodiments", "pusht", "--episodes", "2",
                 "--seconds", "3", "--workers", "1"]) == 0
-    images = probe.subscribe(Image, "sim/image", qos=50)
+    images = probe.subscribe(Image, "sim/image", qos=reliable_qos(50, latched=True))
     done = probe.subscribe(Bool, "sim/done", qos=50)
     launch_node("simulate_node", params_file=REPO / "config/simulate.yaml",
                 params={"checkpoint": str(ckpt), "dataset": str(tmp_path / "data" / "pusht"), "episode_steps": 3,
                         "next_episode_on_reset": True})
+    # the probe sees every episode only once it has matched the simulator (the latched initial
+    # frame says so): episodes of this tiny model take well under a second, discovery may not
+    probe.wait_for("sim/image", count=1, timeout=60)
     policy = launch_node("frame_policy_node", node_name="hma_frame_policy", params_file=REPO / "config/policy_eval.yaml",
                          remaps={"image": "sim/image", "action": "sim/action"})
     out = tmp_path / "eval.json"
