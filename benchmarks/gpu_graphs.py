@@ -90,8 +90,6 @@ def agreement(geometry: str, device: str, names: list[str]) -> list[dict]:
         except Exception as e:  # noqa: BLE001 -- report and go on with the other paths
             rows.append({"path": name, "error": f"{type(e).__name__}: {e}"[:400]})
             traceback.print_exc()
-        finally:
-            dyn.trunk.compile_blocks(False)
     return rows
 
 

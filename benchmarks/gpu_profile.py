@@ -92,7 +92,6 @@ def main() -> int:
             rows[name] = {"error": f"{type(e).__name__}: {e}"[:400]}
         print(name, rows[name], flush=True)
         Path(args.out, "profile.json").write_text(json.dumps(rows, indent=2))
-        dyn.trunk.compile_blocks(False)
     if args.eager_profile or wm is None:
         wm = WorldModel(tok, dyn, config, "pusht", device="cuda")
         for i, f in enumerate(frames):

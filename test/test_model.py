@@ -380,6 +380,8 @@ def test_compiled_blocks_imagine_the_same_frames_as_eager_blocks():
     autograd (backend aot_eager: what inductor compiles, without the C compiler's minutes)."""
     import torch._dynamo
 
+    from hma_ros.model.dynamics import compiled_block_step
+
     tok, dyn, config = tiny()
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (4, 32, 32, 3), dtype=np.uint8)
@@ -391,21 +393,22 @@ def test_compiled_blocks_imagine_the_same_frames_as_eager_blocks():
         return torch._dynamo.backends.debugging.aot_eager(gm, example_inputs)
 
     outs = []
-    for comp in (False, True):
-        torch._dynamo.reset()
+    torch._dynamo.reset()
+    for comp in (False, True, False):  # the last: the same model after a compiled world model used it
         wm = WorldModel(tok, dyn, config, "pusht", seed=1, graphs=True, render="tokens", compile=comp)
-        assert (wm.dyn.trunk.step is not None) == comp
+        assert (wm.block_step is not None) == comp
         if comp:  # the same function through a counting backend (inductor: what a GPU run compiles)
-            wm.dyn.trunk.compile_blocks(backend=counting)
+            wm.block_step = compiled_block_step(backend=counting)
         for t, f in enumerate(frames):
             wm.observe(f, fut[0] if t else None)
         outs.append(wm.imagine(fut))
-        dyn.trunk.compile_blocks(False)
+        assert wm._static[1].step is wm.block_step
     np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
     # one graph per pass shape (1 slot, 2 slots: the prefill of a restarted window is 2 slots
-    # too; a fresh cache's first prefill runs eager, making the buffers), shared by both blocks
+    # too; a fresh cache's first prefill runs eager, making the buffers), shared by both blocks;
+    # none after: the compiled step stays with its world model, the model it was given is unchanged
     assert len(compiled) == 2, len(compiled)
-    assert dyn.trunk.step is None
     with pytest.raises(ValueError, match="needs graphs=True"):
         WorldModel(tok, dyn, config, "pusht", compile=True)
     with pytest.raises(ValueError, match="compile must be one of"):

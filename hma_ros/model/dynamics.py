@@ -362,12 +362,30 @@ class _BufferView:
 
 def block_step(blk: Block, x, c, cos, sin, mask, kb, vb, pos):
     """One block's pass through a static KV cache, tensors in and out: the function
-    `Trunk.compile_blocks` compiles once for every block (dynamo lifts the block's weights to
+    `compiled_block_step` compiles once for every block (dynamo lifts the block's weights to
     inputs, so the 32 blocks of HMA-Base share one compiled graph per pass shape)."""
     return blk(x, c, (cos, sin), mask, _BufferView(kb, vb, pos))
 
 
 _BLOCK_STEPS: dict[tuple, object] = {}  # (backend, mode) -> the compiled block_step (once per process)
+
+
+def compiled_block_step(backend="inductor", mode: str | None = None):
+    """`block_step` through torch.compile (fullgraph): every elementwise step, cast, reshape and
+    the masked softmax of a block fused between its matrix products (on a GPU at batch 1 a block
+    is ~40 small kernels eager, and their count, not arithmetic, sets the time). The same
+    computation; compiled on first use per pass shape, once per process. A StaticKVCache given it
+    (`step=`) runs each block of its passes through it. mode: torch.compile's
+    ("max-autotune-no-cudagraphs": Triton matrix products with the elementwise steps in their
+    epilogues, minutes of tuning; not "reduce-overhead": StaticKVCache captures the graphs itself)."""
+    key = (backend, mode)
+    if key not in _BLOCK_STEPS:
+        import torch._dynamo
+
+        cfg = torch._dynamo.config  # one graph for every block, per pass shape and dtype
+        cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
+        _BLOCK_STEPS[key] = torch.compile(block_step, backend=backend, mode=mode, fullgraph=True, dynamic=False)
+    return _BLOCK_STEPS[key]
 
 
 class Trunk(nn.Module):
@@ -378,27 +396,6 @@ class Trunk(nn.Module):
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm_out = nn.LayerNorm(cfg.d_model)
         self.head_dim = cfg.d_model // cfg.n_heads
-        self.step = None  # compile_blocks(): the compiled block_step, for passes through a static cache
-
-    def compile_blocks(self, on: bool = True, backend: str = "inductor", mode: str | None = None) -> None:
-        """Run each block of a pass through a StaticKVCache as one compiled function (torch.compile
-        of `block_step`, fullgraph): every elementwise step, cast, reshape and the masked softmax
-        fused between the matrix products (on a GPU at batch 1 a block is ~40 small kernels eager,
-        and their count, not arithmetic, sets the time). The same computation; compiled on first
-        use per pass shape. on=False: eager. mode: torch.compile's ("max-autotune-no-cudagraphs":
-        Triton matrix products with the elementwise steps in their epilogues, minutes of tuning;
-        not "reduce-overhead": StaticKVCache captures the graphs itself)."""
-        if not on:
-            self.step = None
-            return
-        key = (backend, mode)
-        if key not in _BLOCK_STEPS:
-            import torch._dynamo
-
-            cfg = torch._dynamo.config  # one graph for every block, per pass shape and dtype
-            cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
-            _BLOCK_STEPS[key] = torch.compile(block_step, backend=backend, mode=mode, fullgraph=True, dynamic=False)
-        self.step = _BLOCK_STEPS[key]
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, pos: torch.Tensor, cache: KVCache | None = None,
                 ctx: torch.Tensor | None = None):
@@ -407,10 +404,10 @@ class Trunk(nn.Module):
         rope = rope_tables(pos, self.head_dim)
         mask = self.attention_mask(x.shape[1], pos, cache)
         new = []
-        fused = self.step is not None and cache is not None and cache.static and ctx is None
+        step = cache.step if cache is not None and cache.static and ctx is None else None
         for i, blk in enumerate(self.blocks):
-            if fused and cache.buf[i] is not None:  # its buffers exist (the eager first pass made them)
-                x, kv = self.step(blk, x, c, rope[0], rope[1], mask, *cache.buf[i], pos)
+            if step is not None and cache.buf[i] is not None:  # its buffers exist (the eager first pass made them)
+                x, kv = step(blk, x, c, rope[0], rope[1], mask, *cache.buf[i], pos)
             else:
                 x, kv = blk(x, c, rope, mask, cache.layer(i) if cache is not None else None, ctx)
             new.append(kv)
@@ -683,8 +680,9 @@ class StaticKVCache(KVCache):
 
     static = True
 
-    def __init__(self, n_layers: int, max_slots: int, device="cpu", graphs: bool = False):
+    def __init__(self, n_layers: int, max_slots: int, device="cpu", graphs: bool = False, step=None):
         super().__init__(n_layers, max_slots)
+        self.step = step  # compiled_block_step(): each block of a pass through it (None: eager blocks)
         self.capacity = max_slots + 2
         self.device = torch.device(device)
         self.keys = torch.arange(self.capacity, device=self.device)  # key j: position j

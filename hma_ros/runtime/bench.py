@@ -188,7 +188,6 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     params = sum(p.numel() for p in wm.dyn.parameters()) + sum(p.numel() for p in wm.tok.parameters())
     wm.use_cache = True
     wm.graphs = False  # counted eagerly: a graph's replay runs no operator the counter sees
-    wm.dyn.trunk.compile_blocks(False)
     flops = flops_per_frame(wm, horizon, batch)  # the cached path: what a robot runs
     wm.graphs = graphs
     peak = matmul_peak_gflops(device, precision=precision)

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
-from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache, StaticKVCache
+from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache, StaticKVCache, compiled_block_step
 from hma_ros.model.maskgit import UNMASK_ORDERS, sample_frame
 from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer
 from hma_ros.runtime import RENDER_MODES
@@ -138,8 +138,10 @@ class WorldModel:
         # size, captured as CUDA graphs on a CUDA device; elsewhere the same path runs eagerly
         self.graphs = bool(graphs)
         self._static: dict[int, StaticKVCache] = {}
-        if compile:  # each block of a static-cache pass (graphs) as one compiled function
-            self.dyn.trunk.compile_blocks(mode=None if compile in (True, "default") else compile)
+        # compile: each block of the graphed passes as one compiled function; held by this world
+        # model's static caches, so the model it was given stays as it was
+        self.block_step = compiled_block_step(mode=None if compile in (True, "default") else compile) \
+            if compile else None
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -215,7 +217,8 @@ class WorldModel:
         if self.graphs:
             cache = self._static.get(B)
             if cache is None:
-                cache = self._static[B] = StaticKVCache(self.dyn.cfg.n_layers, self.window, self.device, graphs=True)
+                cache = self._static[B] = StaticKVCache(self.dyn.cfg.n_layers, self.window, self.device, graphs=True,
+                                                            step=self.block_step)
             cache.reset()
         else:
             cache = KVCache(self.dyn.cfg.n_layers, self.window)
