@@ -1237,3 +1237,57 @@ def test_resolve_device_accepts_cpu_and_refuses_what_is_not_a_usable_device():
     else:
         with pytest.raises(DeviceError, match="CUDA device"):
             resolve_device(f"cuda:{torch.cuda.device_count()}")
+
+
+def test_worst_patch_loss_ranks_a_lost_small_object_above_the_same_error_spread_thin():
+    """Hard-frame mining's score: a frame whose one small disc is dropped (PushT's agent, ~3x3 px
+    of 64x64) has a *lower* frame-mean loss than a frame drawn slightly off everywhere, yet the
+    larger worst-patch loss -- so mining finds the frames a mean would hide."""
+    from hma_ros.model.tokenizer import tokenizer_loss, worst_patch_loss
+
+    target = torch.ones(2, 3, 64, 64)  # white frames (values in [-1, 1])
+    target[:, :, 30:33, 40:43] = torch.tensor([-0.6, -0.2, 0.9])[:, None, None]  # a blue disc
+    lost = target.clone()
+    lost[0, :, 30:33, 40:43] = 1.0  # frame 0: the disc is gone, the rest exact
+    lost[1] = target[1] - 0.02  # frame 1: every pixel a little off
+    per_frame = [float(tokenizer_loss(lost[i:i + 1], target[i:i + 1])) for i in range(2)]
+    assert per_frame[0] < per_frame[1]
+    worst = worst_patch_loss(lost, target, patch=8)
+    assert worst[0] > 10 * worst[1]
+    # moving pixels weigh in as in training: the same drop scores higher where the disc moved
+    moving = torch.zeros(2, 64, 64, dtype=torch.bool)
+    moving[:, 30:33, 40:43] = True
+    assert float(worst_patch_loss(lost, target, 8, moving, 20.0)[0]) > float(worst[0]) * 5
+
+
+def test_hard_frame_mining_draws_from_the_worst_drawn_frames(small_data, tmp_path, capsys, monkeypatch):
+    """rank_hard_frames keeps, per embodiment, the training frames with the largest worst-patch
+    loss under the current model; `hma train-tokenizer --hard-share` trains with them and records
+    the share; a share outside [0, 1) is refused with what to pass."""
+    import hma_ros.train.tokenizer as T
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import find_datasets
+    from hma_ros.model.tokenizer import worst_patch_loss
+    from hma_ros.runtime.world_model import build_models
+
+    cfg, state = load_checkpoint(small_data / "tok")
+    tok, _ = build_models({"tokenizer": cfg["tokenizer"]}, state, "tok")
+    ds = find_datasets([small_data])
+    idx = {n: np.arange(len(d.arrays["frames"]))[np.asarray(d.arrays["frame_mask"]).astype(bool)] for n, d in ds.items()}
+    monkeypatch.setattr(T, "HARD_POOL", 10_000)
+    monkeypatch.setattr(T, "HARD_TOP", 5)
+    hard = T.rank_hard_frames(tok, ds, idx, None, T.TokenizerTraining(data=[], out=""), np.random.default_rng(0),
+                              "cpu", worst_patch_loss)
+    assert set(hard) == {"pusht", "reacher"}
+    with torch.no_grad():
+        x = torch.from_numpy(np.array(ds["pusht"].arrays["frames"])[idx["pusht"]])
+        scores = worst_patch_loss(*tok(x), patch=cfg["tokenizer"]["resolution"] // cfg["tokenizer"]["grid"]).numpy()
+    assert sorted(hard["pusht"].tolist()) == sorted(idx["pusht"][np.argsort(scores)[-5:]].tolist())
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "h"), "--init",
+                str(small_data / "tok"), "--hard-share", "0.5", "--hard-every", "2", "--motion-weight", "5",
+                "--max-steps", "3", "--batch-size", "4"]) == 0
+    assert load_checkpoint(tmp_path / "h")[0]["training"]["hard_share"] == 0.5
+    capsys.readouterr()
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "h2"), "--hard-share", "1",
+                "--max-steps", "1"]) == 2
+    assert "--hard-share 1.0: a share of the batch in [0, 1)" in capsys.readouterr().err

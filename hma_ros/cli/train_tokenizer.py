@@ -34,6 +34,11 @@ def add_parser(sub, name: str) -> None:
                    help="with --init: train the decoder only; the encoder, so every frame's tokens, stay bitwise "
                         "as loaded, and a dynamics model trained on them can take the new decoder "
                         "(hma export --decoder)")
+    p.add_argument("--hard-share", type=float, default=0.0,
+                   help="share of each batch drawn from the hardest frames: every --hard-every steps, 1,024 "
+                        "training frames per embodiment are ranked by the loss of their worst-drawn token patch "
+                        "and hard draws pick among the worst 64 (0: off; e.g. 0.25)")
+    p.add_argument("--hard-every", type=int, default=250, help="steps between re-rankings of the hard frames")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default %(default)s); the checkpoint is "

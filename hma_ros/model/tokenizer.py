@@ -195,12 +195,13 @@ def psnr(a_u8: torch.Tensor, b_u8: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(255.0**2 / mse.clamp_min(1e-10))
 
 
-def tokenizer_loss(recon: torch.Tensor, target: torch.Tensor, moving: torch.Tensor | None = None,
-                   motion_weight: float = 0.0) -> torch.Tensor:
-    """L1 + MSE, weighted up where the frame is not background (sparse scenes like PushT) and,
-    with `moving` (B, H, W) bool (pixels that changed since the episode's previous frame,
-    `metrics.moving_pixels`, dilated by one pixel), `motion_weight` more there: what moves is
-    what the actions move (PushT's agent is ~14 of 4,096 pixels at 64x64)."""
+def tokenizer_pixel_loss(recon: torch.Tensor, target: torch.Tensor, moving: torch.Tensor | None = None,
+                         motion_weight: float = 0.0) -> torch.Tensor:
+    """The tokenizer's loss at every pixel and channel (B, C, H, W): L1 + MSE, weighted up where
+    the frame is not background (sparse scenes like PushT) and, with `moving` (B, H, W) bool
+    (pixels that changed since the episode's previous frame, `metrics.moving_pixels`, dilated by
+    one pixel), `motion_weight` more there: what moves is what the actions move (PushT's agent is
+    ~14 of 4,096 pixels at 64x64)."""
     l1 = (recon - target).abs()
     # pixels far from the frame's median colour get 4x weight: small objects matter
     med = target.flatten(2).median(dim=2).values[..., None, None]
@@ -208,6 +209,22 @@ def tokenizer_loss(recon: torch.Tensor, target: torch.Tensor, moving: torch.Tens
     if moving is not None and motion_weight > 0:
         m = F.max_pool2d(moving[:, None].float(), 3, stride=1, padding=1)  # dilate: the disc's rim too
         weight = weight + motion_weight * m
-    return (weight * (l1 + F.mse_loss(recon, target, reduction="none"))).mean()
+    return weight * (l1 + F.mse_loss(recon, target, reduction="none"))
+
+
+def tokenizer_loss(recon: torch.Tensor, target: torch.Tensor, moving: torch.Tensor | None = None,
+                   motion_weight: float = 0.0) -> torch.Tensor:
+    """The training loss: `tokenizer_pixel_loss` averaged over the batch."""
+    return tokenizer_pixel_loss(recon, target, moving, motion_weight).mean()
+
+
+def worst_patch_loss(recon: torch.Tensor, target: torch.Tensor, patch: int, moving: torch.Tensor | None = None,
+                     motion_weight: float = 0.0) -> torch.Tensor:
+    """Per frame (B,): the loss of its worst-drawn token patch (`tokenizer_pixel_loss` averaged over
+    each patch x patch cell, the largest). A frame whose one small object is lost -- an agent
+    dropped where it touches the block, a disc half out of the frame -- scores high here while
+    its frame mean barely moves: what hard-frame mining (`hma train-tokenizer --hard-share`) ranks by."""
+    per_pixel = tokenizer_pixel_loss(recon, target, moving, motion_weight).mean(1, keepdim=True)
+    return F.avg_pool2d(per_pixel, patch).flatten(1).amax(1)
 
 

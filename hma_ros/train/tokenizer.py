@@ -1,6 +1,7 @@
 """Tokenizer training: the image tokenizer (FSQ codes, or continuous soft tokens for MAR) on
 dataset frames, every embodiment equally often; optional extra loss weight on the pixels that
-moved. `hma train-tokenizer` (hma_ros/cli/train_tokenizer.py) parses its arguments into
+moved, and optional hard-frame mining (a share of each batch from the frames whose worst token
+patch the current model draws worst, re-ranked as it trains). `hma train-tokenizer` (hma_ros/cli/train_tokenizer.py) parses its arguments into
 `TokenizerTraining` and calls `train_tokenizer`.
 """
 
@@ -35,6 +36,8 @@ class TokenizerTraining:
     motion_weight: float = 0.0
     init: str | None = None
     decoder_only: bool = False
+    hard_share: float = 0.0  # share of each batch drawn from the hardest frames (0: off)
+    hard_every: int = 250  # steps between re-rankings of the hard frames
     seed: int = 0
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model and its batches live (frames are sampled on the host)
@@ -48,8 +51,12 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     from hma_ros.data.dataset import DatasetError, find_datasets
     from hma_ros.model.checkpoint import model_state, save_checkpoint
     from hma_ros.model.metrics import moving_pixels
-    from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss
+    from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss, worst_patch_loss
 
+    if not 0.0 <= opts.hard_share < 1.0:
+        raise TrainError(f"--hard-share {opts.hard_share}: a share of the batch in [0, 1)")
+    if opts.hard_every < 1:
+        raise TrainError(f"--hard-every {opts.hard_every}: at least 1 step between re-rankings")
     device = training_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -94,6 +101,13 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     names = list(datasets)
     episode = {n: np.asarray(ds.arrays["episode"]) for n, ds in datasets.items()}
     prev_ok = {n: np.asarray(ds.arrays["frame_mask"]).astype(bool) for n, ds in datasets.items()}
+    hard = {}
+
+    def moving_of(name, i):  # pixels that changed since the previous frame of the episode
+        frames = datasets[name].arrays["frames"]
+        prev = i - 1 if i > 0 and prev_ok[name][i - 1] and episode[name][i - 1] == episode[name][i] else i
+        return moving_pixels(frames[i], frames[prev])
+
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=opts.lr, weight_decay=1e-4, betas=(0.9, 0.99))
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -111,15 +125,17 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         lr = opts.lr * (min(1.0, (step + 1) / 100) * 0.5 * (1 + np.cos(np.pi * frac)))
         for g in opt.param_groups:
             g["lr"] = lr
+        if opts.hard_share > 0 and step % opts.hard_every == 0:
+            hard = rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device, worst_patch_loss)
+            model.train()
         batch, moving = [], []
-        for _ in range(opts.batch_size):  # every embodiment equally often
+        for b in range(opts.batch_size):  # every embodiment equally often
             name = names[rng.integers(len(names))]
-            i = int(rng.choice(train_idx[name]))
-            frames = datasets[name].arrays["frames"]
-            batch.append(frames[i])
-            if opts.motion_weight > 0:  # pixels that changed since the previous frame of the episode
-                prev = i - 1 if i > 0 and prev_ok[name][i - 1] and episode[name][i - 1] == episode[name][i] else i
-                moving.append(moving_pixels(frames[i], frames[prev]))
+            pool = hard[name] if b < round(opts.hard_share * opts.batch_size) else train_idx[name]
+            i = int(rng.choice(pool))
+            batch.append(datasets[name].arrays["frames"][i])
+            if opts.motion_weight > 0:
+                moving.append(moving_of(name, i))
         x = torch.from_numpy(np.stack(batch)).to(device)
         recon, target = model(x)
         mv = torch.from_numpy(np.stack(moving)).to(device) if moving else None
@@ -151,7 +167,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
               "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": opts.batch_size,
                            "motion_weight": opts.motion_weight, "init": opts.init,
-                           "decoder_only": opts.decoder_only,
+                           "decoder_only": opts.decoder_only, "hard_share": opts.hard_share,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
     save_checkpoint(out, model_state(model), config)
@@ -160,3 +176,33 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
           + ", ".join(f"{k} {v}" for k, v in report.items()))
     print(f"saved {out}")
     return 0
+
+
+HARD_POOL = 1024  # frames per embodiment scored at each re-ranking
+HARD_TOP = 64  # of them, the worst-drawn ones a hard draw picks from
+
+
+def rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device, worst_patch_loss) -> dict:
+    """Per embodiment, the HARD_TOP frames (of HARD_POOL drawn at random from its training frames)
+    whose worst token patch the model draws worst now (`worst_patch_loss`, the training loss's own
+    weights). Rare frames a uniform batch almost never shows -- PushT's agent against the block,
+    or half out of the frame -- are where a tokenizer drops the agent."""
+    import torch
+
+    model.eval()
+    patch = model.cfg.resolution // model.cfg.grid
+    hard = {}
+    with torch.no_grad():
+        for name, ds in datasets.items():
+            idx = rng.choice(train_idx[name], size=min(HARD_POOL, len(train_idx[name])), replace=False)
+            idx.sort()
+            scores = []
+            for j in range(0, len(idx), 128):
+                part = idx[j:j + 128]
+                x = torch.from_numpy(np.stack([ds.arrays["frames"][int(i)] for i in part])).to(device)
+                mv = (torch.from_numpy(np.stack([moving_of(name, int(i)) for i in part])).to(device)
+                      if opts.motion_weight > 0 else None)
+                recon, target = model(x)
+                scores.append(worst_patch_loss(recon, target, patch, mv, opts.motion_weight).cpu().numpy())
+            hard[name] = idx[np.argsort(np.concatenate(scores))[::-1][:HARD_TOP]]
+    return hard
