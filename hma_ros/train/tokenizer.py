@@ -51,7 +51,13 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     from hma_ros.data.dataset import DatasetError, find_datasets
     from hma_ros.model.checkpoint import model_state, save_checkpoint
     from hma_ros.model.metrics import moving_pixels
-    from hma_ros.model.tokenizer import TokenizerConfig, build_tokenizer, psnr, tokenizer_loss, worst_patch_loss
+    from hma_ros.model.tokenizer import (
+        TokenizerConfig,
+        build_tokenizer,
+        psnr,
+        tokenizer_loss,
+        worst_patch_loss,
+    )
 
     if not 0.0 <= opts.hard_share < 1.0:
         raise TrainError(f"--hard-share {opts.hard_share}: a share of the batch in [0, 1)")
