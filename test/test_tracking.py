@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hma_ros.evaluation.tracking import (
+    agent_contact,
     agent_errors,
     block_mask,
     find_agent,
@@ -97,3 +98,22 @@ def test_demo_scoring_tracks_the_agent_in_filmstrips(pusht_frames):
     assert res[1]["agent_within"] == 1.0 and res[2]["agent_within"] == 1.0
     moved = np.linalg.norm(pusht_project(agent[2], 64) - pusht_project(agent[0], 64)) > 4
     assert res[2]["copy_agent_within"] == (0.0 if moved else 1.0)
+
+
+def test_tracking_is_split_where_the_agent_touches_the_t(pusht_frames):
+    """agent_contact: a real frame whose agent is pushing the T counts as contact, one whose agent
+    is far from it does not; score_frames reports agent_within on each side (NaN on the other)."""
+    frames, agent = pusht_frames
+    touch = agent_contact(frames, agent)
+    xy = pusht_project(agent, 64)
+    ys, xs = np.mgrid[0:64, 0:64]
+    dist = np.array([np.sqrt((xs - x) ** 2 + (ys - y) ** 2)[block_mask(f)].min() for f, (x, y) in zip(frames, xy)])
+    assert touch.any() and (~touch).any()  # the expert pushes: both kinds occur
+    assert (dist[touch] <= 5.0).all() and (dist[~touch] > 5.0).all()
+    s = score_frames(frames, frames, frames[0], agent)
+    assert np.array_equal(np.isnan(s["agent_within_free"]), touch)
+    assert np.array_equal(np.isnan(s["agent_within_contact"]), ~touch)
+    assert np.nanmin(s["agent_within_contact"]) == 1.0
+    blank = np.full_like(frames, 255)  # an imagined table with no agent: missed on both sides
+    s = score_frames(blank, frames, frames[0], agent)
+    assert np.nanmax(s["agent_within_contact"]) == 0.0 and np.nanmax(s["agent_within_free"]) == 0.0

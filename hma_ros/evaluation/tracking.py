@@ -10,6 +10,8 @@ at 64x64 on a white table). These measures look at what the actions move:
   a square frame of side `size` (gym-pusht renders the 512x512 world onto the whole frame).
 - `block_mask`: PushT's T block (slate-grey pixels) for a mask IoU against the true frame,
   which is rendered at the block's true pose.
+- `agent_contact`: whether the true agent touches the T (its centre within two agent radii of
+  a true block pixel) -- where imagined agents get lost, so `score_frames` splits tracking there.
 - `motion_iou`: for any embodiment, the pixels that really changed since the newest prompt
   frame against the pixels that changed in the imagined frame (the same >10-level test as
   `metrics.moving_pixels`).
@@ -90,6 +92,20 @@ def block_mask(frames: np.ndarray) -> np.ndarray:
     return (b - r > 12) & (b - r < 70) & (g < 200) & (b < 215) & (blueness(frames) < BLUENESS_MIN)
 
 
+def agent_contact(truth: np.ndarray, agent_xy_world: np.ndarray) -> np.ndarray:
+    """(N,) bool: in each true frame (N, H, W, 3), the agent (world positions (N, 2)) touches the
+    T -- some block pixel lies within two agent radii of its centre (the disc's rim against the
+    block's edge, one pixel of slack)."""
+    truth = np.asarray(truth)
+    n, h, w = truth.shape[:3]
+    xy = pusht_project(agent_xy_world, w)
+    ys, xs = np.mgrid[0:h, 0:w]
+    r = 2.0 * AGENT_RADIUS_PX * w / 64.0
+    masks = block_mask(truth)
+    near = (xs[None] - xy[:, 0, None, None]) ** 2 + (ys[None] - xy[:, 1, None, None]) ** 2 <= r * r
+    return (masks & near).any(axis=(-2, -1))
+
+
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU over the last two axes of boolean masks; NaN where both are empty."""
     inter = (a & b).sum(axis=(-2, -1))
@@ -107,12 +123,17 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
                  agent_xy_world: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Per-frame "what moves" scores of K imagined frames against the truth (K, H, W, 3):
     motion_iou always; with PushT agent positions (K, 2): agent_present, agent_err (pixels, inf
-    where absent), agent_within (error <= 1/16 of the frame side), block_iou."""
+    where absent), agent_within (error <= 1/16 of the frame side), the same split into frames whose
+    true agent touches the T (agent_within_contact) and the rest (agent_within_free; NaN where the
+    frame belongs to the other), block_iou."""
     out = {"motion_iou": motion_iou(pred, truth, newest)}
     if agent_xy_world is not None:
         present, err = agent_errors(pred, agent_xy_world)
         out["agent_present"] = present.astype(np.float64)
         out["agent_err"] = err
         out["agent_within"] = (err <= pred.shape[-2] / 16.0).astype(np.float64)
+        touch = agent_contact(truth, agent_xy_world)
+        out["agent_within_contact"] = np.where(touch, out["agent_within"], np.nan)
+        out["agent_within_free"] = np.where(touch, np.nan, out["agent_within"])
         out["block_iou"] = mask_iou(block_mask(pred), block_mask(truth))
     return out
