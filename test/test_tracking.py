@@ -107,7 +107,8 @@ def test_tracking_is_split_where_the_agent_touches_the_t(pusht_frames):
     touch = agent_contact(frames, agent)
     xy = pusht_project(agent, 64)
     ys, xs = np.mgrid[0:64, 0:64]
-    dist = np.array([np.sqrt((xs - x) ** 2 + (ys - y) ** 2)[block_mask(f)].min() for f, (x, y) in zip(frames, xy)])
+    dist = np.array([np.sqrt((xs - x) ** 2 + (ys - y) ** 2)[block_mask(f)].min()
+                     for f, (x, y) in zip(frames, xy, strict=True)])
     assert touch.any() and (~touch).any()  # the expert pushes: both kinds occur
     assert (dist[touch] <= 5.0).all() and (dist[~touch] > 5.0).all()
     s = score_frames(frames, frames, frames[0], agent)
