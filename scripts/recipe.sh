@@ -389,24 +389,6 @@ if [[ $STAGE == all || $STAGE == synth_exp5 ]]; then  # after synth_exp (its dat
   hma train-bc --data data/bc/pusht:100 --out runs/bc_real100_s1 $BC --json runs/synth_exp5/real100_s1.json
   hma train-bc --data data/bc/pusht:10 --out runs/bc_real10_s1 $BC --json runs/synth_exp5/real10_s1.json
 fi
-if [[ $STAGE == all || $STAGE == synth_exp6 ]]; then  # version 6's synthetic episodes, 4 BC seeds per arm (38 min)
-  [[ -d data/bc/pusht ]] || hma gen-data --out data/bc --embodiments pusht --episodes 100 --seed 20 --workers 1 \
-      --policies pose=1 --overwrite
-  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth6 \
-      --threads 1 --overwrite
-  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
-  for S in 0 1 2 3; do
-    hma train-bc --data data/bc/pusht:10 data/bc_synth6/pusht:90 --out runs/bc6_syn90_s$S $BC --seed $S --json runs/synth_exp6/syn90_s$S.json
-    hma train-bc --data data/bc/pusht:10 --out runs/bc_real10_s$S $BC --seed $S --json runs/synth_exp6/real10_s$S.json
-    hma train-bc --data data/bc/pusht:100 --out runs/bc_real100_s$S $BC --seed $S --json runs/synth_exp6/real100_s$S.json
-  done
-  python scripts/synth_experiment.py runs/synth_exp6 --seeds 0,1,2,3 --arms real10,syn90,real100 --plot docs/synthetic_data_v6.png
-fi
-if [[ $STAGE == gpu_bench6 ]]; then  # on a CUDA machine (python3 with torch): ~3 + ~5 min on an H100
-  mkdir -p out/gpu6
-  python3 benchmarks/gpu_graphs.py --out out/gpu6 --repeats 10   # benchmarks/results/2026-11-26_gpu_blocks_h100
-  python3 benchmarks/gpu_profile.py --out out/gpu6 --paths bf16:graphs:default,bf16:graphs:max-autotune-no-cudagraphs
-fi
 if [[ $STAGE == all || $STAGE == moves5_far ]]; then  # intra-token autoregression vs its control, from version 5
   C="--data data/sim data/big/pusht data/pose/pusht --embodiments $PRE --init models/hma_discrete_moves --motion-weight 5 \
      --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 2e-4 --warmup 50 --steps 1100 --minutes 27 \
@@ -484,4 +466,22 @@ if [[ $STAGE == all || $STAGE == moves6_eval ]]; then
       --embodiments reacher --trials 1 --passive runs/passive6 --threads 2 --gifs 0 --out runs/diag_v6_reacher_train
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves6_50.json --plot runs/rank/moves6_50.png --gif runs/rank/moves6_50.gif
+fi
+if [[ $STAGE == all || $STAGE == synth_exp6 ]]; then  # after moves6_eval: version 6's synthetic episodes, 4 BC seeds per arm (38 min)
+  [[ -d data/bc/pusht ]] || hma gen-data --out data/bc --embodiments pusht --episodes 100 --seed 20 --workers 1 \
+      --policies pose=1 --overwrite
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth6 \
+      --threads 1 --overwrite
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  for S in 0 1 2 3; do
+    hma train-bc --data data/bc/pusht:10 data/bc_synth6/pusht:90 --out runs/bc6_syn90_s$S $BC --seed $S --json runs/synth_exp6/syn90_s$S.json
+    hma train-bc --data data/bc/pusht:10 --out runs/bc_real10_s$S $BC --seed $S --json runs/synth_exp6/real10_s$S.json
+    hma train-bc --data data/bc/pusht:100 --out runs/bc_real100_s$S $BC --seed $S --json runs/synth_exp6/real100_s$S.json
+  done
+  python scripts/synth_experiment.py runs/synth_exp6 --seeds 0,1,2,3 --arms real10,syn90,real100 --plot docs/synthetic_data_v6.png
+fi
+if [[ $STAGE == gpu_bench6 ]]; then  # on a CUDA machine (python3 with torch): ~3 + ~5 min on an H100
+  mkdir -p out/gpu6
+  python3 benchmarks/gpu_graphs.py --out out/gpu6 --repeats 10   # benchmarks/results/2026-11-26_gpu_blocks_h100
+  python3 benchmarks/gpu_profile.py --out out/gpu6 --paths bf16:graphs:default,bf16:graphs:max-autotune-no-cudagraphs
 fi
