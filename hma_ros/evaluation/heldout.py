@@ -254,6 +254,7 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
                 res[metric] = float(np.nanmean(m))
                 res[f"{metric}_ci95"] = bootstrap_ci(per_episode(w_mean))
                 res[f"{metric}_per_horizon"] = [float(v) for v in np.nanmean(m, axis=0)]
+                res[f"{metric}_first_ci95"] = bootstrap_ci(per_episode(m[:, 0]))  # the first imagined step's
         out[arm] = res
     if "model" in moves:  # paired: model minus each other arm, same windows
         for arm in moves:
@@ -358,7 +359,7 @@ def format_moves_table(results: dict) -> str:
     arms = [a for a in ("copy_last", *ARMS) if any(a in r.get("moves", {}) for r in results.values())]
     head = ["embodiment", "motion IoU [95% CI]"] + [f"{a} motion IoU" for a in arms] + \
         [f"vs {a} [95% CI]" for a in arms if a != "copy_last"] + \
-        ["agent within 1/16 side [95% CI]", "at h=1", "touching the T", "free", "agent present", "median err px"] + \
+        ["agent within 1/16 side [95% CI]", "at h=1 [95% CI]", "touching the T", "free", "agent present", "median err px"] + \
         [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
@@ -370,7 +371,7 @@ def format_moves_table(results: dict) -> str:
         cells += [_num(mv.get(a, {}).get("motion_iou"), ".3f") for a in arms]
         cells += [_ci(m.get(f"motion_iou_vs_{a}"), m.get(f"motion_iou_vs_{a}_ci95"), "+.3f") for a in arms if a != "copy_last"]
         if "agent_within" in m:
-            cells += [_ci(m["agent_within"], m["agent_within_ci95"], ".3f"), _num(m["agent_within_per_horizon"][0], ".3f"),
+            cells += [_ci(m["agent_within"], m["agent_within_ci95"], ".3f"), _ci(m["agent_within_per_horizon"][0], m.get("agent_within_first_ci95"), ".3f"),
                       _num(m.get("agent_within_contact"), ".3f"), _num(m.get("agent_within_free"), ".3f"),
                       _num(m["agent_present"], ".3f"), _num(m["agent_err_median"], ".1f")]
             cells += [_num(mv.get(a, {}).get("agent_within"), ".3f") for a in arms]
