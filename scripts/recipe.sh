@@ -485,3 +485,20 @@ if [[ $STAGE == gpu_bench6 ]]; then  # on a CUDA machine (python3 with torch): ~
   python3 benchmarks/gpu_graphs.py --out out/gpu6 --repeats 10   # benchmarks/results/2026-11-26_gpu_blocks_h100
   python3 benchmarks/gpu_profile.py --out out/gpu6 --paths bf16:graphs:default,bf16:graphs:max-autotune-no-cudagraphs
 fi
+if [[ $STAGE == all || $STAGE == moves7 ]]; then  # after moves6_eval: a new token code (encoder trained again), 2 CPU cores
+  D7="data/sim data/big/pusht data/pose/pusht"
+  TK="--data $D7 --init models/hma_discrete_moves --motion-weight 20 --lr 3e-4 --threads 1 --minutes 40"
+  # the tokenizer, encoder and decoder, from version 6's; arm: hard-frame mining, beside its control
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --hard-share 0.25 --hard-every 200 --out runs/tok7_hard &
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --out runs/tok7_ctrl &
+  wait
+  python scripts/tokenizer_agent.py models/hma_discrete_moves runs/tok7_hard runs/tok7_ctrl
+  # version 6's dynamics on the control's code (38% of test tokens differ); arm: self-forcing, beside it
+  D6="data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah"
+  C7="--data $D6 --embodiments $PRE --init models/hma_discrete_moves --tokenizer runs/tok7_ctrl --motion-weight 5 \
+      --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 8 --lr 3e-4 --warmup 50 --steps 5000 --minutes 60 \
+      --save-every 250 --eval-every 100000 --threads 1"
+  OMP_NUM_THREADS=1 hma train $C7 --out runs/dyn7 &
+  OMP_NUM_THREADS=1 hma train $C7 --self-prob 0.5 --out runs/dyn7_self &
+  wait
+fi

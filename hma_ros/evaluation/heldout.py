@@ -11,6 +11,7 @@ paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tr
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -249,7 +250,8 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
                 res["agent_err_median"] = float(np.median(m))
                 res["agent_err_median_per_horizon"] = [float(v) for v in np.median(m, axis=0)]
                 continue
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():  # all-NaN rows (no contact frame): NaN
+                warnings.simplefilter("ignore", RuntimeWarning)
                 w_mean = np.nanmean(m, axis=1)
                 res[metric] = float(np.nanmean(m))
                 res[f"{metric}_ci95"] = bootstrap_ci(per_episode(w_mean))
