@@ -502,3 +502,15 @@ if [[ $STAGE == all || $STAGE == moves7 ]]; then  # after moves6_eval: a new tok
   OMP_NUM_THREADS=1 hma train $C7 --self-prob 0.5 --out runs/dyn7_self &
   wait
 fi
+if [[ $STAGE == all || $STAGE == moves7_eval ]]; then  # after moves7: version 6 vs the two arms, 240 PushT windows
+  hma export --ckpt runs/tok7_ctrl --out models/tokenizer_moves                    # tokenizer version 6 (shipped)
+  python scripts/token_locality.py models/hma_discrete_moves models/tokenizer_moves
+  hma export --ckpt runs/dyn7 --out runs/moves7
+  hma export --ckpt runs/dyn7_self --out runs/moves7_self
+  E="--data data/test --episodes all --windows 240 --embodiments pusht --trials 1 --render tokens --gifs 2 --threads 1"
+  for R in moves7 moves7_self; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/$R $E --out runs/test_${R}_tokens_pusht240 &
+  done
+  wait
+  hma eval --ckpt models/hma_discrete_moves $E --out runs/test_v6_tokens_pusht240
+fi
