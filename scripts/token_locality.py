@@ -4,6 +4,8 @@
    5x5-token neighbourhood (40x40 px at 64x64) did not change (every pixel within 3 levels) but
    whose code did. A local code gives 0; every flip is a change the dynamics model must predict
    that the scene does not make.
+   Beside it, the same with each pair's GroupNorm statistics shared (the earlier frame's, reused for
+   the later one): the flips that frame-wide normalization causes, apart from the receptive field.
 2. a far dab: a 3x3-pixel agent-blue dab painted into the top-left corner of PushT frames; the
    share of tokens whose code changes, by distance (in tokens) from the corner token.
 
@@ -26,6 +28,41 @@ from hma_ros.runtime.world_model import build_models
 def codes(tok, frames: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return torch.cat([tok.encode(torch.from_numpy(frames[i:i + 256])) for i in range(0, len(frames), 256)]).numpy()
+
+
+class SharedGroupNorm:
+    """Patches the encoder's GroupNorms: `record` normalizes with each input's own statistics and
+    keeps them; `replay` normalizes with the recorded ones (same batch shape), in order."""
+
+    def __init__(self, encoder):
+        self.stats, self.mode, self.i = [], "record", 0
+        for m in encoder.modules():
+            if isinstance(m, torch.nn.GroupNorm):
+                m.forward = self._forward(m)
+
+    def _forward(self, m):
+        def forward(x):
+            b, c, h, w = x.shape
+            xg = x.reshape(b, m.num_groups, -1)
+            if self.mode == "record":
+                stats = (xg.mean(-1, keepdim=True), xg.var(-1, unbiased=False, keepdim=True))
+                self.stats.append(stats)
+            else:
+                stats = self.stats[self.i]
+                self.i += 1
+            y = ((xg - stats[0]) / torch.sqrt(stats[1] + m.eps)).reshape(b, c, h, w)
+            return y * m.weight[None, :, None, None] + m.bias[None, :, None, None]
+        return forward
+
+    def pair_codes(self, tok, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Codes of b encoded with a's normalization statistics."""
+        with torch.no_grad():
+            self.mode, self.stats = "record", []
+            tok.encode(torch.from_numpy(a))
+            self.mode, self.i = "replay", 0
+            out = tok.encode(torch.from_numpy(b)).numpy()
+            self.mode = "record"
+            return out
 
 
 def main() -> int:
@@ -51,7 +88,14 @@ def main() -> int:
             still = np.stack([minimum_filter(s.astype(np.uint8), size=5, mode="nearest").astype(bool) for s in still])
             c = codes(tok, f)
             flip = (c[1:] != c[:-1]).any(-1).reshape(-1, g, g)
-            line.append(f"{emb} {flip[same][still[same]].mean():.3f}")
+            shared = SharedGroupNorm(tok.encoder)
+            n = len(f) - 1  # pairs (i, i + 1)
+            cs = np.concatenate([shared.pair_codes(tok, f[i:min(i + 256, n)], f[i + 1:min(i + 257, n + 1)])
+                                 for i in range(0, n, 256)])
+            flip_s = (cs != c[:-1]).any(-1).reshape(-1, g, g)
+            tok = build_models({"tokenizer": cfg["tokenizer"]}, state, ck)[0]  # unpatched again
+            line.append(f"{emb} {flip[same][still[same]].mean():.3f} (GroupNorm statistics shared: "
+                        f"{flip_s[same][still[same]].mean():.3f})")
         print(", ".join(line))
         f = np.array(Dataset(f"{args.data}/pusht").arrays["frames"][::10])
         dab = f.copy()
