@@ -1282,7 +1282,7 @@ def test_hard_frame_mining_draws_from_the_worst_drawn_frames(small_data, tmp_pat
     monkeypatch.setattr(T, "HARD_POOL", 10_000)
     monkeypatch.setattr(T, "HARD_TOP", 5)
     hard = T.rank_hard_frames(tok, ds, idx, None, T.TokenizerTraining(data=[], out=""), np.random.default_rng(0),
-                              "cpu", worst_patch_loss)
+                              "cpu")
     assert set(hard) == {"pusht", "reacher"}
     with torch.no_grad():
         x = torch.from_numpy(np.array(ds["pusht"].arrays["frames"])[idx["pusht"]])

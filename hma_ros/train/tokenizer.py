@@ -56,7 +56,6 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         build_tokenizer,
         psnr,
         tokenizer_loss,
-        worst_patch_loss,
     )
 
     if not 0.0 <= opts.hard_share < 1.0:
@@ -132,7 +131,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         for g in opt.param_groups:
             g["lr"] = lr
         if opts.hard_share > 0 and step % opts.hard_every == 0:
-            hard = rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device, worst_patch_loss)
+            hard = rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device)
             model.train()
         batch, moving = [], []
         for b in range(opts.batch_size):  # every embodiment equally often
@@ -188,12 +187,14 @@ HARD_POOL = 1024  # frames per embodiment scored at each re-ranking
 HARD_TOP = 64  # of them, the worst-drawn ones a hard draw picks from
 
 
-def rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device, worst_patch_loss) -> dict:
+def rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device) -> dict:
     """Per embodiment, the HARD_TOP frames (of HARD_POOL drawn at random from its training frames)
     whose worst token patch the model draws worst now (`worst_patch_loss`, the training loss's own
     weights). Rare frames a uniform batch almost never shows -- PushT's agent against the block,
     or half out of the frame -- are where a tokenizer drops the agent."""
     import torch
+
+    from hma_ros.model.tokenizer import worst_patch_loss
 
     model.eval()
     patch = model.cfg.resolution // model.cfg.grid
