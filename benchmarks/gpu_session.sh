@@ -14,6 +14,8 @@
 # GPU_STAGE=graphs: benchmarks/gpu_graphs.py (imagination speed with CUDA graphs and fused elementwise
 # steps, HMA-Base and the shipped size), then the shipped dynamics and its tokenizer's decoder (alone)
 # trained side by side for TRAIN_MIN minutes (runs/gpu_dyn5, runs/gpu_dec5).
+# GPU_STAGE=local: a patch-local tokenizer (tokL) and two continuations of version 6's dynamics side by side,
+# on the conv code (ctrl7) and, once tokL is trained, on the local code (local7): scripts/recipe.sh STAGE=gpu7.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -36,6 +38,43 @@ for f in sorted(pathlib.Path(".devdata").rglob("frames.u8.xz")):
     f.unlink()
 print("data unpacked")
 EOF
+
+if [[ ${GPU_STAGE:-1} == local ]]; then
+  # Does a local token code help the dynamics? (scripts/recipe.sh STAGE=gpu7). Data: one tar.xz.
+  #   tokL  - tokenizer_moves v6 continued with a patch-local encoder (--encoder local), TOK_MIN minutes
+  #   ctrl  - version 6's dynamics on tokenizer_moves v6 (the conv code), the whole TRAIN_MIN
+  #   local - version 6's dynamics on tokL's code, from when tokL is done to the end
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht .devdata/data/pose/pusht"
+  D6="$D .devdata/data/reacher_big/reacher .devdata/data/cheetah_big/cheetah"
+  TOK_MIN=${TOK_MIN:-2.5}
+  DYN="--data $D6 --embodiments pusht,reacher,cheetah --init models/hma_discrete_moves --motion-weight 5 \
+       --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 --save-every 100000 \
+       --eval-every 100000 --device $DEV --fp16"
+  rm -rf runs/gpu_tokL runs/gpu_ctrl7 runs/gpu_local7
+  hma train-tokenizer --data $D --init models/tokenizer_moves --encoder local --motion-weight 20 --lr 1e-3 \
+    --batch-size 64 --minutes "$TOK_MIN" --device $DEV --out runs/gpu_tokL > "$OUT/res/train_tokL.log" 2>&1 &
+  TOK_PID=$!
+  hma train $DYN --tokenizer models/tokenizer_moves --steps "${STEPS_CTRL:-5000}" --minutes "$TRAIN_MIN" \
+    --out runs/gpu_ctrl7 > "$OUT/res/train_ctrl7.log" 2>&1 &
+  wait $TOK_PID
+  echo "tokenizer done at $(( $(date +%s) - t0 )) s"
+  LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60 + 0.3), 2))")
+  hma train $DYN --tokenizer runs/gpu_tokL --steps "${STEPS_LOCAL:-3000}" --minutes "$LEFT" \
+    --out runs/gpu_local7 > "$OUT/res/train_local7.log" 2>&1
+  wait
+  for R in tokL ctrl7 local7; do
+    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
+    mkdir -p "/tmp/ship/gpu_$R"
+    if [[ $R == tokL ]]; then cp runs/gpu_$R/{model.safetensors,config.yaml} "/tmp/ship/gpu_$R/"
+    else hma export --ckpt "runs/gpu_$R" --out "/tmp/ship/gpu_$R" > /dev/null; fi
+    cp runs/gpu_$R/train_log.csv "/tmp/ship/gpu_$R/" 2>/dev/null
+    tar czf "$OUT/gpu_$R.tgz" -C /tmp/ship "gpu_$R"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "local stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
 
 if [[ ${GPU_STAGE:-1} == graphs ]]; then
   # 1. imagination speed path by path (eager, CUDA graphs, graphs + fused elementwise steps; fp32,

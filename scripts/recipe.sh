@@ -29,7 +29,8 @@
 # cheetah overfit their 90 training episodes -- 10x / 7x more episodes of each, against moves5_far's
 # control; the decoder continued on them beside it; version 6 of hma_discrete_moves, version 5 of
 # tokenizer_moves), synth_exp6 (session 10: version 6's synthetic episodes, four BC seeds per arm),
-# gpu_bench6 (on a CUDA machine, skipped by all: the compiled-blocks benchmarks of session 10).
+# gpu_bench6 (on a CUDA machine, skipped by all: the compiled-blocks benchmarks of session 10),
+# gpu7data gpu7 (session 12, gpu7 on a CUDA machine: a patch-local token code against the conv one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -513,4 +514,14 @@ if [[ $STAGE == all || $STAGE == moves7_eval ]]; then  # after moves7: version 6
   done
   wait
   hma eval --ckpt models/hma_discrete_moves $E --out runs/test_v6_tokens_pusht240
+fi
+if [[ $STAGE == gpu7data ]]; then  # what travels to the CUDA machine for gpu7: the seven datasets in one tar.xz (~40 MB)
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
+      data/cheetah_big/cheetah | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == gpu7 ]]; then  # on a CUDA machine, repo root, .devdata carried: ~8 min on an H200
+  # a patch-local tokenizer (runs/gpu_tokL), version 6's dynamics continued on the conv code (runs/gpu_ctrl7)
+  # and on the local one (runs/gpu_local7), side by side; each comes back as $OUT/gpu_<run>.tgz
+  OUT=out/gpu7 GPU_STAGE=local TRAIN_MIN=7 TOK_MIN=2.5 bash benchmarks/gpu_session.sh
 fi

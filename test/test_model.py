@@ -1296,3 +1296,44 @@ def test_hard_frame_mining_draws_from_the_worst_drawn_frames(small_data, tmp_pat
     assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "h2"), "--hard-share", "1",
                 "--max-steps", "1"]) == 2
     assert "--hard-share 1.0: a share of the batch in [0, 1)" in capsys.readouterr().err
+
+
+def test_local_encoder_codes_a_token_from_its_own_patch_and_continues_a_conv_tokenizer(small_data, tmp_path, capsys):
+    """TokenizerConfig(encoder="local"): paint anything outside one 8x8 patch and that token's code
+    stays the same, while the conv encoder's flips; `train-tokenizer --encoder local --init` carries
+    the conv tokenizer's conv and decoder weights (not its GroupNorms) and records the encoder;
+    --decoder-only with another encoder is refused (the code would change)."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+
+    torch.manual_seed(0)
+    frames = torch.from_numpy(np.array(Dataset(small_data / "pusht").arrays["frames"][:4]))
+    painted = frames.clone()
+    painted[:, :, 16:] = 255 - painted[:, :, 16:]  # every column from the third token on
+    painted[:, 8:, :16] = 0  # and every row below the first token
+    flips = {}
+    for kind in ("conv", "local"):
+        tok = FSQTokenizer(TokenizerConfig(channels=(16, 16, 16), encoder=kind)).eval()
+        with torch.no_grad():
+            tok.encoder[-1].weight.mul_(100)  # spread the untrained latents over the FSQ levels
+            a, b = tok.encode(frames), tok.encode(painted)
+        kept = slice(0, 2)  # tokens (0, 0) and (0, 1): their patches were not painted
+        flips[kind] = int((a[:, kept] != b[:, kept]).any(-1).sum())
+        assert (a[:, 2:] != b[:, 2:]).any()  # painted tokens change code for both
+        assert tok.decode(a).shape == frames.shape
+    assert flips["local"] == 0 and flips["conv"] > 0, flips
+    with pytest.raises(ValueError, match="encoder must be 'conv' or 'local'"):
+        TokenizerConfig(encoder="patch")
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "loc"), "--init",
+                str(small_data / "tok"), "--encoder", "local", "--max-steps", "2", "--batch-size", "2"]) == 0
+    src, sstate = load_checkpoint(small_data / "tok")
+    cfg, state = load_checkpoint(tmp_path / "loc")
+    assert src["tokenizer"].get("encoder", "conv") == "conv" and cfg["tokenizer"]["encoder"] == "local"
+    norms = [k for k in sstate if k.startswith("tokenizer.encoder.") and k not in state]
+    assert norms and all(sstate[k].dim() == 1 for k in norms)  # only GroupNorm weights and biases stay behind
+    convs = [k for k in sstate if k.startswith("tokenizer.encoder.") and sstate[k].dim() == 4]
+    assert convs and all(k in state for k in convs)
+    capsys.readouterr()
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "bad"), "--init",
+                str(small_data / "tok"), "--encoder", "local", "--decoder-only", "--max-steps", "1"]) == 2
+    assert "--decoder-only keeps the --init tokenizer's encoder (conv)" in capsys.readouterr().err

@@ -34,6 +34,10 @@ def add_parser(sub, name: str) -> None:
                    help="with --init: train the decoder only; the encoder, so every frame's tokens, stay bitwise "
                         "as loaded, and a dynamics model trained on them can take the new decoder "
                         "(hma export --decoder)")
+    p.add_argument("--encoder", choices=("conv", "local"),
+                   help="conv: one conv stack over the frame (GroupNorm); local: each token's patch encoded alone, "
+                        "so a token's code depends on its own pixels only (default: the --init tokenizer's, else conv; "
+                        "with --init of the other kind its conv weights carry over)")
     p.add_argument("--hard-share", type=float, default=0.0,
                    help="share of each batch drawn from the hardest frames: every --hard-every steps, 1,024 "
                         "training frames per embodiment are ranked by the loss of their worst-drawn token patch "

@@ -7,6 +7,13 @@ large implicit codebook (prod(levels)) costs only sum(levels) output logits.
 
 Frames are uint8 (B, H, W, 3) at the boundary, floats in [-1, 1] (B, 3, H, W) inside.
 Default 64x64 -> 8x8; the paper's 256x256 -> 16x16 is `resolution=256, grid=16`.
+
+`encoder="local"` runs the encoder on each token's patch alone (`PatchLocal`, no normalization): a
+token's code is then a function of its own (resolution/grid)-px patch, so a token whose patch did
+not change keeps its code exactly, whatever moved elsewhere. The "conv" encoder's GroupNorm and
+~80 px receptive field flip 14-38% of such tokens between consecutive frames (docs/architecture.md,
+"The token code is not local"), and the dynamics model must predict flips the scene did not make.
+The decoder is the same for both: drawing a patch may use its neighbours' tokens.
 """
 
 from __future__ import annotations
@@ -29,12 +36,18 @@ class TokenizerConfig:
     res_blocks: int = 1
     latent_dim: int = 8  # continuous: channels per soft token
     latent_scale: float = 1.0  # continuous: multiplies latents so they have ~unit std (set after training)
+    # "conv": one conv stack over the whole frame, GroupNorm in every block (a token sees ~80 px and
+    # the frame's statistics); "local": the same stack run on each (resolution/grid)-px patch alone,
+    # no normalization, so a token's code is a function of its own patch's pixels and nothing else
+    encoder: str = "conv"
 
     def __post_init__(self):
         self.channels = tuple(self.channels)
         self.levels = tuple(self.levels)
         if self.kind not in ("fsq", "continuous"):
             raise ValueError(f"tokenizer kind must be 'fsq' or 'continuous', got {self.kind!r}")
+        if self.encoder not in ("conv", "local"):
+            raise ValueError(f"tokenizer encoder must be 'conv' or 'local', got {self.encoder!r}")
         down = self.resolution // self.grid
         if self.resolution % self.grid or down & (down - 1):
             raise ValueError(f"resolution/grid must be a power of two, got {self.resolution}/{self.grid}")
@@ -65,11 +78,16 @@ def to_uint8(x: torch.Tensor) -> torch.Tensor:
     return x.movedim(-3, -1).add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)
 
 
+def _norm(c: int, norm: bool) -> nn.Module:
+    # Identity keeps the Sequential's indices, so a "local" encoder loads a "conv" one's conv weights
+    return nn.GroupNorm(8, c) if norm else nn.Identity()
+
+
 class ResBlock(nn.Module):
-    def __init__(self, c: int):
+    def __init__(self, c: int, norm: bool = True):
         super().__init__()
-        self.body = nn.Sequential(nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
-                                  nn.GroupNorm(8, c), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
+        self.body = nn.Sequential(_norm(c, norm), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1),
+                                  _norm(c, norm), nn.SiLU(), nn.Conv2d(c, c, 3, padding=1))
 
     def forward(self, x):
         return x + self.body(x)
@@ -102,22 +120,42 @@ class FSQ(nn.Module):
         return codes.float() - half - torch.where(self.levels % 2 == 0, 1.0, 0.0)
 
 
+class PatchLocal(nn.Sequential):
+    """The encoder stack run on each (patch x patch) block of the frame alone: the blocks are folded
+    into the batch, so zero padding stands at every patch border and no activation crosses one. The
+    same FLOPs as the stack over the whole frame; the code of a token depends on its patch only."""
+
+    def __init__(self, patch: int, *layers: nn.Module):
+        super().__init__(*layers)
+        self.patch = patch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, k, H/patch, W/patch)
+        b, c, h, w = x.shape
+        p = self.patch
+        gh, gw = h // p, w // p
+        patches = x.reshape(b, c, gh, p, gw, p).permute(0, 2, 4, 1, 3, 5).reshape(b * gh * gw, c, p, p)
+        z = super().forward(patches)  # (B*gh*gw, k, 1, 1)
+        return z.reshape(b, gh, gw, -1).permute(0, 3, 1, 2)
+
+
 def conv_stacks(cfg: TokenizerConfig, k: int) -> tuple[nn.Sequential, nn.Sequential]:
     """Encoder (3 -> k channels at grid x grid) and decoder (k -> 3) of the tokenizers."""
+    norm = cfg.encoder == "conv"
     enc: list[nn.Module] = [nn.Conv2d(3, cfg.channels[0], 3, padding=1)]
     c_prev = cfg.channels[0]
     for c in cfg.channels:
         enc += [nn.Conv2d(c_prev, c, 4, stride=2, padding=1)]
-        enc += [ResBlock(c) for _ in range(cfg.res_blocks)]
+        enc += [ResBlock(c, norm) for _ in range(cfg.res_blocks)]
         c_prev = c
-    enc += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, k, 1)]
+    enc += [_norm(c_prev, norm), nn.SiLU(), nn.Conv2d(c_prev, k, 1)]
     dec: list[nn.Module] = [nn.Conv2d(k, c_prev, 3, padding=1)]
     for c in reversed(cfg.channels):
         dec += [ResBlock(c_prev) for _ in range(cfg.res_blocks)]
         dec += [nn.ConvTranspose2d(c_prev, c, 4, stride=2, padding=1)]
         c_prev = c
     dec += [nn.GroupNorm(8, c_prev), nn.SiLU(), nn.Conv2d(c_prev, 3, 3, padding=1)]
-    return nn.Sequential(*enc), nn.Sequential(*dec)
+    encoder = PatchLocal(cfg.resolution // cfg.grid, *enc) if cfg.encoder == "local" else nn.Sequential(*enc)
+    return encoder, nn.Sequential(*dec)
 
 
 class FSQTokenizer(nn.Module):

@@ -35,6 +35,7 @@ class TokenizerTraining:
     latent_dim: int = 8
     motion_weight: float = 0.0
     init: str | None = None
+    encoder: str | None = None  # "conv" | "local"; None: the --init tokenizer's, else "conv"
     decoder_only: bool = False
     hard_share: float = 0.0  # share of each batch drawn from the hardest frames (0: off)
     hard_every: int = 250  # steps between re-rankings of the hard frames
@@ -77,7 +78,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     res_value = res.pop()
     cfg = TokenizerConfig(kind=opts.kind, resolution=res_value, grid=opts.grid,
                           channels=tuple(int(c) for c in opts.channels.split(",")),
-                          levels=tuple(int(v) for v in opts.levels.split(",")), latent_dim=opts.latent_dim)
+                          levels=tuple(int(v) for v in opts.levels.split(",")), latent_dim=opts.latent_dim,
+                          encoder=opts.encoder or "conv")
     model = build_tokenizer(cfg)
     if opts.init:
         from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
@@ -85,8 +87,19 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         try:
             icfg, istate = load_checkpoint(opts.init)
             cfg = TokenizerConfig(**icfg["tokenizer"])
+            state = sub_state(istate, "tokenizer")
+            if opts.encoder and opts.encoder != cfg.encoder:  # another encoder: the convs carry over
+                if opts.decoder_only:
+                    raise TrainError(f"--decoder-only keeps the --init tokenizer's encoder ({cfg.encoder}); "
+                                     f"drop --encoder {opts.encoder} or --decoder-only")
+                cfg.encoder = opts.encoder
             model = build_tokenizer(cfg)
-            model.load_state_dict(sub_state(istate, "tokenizer"))
+            own = model.state_dict()
+            # a local encoder has no GroupNorms (a conv one's are dropped; going back, they start at 1, 0)
+            state = {k: v for k, v in state.items() if k in own or not k.startswith("encoder.")}
+            missing, _ = model.load_state_dict(state, strict=False)
+            if any(not isinstance(model.get_submodule(k.rsplit(".", 1)[0]), torch.nn.GroupNorm) for k in missing):
+                raise RuntimeError(f"missing {missing[:4]}")
         except (CheckpointError, KeyError, TypeError, RuntimeError) as e:
             raise TrainError(f"--init {opts.init}: no usable tokenizer ({str(e)[:200]})") from None
         if cfg.resolution != res_value:
