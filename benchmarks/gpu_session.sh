@@ -44,6 +44,7 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   #   tokL  - tokenizer_moves v6 continued with a patch-local encoder (--encoder local), TOK_MIN minutes
   #   ctrl  - version 6's dynamics on tokenizer_moves v6 (the conv code), the whole TRAIN_MIN
   #   local - version 6's dynamics on tokL's code, from when tokL is done to the end
+  # PASSIVE_ONLY=1 instead: ctrl7's passive control alone (runs/gpu_passive7: --objective passive)
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht .devdata/data/pose/pusht"
   D6="$D .devdata/data/reacher_big/reacher .devdata/data/cheetah_big/cheetah"
@@ -51,7 +52,11 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   DYN="--data $D6 --embodiments pusht,reacher,cheetah --init models/hma_discrete_moves --motion-weight 5 \
        --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 --save-every 100000 \
        --eval-every 100000 --device $DEV --fp16"
-  rm -rf runs/gpu_tokL runs/gpu_ctrl7 runs/gpu_local7
+  rm -rf runs/gpu_tokL runs/gpu_ctrl7 runs/gpu_local7 runs/gpu_passive7
+  if [[ ${PASSIVE_ONLY:-0} == 1 ]]; then  # ctrl7's passive control: the same command, never shown the actions
+    hma train $DYN --tokenizer models/tokenizer_moves --objective passive --steps "${STEPS_CTRL:-5000}" \
+      --minutes "$TRAIN_MIN" --out runs/gpu_passive7 > "$OUT/res/train_passive7.log" 2>&1
+  else
   hma train-tokenizer --data $D --init models/tokenizer_moves --encoder local --motion-weight 20 --lr 1e-3 \
     --batch-size 64 --minutes "$TOK_MIN" --device $DEV --out runs/gpu_tokL > "$OUT/res/train_tokL.log" 2>&1 &
   TOK_PID=$!
@@ -63,7 +68,8 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   hma train $DYN --tokenizer runs/gpu_tokL --steps "${STEPS_LOCAL:-3000}" --minutes "$LEFT" \
     --out runs/gpu_local7 > "$OUT/res/train_local7.log" 2>&1
   wait
-  for R in tokL ctrl7 local7; do
+  fi
+  for R in tokL ctrl7 local7 passive7; do
     [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
     mkdir -p "/tmp/ship/gpu_$R"
     if [[ $R == tokL ]]; then cp runs/gpu_$R/{model.safetensors,config.yaml} "/tmp/ship/gpu_$R/"
