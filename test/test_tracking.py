@@ -118,3 +118,27 @@ def test_tracking_is_split_where_the_agent_touches_the_t(pusht_frames):
     blank = np.full_like(frames, 255)  # an imagined table with no agent: missed on both sides
     s = score_frames(blank, frames, frames[0], agent)
     assert np.nanmax(s["agent_within_contact"]) == 0.0 and np.nanmax(s["agent_within_free"]) == 0.0
+
+
+def test_a_pooled_figures_interval_is_the_interval_of_that_figure():
+    """summarize_moves pools frames (agent_within_contact: only the frames where the agent touches
+    the T). Its interval resamples episodes but estimates the same pooled mean: an episode with one
+    contact frame weighs one frame, not as much as an episode with twenty -- so the figure lies
+    inside its interval (it fell outside when episodes weighed equally: 0.843 [0.721, 0.841])."""
+    from hma_ros.evaluation.heldout import summarize_moves
+
+    rng = np.random.default_rng(0)
+    eps = np.repeat(np.arange(30), 4)  # 30 episodes x 4 windows x 8 steps
+    rows = []
+    for e in eps:
+        hit = rng.random(8) < (0.95 if e % 2 else 0.3)  # odd episodes: many contact frames, mostly hits
+        contact = rng.random(8) < (0.9 if e % 2 else 0.05)  # even ones: few contact frames, mostly misses
+        rows.append({"agent_within_contact": np.where(contact, hit, np.nan).astype(float),
+                     "agent_within": hit.astype(float)})
+    res = summarize_moves({"model": rows}, eps)["model"]
+    lo, hi = res["agent_within_contact_ci95"]
+    assert lo < res["agent_within_contact"] < hi, (lo, res["agent_within_contact"], hi)
+    per_ep = [np.stack([r["agent_within_contact"] for r, e2 in zip(rows, eps) if e2 == e]) for e in range(30)]
+    assert np.mean([np.nanmean(v) for v in per_ep if np.isfinite(v).any()]) < lo  # the episode-weighted mean is another figure, outside this interval
+    lo, hi = res["agent_within_ci95"]  # no missing frames, equal windows: the plain episode bootstrap
+    assert lo < res["agent_within"] < hi

@@ -238,8 +238,11 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
     arm. agent_err is summarized by its median (absent agents count as infinitely far)."""
     from hma_ros.model.metrics import bootstrap_ci
 
-    def per_episode(x):  # x (windows,) -> (episodes,)
-        return np.array([np.nanmean(x[eps == e]) if np.isfinite(x[eps == e]).any() else np.nan for e in np.unique(eps)])
+    def pooled_ci(x):  # x (windows, ...): the interval of the mean over all its finite frames
+        ep = [x[eps == e] for e in np.unique(eps)]
+        counts = np.array([np.isfinite(v).sum() for v in ep])
+        means = np.array([np.nanmean(v) if c else np.nan for v, c in zip(ep, counts)])
+        return bootstrap_ci(means, weights=counts)
 
     out = {}
     for arm, rows in moves.items():
@@ -252,11 +255,10 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
                 continue
             with np.errstate(all="ignore"), warnings.catch_warnings():  # all-NaN rows (no contact frame): NaN
                 warnings.simplefilter("ignore", RuntimeWarning)
-                w_mean = np.nanmean(m, axis=1)
                 res[metric] = float(np.nanmean(m))
-                res[f"{metric}_ci95"] = bootstrap_ci(per_episode(w_mean))
+                res[f"{metric}_ci95"] = pooled_ci(m)
                 res[f"{metric}_per_horizon"] = [float(v) for v in np.nanmean(m, axis=0)]
-                res[f"{metric}_first_ci95"] = bootstrap_ci(per_episode(m[:, 0]))  # the first imagined step's
+                res[f"{metric}_first_ci95"] = pooled_ci(m[:, 0])  # the first imagined step's
         out[arm] = res
     if "model" in moves:  # paired: model minus each other arm, same windows
         for arm in moves:
@@ -267,10 +269,11 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
                     continue
                 a = np.stack([r[metric] for r in moves["model"]])
                 b = np.stack([r[metric] for r in moves[arm]])
-                with np.errstate(all="ignore"):
-                    d = np.nanmean(np.where(np.isnan(a) | np.isnan(b), np.nan, a - b), axis=1)
-                out["model"][f"{metric}_vs_{arm}"] = float(np.nanmean(d))
-                out["model"][f"{metric}_vs_{arm}_ci95"] = bootstrap_ci(per_episode(d))
+                d = np.where(np.isnan(a) | np.isnan(b), np.nan, a - b)
+                with np.errstate(all="ignore"), warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    out["model"][f"{metric}_vs_{arm}"] = float(np.nanmean(d))
+                    out["model"][f"{metric}_vs_{arm}_ci95"] = pooled_ci(d)
     return out
 
 

@@ -66,12 +66,18 @@ def ssim_np(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return s.mean(dim=(1, 2, 3)).numpy()
 
 
-def bootstrap_ci(per_episode: np.ndarray, n: int = 2000, seed: int = 0) -> tuple[float, float]:
-    """95% interval of the mean by resampling episodes with replacement."""
+def bootstrap_ci(per_episode: np.ndarray, n: int = 2000, seed: int = 0,
+                 weights: np.ndarray | None = None) -> tuple[float, float]:
+    """95% interval of the mean by resampling episodes with replacement. With `weights` (e.g. each
+    episode's count of frames that have the metric), of the weighted mean: the pooled mean over
+    frames, resampled by episode -- the interval of a figure that pools frames."""
     v = np.asarray(per_episode, dtype=np.float64)
-    v = v[np.isfinite(v)]
+    w = np.ones_like(v) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = np.isfinite(v) & (w > 0)
+    v, w = v[keep], w[keep]
     if len(v) == 0:
         return float("nan"), float("nan")
     rng = np.random.default_rng(seed)
-    means = v[rng.integers(0, len(v), size=(n, len(v)))].mean(axis=1)
+    idx = rng.integers(0, len(v), size=(n, len(v)))
+    means = (v[idx] * w[idx]).sum(axis=1) / w[idx].sum(axis=1)
     return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
