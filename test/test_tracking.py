@@ -138,7 +138,7 @@ def test_a_pooled_figures_interval_is_the_interval_of_that_figure():
     res = summarize_moves({"model": rows}, eps)["model"]
     lo, hi = res["agent_within_contact_ci95"]
     assert lo < res["agent_within_contact"] < hi, (lo, res["agent_within_contact"], hi)
-    per_ep = [np.stack([r["agent_within_contact"] for r, e2 in zip(rows, eps) if e2 == e]) for e in range(30)]
+    per_ep = [np.stack([r["agent_within_contact"] for r, e2 in zip(rows, eps, strict=True) if e2 == e]) for e in range(30)]
     assert np.mean([np.nanmean(v) for v in per_ep if np.isfinite(v).any()]) < lo  # the episode-weighted mean is another figure, outside this interval
     lo, hi = res["agent_within_ci95"]  # no missing frames, equal windows: the plain episode bootstrap
     assert lo < res["agent_within"] < hi

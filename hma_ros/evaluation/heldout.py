@@ -241,7 +241,7 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
     def pooled_ci(x):  # x (windows, ...): the interval of the mean over all its finite frames
         ep = [x[eps == e] for e in np.unique(eps)]
         counts = np.array([np.isfinite(v).sum() for v in ep])
-        means = np.array([np.nanmean(v) if c else np.nan for v, c in zip(ep, counts)])
+        means = np.array([np.nanmean(v) if c else np.nan for v, c in zip(ep, counts, strict=True)])
         return bootstrap_ci(means, weights=counts)
 
     out = {}
