@@ -30,7 +30,8 @@
 # control; the decoder continued on them beside it; version 6 of hma_discrete_moves, version 5 of
 # tokenizer_moves), synth_exp6 (session 10: version 6's synthetic episodes, four BC seeds per arm),
 # gpu_bench6 (on a CUDA machine, skipped by all: the compiled-blocks benchmarks of session 10),
-# gpu7data gpu7 (session 12, gpu7 on a CUDA machine: a patch-local token code against the conv one).
+# gpu7data gpu7 moves8 (session 12, gpu7 on a CUDA machine: a patch-local token code against the conv one;
+# version 7 of hma_discrete_moves from its conv-code arm, and its passive control, gpu7 with PASSIVE_ONLY=1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -524,4 +525,34 @@ if [[ $STAGE == gpu7 ]]; then  # on a CUDA machine, repo root, .devdata carried:
   # a patch-local tokenizer (runs/gpu_tokL), version 6's dynamics continued on the conv code (runs/gpu_ctrl7)
   # and on the local one (runs/gpu_local7), side by side; each comes back as $OUT/gpu_<run>.tgz
   OUT=out/gpu7 GPU_STAGE=local TRAIN_MIN=7 TOK_MIN=2.5 bash benchmarks/gpu_session.sh
+  # a second call: ctrl7's passive control (runs/gpu_passive7, the same command with --objective passive)
+  OUT=out/gpu7p GPU_STAGE=local PASSIVE_ONLY=1 TRAIN_MIN=3.9 bash benchmarks/gpu_session.sh
+  mkdir -p out/gpu7 && cp out/gpu7p/gpu_passive7.tgz out/gpu7/
+fi
+if [[ $STAGE == all || $STAGE == moves8 ]] && [[ -d out/gpu7 || -d runs/g7 ]]; then  # after gpu7: version 7
+  mkdir -p runs/g7 && { [[ -d out/gpu7 ]] && for F in out/gpu7/gpu_*.tgz; do tar xzf "$F" -C runs/g7; done; true; }
+  hma export --ckpt runs/g7/gpu_ctrl7 --out models/hma_discrete_moves                 # version 7 (ctrl7)
+  python scripts/tokenizer_agent.py models/tokenizer_moves runs/g7/gpu_tokL
+  python scripts/token_locality.py models/tokenizer_moves runs/g7/gpu_tokL
+  E="--data data/test --episodes all --windows 240 --embodiments pusht --trials 1 --render tokens --gifs 2 --threads 1"
+  for R in ctrl7 local7; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/g7/gpu_$R $E --out runs/test_g7${R}_tokens_pusht240 &
+  done
+  wait
+  hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 48 \
+      --embodiments $PRE --trials 1 --passive runs/g7/gpu_passive7 --gifs 1 --threads 2 --out runs/test_g7ctrl7_3
+fi
+if [[ $STAGE == all || $STAGE == synth_exp7 ]]; then  # after moves8 and synth_exp6 (its real arms): version 7's synthetic episodes
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth7 \
+      --threads 1 --overwrite
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  mkdir -p runs/synth_exp7
+  for S in 0 1 2 3; do
+    hma train-bc --data data/bc/pusht:10 data/bc_synth7/pusht:90 --out runs/bc7_syn90_s$S $BC --seed $S \
+        --json runs/synth_exp7/syn90_s$S.json
+    cp runs/synth_exp6/real10_s$S.json runs/synth_exp6/real100_s$S.json runs/synth_exp7/  # the real arms: unchanged
+  done
+  python scripts/synth_experiment.py runs/synth_exp7 --seeds 0,1,2,3 --arms real10,syn90,real100 --plot docs/synthetic_data_v7.png
+  hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/moves7_50.json --plot runs/rank/moves7_50.png --gif runs/rank/moves7_50.gif
 fi
