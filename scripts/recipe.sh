@@ -556,3 +556,15 @@ if [[ $STAGE == all || $STAGE == synth_exp7 ]]; then  # after moves8 and synth_e
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/moves7_50.json --plot runs/rank/moves7_50.png --gif runs/rank/moves7_50.gif
 fi
+if [[ $STAGE == all || $STAGE == mar8 ]]; then  # the continuous tokenizer with the motion-weighted loss, then MAR on it (2 CPU cores)
+  hma train-tokenizer --data data/sim data/big/pusht data/pose/pusht --init models/hma_mar_small --motion-weight 20 \
+      --lr 3e-4 --threads 1 --minutes 30 --out runs/tokc8
+  python scripts/tokenizer_agent.py models/hma_mar_small runs/tokc8
+  hma train --data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah \
+      --embodiments $PRE --init models/hma_mar_small --tokenizer runs/tokc8 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+      --batch-size 8 --lr 3e-4 --warmup 50 --steps 1500 --minutes 38 --save-every 250 --eval-every 100000 --threads 2 \
+      --out runs/mar8
+  E="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2 --threads 2"
+  hma eval --ckpt runs/mar8 $E --out runs/test_mar8_tokens_pusht48
+  hma eval --ckpt models/hma_mar_small $E --out runs/test_mar_tokens_pusht48
+fi

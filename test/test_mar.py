@@ -7,7 +7,7 @@ import torch
 
 from hma_ros.model.diffusion import DiffusionHead
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
-from hma_ros.model.maskgit import dynamics_loss, sample_frame
+from hma_ros.model.maskgit import LossConfig, dynamics_loss, sample_frame
 from hma_ros.model.tokenizer import ContinuousTokenizer, TokenizerConfig, build_tokenizer
 from hma_ros.runtime.world_model import WorldModel
 
@@ -147,3 +147,36 @@ def test_mar_through_the_commands_tokenizer_train_eval_bench(tmp_path, capsys):
     assert hma(["bench", "--ckpt", str(tmp_path / "m"), "--repeats", "1", "--ddim-steps", "5"]) == 0
     bench = json.loads(capsys.readouterr().out)
     assert bench["tokens"] == "continuous" and bench["ddim_steps"] == 5
+
+
+def test_mar_motion_weight_weighs_the_denoising_loss_of_moving_tokens():
+    """--motion-weight for MAR: the diffusion head's loss is the per-token weighted mean (equal
+    weights give the plain loss, bitwise for the same noise draw; weight on one token makes the
+    loss that token's), and dynamics_loss trains with a moving-token mask."""
+    head = DiffusionHead(4, 8, 16, 1)
+    x0, z = torch.randn(6, 4), torch.randn(6, 8)
+    plain = head.loss(x0, z, torch.Generator().manual_seed(0))
+    same = head.loss(x0, z, torch.Generator().manual_seed(0), torch.full((6,), 3.0))
+    torch.testing.assert_close(plain, same)
+    only = head.loss(x0, z, torch.Generator().manual_seed(0), torch.tensor([0.0, 0, 1, 0, 0, 0]))
+    g = torch.Generator().manual_seed(0)  # the head's own draws, replayed: each token's loss
+    t = torch.randint(0, head.train_steps, (6,), generator=g)
+    noise = torch.randn(x0.shape, generator=g)
+    ab = head.alphas_cumprod[t][:, None]
+    with torch.no_grad():
+        per = (head(ab.sqrt() * x0 + (1 - ab).sqrt() * noise, t, z) - noise).pow(2).mean(-1)
+    torch.testing.assert_close(only.detach(), per[2])
+    torch.testing.assert_close(plain.detach(), per.mean())
+    tok, dyn, _ = tiny_mar()
+    dyn.train()
+    codes = torch.randn(2, 6, 16, 4)
+    acts = torch.randn(2, 6, 5, 2) * 100 + 256
+    moving = torch.zeros(2, 6, 16, dtype=torch.bool)
+    moving[:, :, :3] = True
+    lc = LossConfig(motion_weight=5.0)
+    lc.check(dyn)  # MAR accepts it now
+    out = dynamics_loss(dyn, "pusht", codes, acts, torch.ones(2, 6, dtype=torch.bool),
+                        torch.Generator().manual_seed(1), loss=lc, moving=moving)
+    base = dynamics_loss(dyn, "pusht", codes, acts, torch.ones(2, 6, dtype=torch.bool),
+                         torch.Generator().manual_seed(1), loss=LossConfig(), moving=moving)
+    assert torch.isfinite(out["token_loss"]) and not torch.allclose(out["token_loss"], base["token_loss"])

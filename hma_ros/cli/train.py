@@ -63,7 +63,7 @@ def add_parser(sub, name: str) -> None:
                    help="self-forcing: share of samples whose visible tokens are the model's own greedy drawing "
                         "from a first, gradient-free pass (default 0, or --init's)")
     p.add_argument("--motion-weight", type=float, default=None,
-                   help="discrete: loss weight of tokens whose image patch moved since the previous frame "
+                   help="loss weight of tokens whose image patch moved since the previous frame (MAR: of their denoising loss) "
                         "(default 1 = plain mean, or --init's; applies to --init runs too)")
     p.add_argument("--ddim-steps", type=int, default=10,
                    help="continuous (MAR) models: DDIM steps per token at sampling (stored in the checkpoint)")

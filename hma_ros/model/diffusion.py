@@ -69,14 +69,19 @@ class DiffusionHead(nn.Module):
             h = blk(h, c)
         return self.out(self.norm(h))
 
-    def loss(self, x0: torch.Tensor, z: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
-        """Denoising loss: x0 (N, dim) targets, z (N, cond_dim) conditions."""
+    def loss(self, x0: torch.Tensor, z: torch.Tensor, gen: torch.Generator | None = None,
+             weight: torch.Tensor | None = None) -> torch.Tensor:
+        """Denoising loss: x0 (N, dim) targets, z (N, cond_dim) conditions; with `weight` (N,), the
+        weighted mean over the N samples (as the discrete tokens' weighted cross-entropy)."""
         n = x0.shape[0]
         t = torch.randint(0, self.train_steps, (n,), generator=gen, device=x0.device)
         noise = torch.randn(x0.shape, generator=gen, device=x0.device)
         ab = self.alphas_cumprod[t][:, None]
         x_t = ab.sqrt() * x0 + (1 - ab).sqrt() * noise
-        return F.mse_loss(self(x_t, t, z), noise)
+        if weight is None:
+            return F.mse_loss(self(x_t, t, z), noise)
+        per = (self(x_t, t, z) - noise).pow(2).mean(-1)
+        return (per * weight).sum() / weight.sum()
 
     @torch.no_grad()
     def sample(self, z: torch.Tensor, steps: int = 10, clip: float | None = 3.0, temperature: float = 1.0,

@@ -40,7 +40,7 @@ class LossConfig:
     corrupt_prob: float = 0.0  # discrete: share of visible tokens replaced by random codes
     self_prob: float = 0.0  # discrete: share of samples whose visible tokens are the model's own drawing
     action_drop: float = 0.0  # share of samples that see every action as unknown (the passive path)
-    motion_weight: float = 1.0  # discrete: loss weight of masked tokens whose patch moved (metrics.moving_tokens)
+    motion_weight: float = 1.0  # loss weight of masked tokens whose patch moved (metrics.moving_tokens); MAR: of their denoising loss
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
     # tokens change in the frame the action leads into (metrics.moving_tokens)
@@ -75,8 +75,6 @@ class LossConfig:
         return cls(**{k: v for k, v in config.get("dynamics", {}).items() if k in LEGACY_TRAINING_KEYS})
 
     def check(self, model: HMADynamics) -> None:
-        if self.motion_weight != 1.0 and model.continuous:
-            raise ValueError("motion_weight applies to discrete tokens only (not implemented for MAR's diffusion loss)")
         if self.self_prob > 0 and model.continuous:
             raise ValueError("self_prob applies to discrete tokens only (MAR's soft tokens have no greedy drawing)")
 

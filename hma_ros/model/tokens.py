@@ -158,9 +158,8 @@ class ContinuousTokens(nn.Module):
         return out[:, -1]
 
     def loss(self, out, codes, sel, weight=None, gen=None, label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-        if weight is not None:
-            raise ValueError("per-token weights (motion_weight) are not implemented for MAR's diffusion loss")
-        return self.token_head.loss(codes[sel].float(), out[sel], gen), torch.zeros((), device=codes.device)
+        """The diffusion head's denoising loss on the selected tokens, weighted per token when given."""
+        return self.token_head.loss(codes[sel].float(), out[sel], gen, weight), torch.zeros((), device=codes.device)
 
     @staticmethod
     def confidence(out_slot) -> None:
