@@ -112,11 +112,7 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
         token_loss(5.0, None)
     with pytest.raises(ValueError, match="motion_weight"):
         LossConfig(motion_weight=0.0)
-    from test_mar import tiny_mar
-
-    with pytest.raises(ValueError, match="discrete tokens only"):
-        dynamics_loss(tiny_mar()[1], "pusht", torch.randn(2, 6, 16, 4), acts, valid, None, moving,
-                      LossConfig(motion_weight=2.0))
+    # MAR's denoising loss takes the same weights: test_mar.py
 
 
 def test_self_forcing_feeds_the_models_own_greedy_drawing_as_the_visible_tokens():
