@@ -522,6 +522,10 @@ if [[ $STAGE == gpu7data ]]; then  # what travels to the CUDA machine for gpu7: 
       data/cheetah_big/cheetah | xz -6 -T2 > .devdata/data.tar.xz
 fi
 if [[ $STAGE == gpu7 ]]; then  # on a CUDA machine, repo root, .devdata carried: ~8 min on an H200
+  # The device tool sends at most 64 MiB (tracked files ~55 MB + this 39 MB tar.xz): for the call, the
+  # checkpoints the run does not use (models/hma_mar_small, models/hma_discrete_small), test/data/realbags
+  # and logs/ were taken out of the index (`git rm -r --cached`, listed in .git/info/exclude) and put back
+  # after (`git reset`).
   # a patch-local tokenizer (runs/gpu_tokL), version 6's dynamics continued on the conv code (runs/gpu_ctrl7)
   # and on the local one (runs/gpu_local7), side by side; each comes back as $OUT/gpu_<run>.tgz
   OUT=out/gpu7 GPU_STAGE=local TRAIN_MIN=7 TOK_MIN=2.5 bash benchmarks/gpu_session.sh
