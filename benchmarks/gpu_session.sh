@@ -57,17 +57,17 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
     hma train $DYN --tokenizer models/tokenizer_moves --objective passive --steps "${STEPS_CTRL:-5000}" \
       --minutes "$TRAIN_MIN" --out runs/gpu_passive7 > "$OUT/res/train_passive7.log" 2>&1
   else
-  hma train-tokenizer --data $D --init models/tokenizer_moves --encoder local --motion-weight 20 --lr 1e-3 \
-    --batch-size 64 --minutes "$TOK_MIN" --device $DEV --out runs/gpu_tokL > "$OUT/res/train_tokL.log" 2>&1 &
-  TOK_PID=$!
-  hma train $DYN --tokenizer models/tokenizer_moves --steps "${STEPS_CTRL:-5000}" --minutes "$TRAIN_MIN" \
-    --out runs/gpu_ctrl7 > "$OUT/res/train_ctrl7.log" 2>&1 &
-  wait $TOK_PID
-  echo "tokenizer done at $(( $(date +%s) - t0 )) s"
-  LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60 + 0.3), 2))")
-  hma train $DYN --tokenizer runs/gpu_tokL --steps "${STEPS_LOCAL:-3000}" --minutes "$LEFT" \
-    --out runs/gpu_local7 > "$OUT/res/train_local7.log" 2>&1
-  wait
+    hma train-tokenizer --data $D --init models/tokenizer_moves --encoder local --motion-weight 20 --lr 1e-3 \
+      --batch-size 64 --minutes "$TOK_MIN" --device $DEV --out runs/gpu_tokL > "$OUT/res/train_tokL.log" 2>&1 &
+    TOK_PID=$!
+    hma train $DYN --tokenizer models/tokenizer_moves --steps "${STEPS_CTRL:-5000}" --minutes "$TRAIN_MIN" \
+      --out runs/gpu_ctrl7 > "$OUT/res/train_ctrl7.log" 2>&1 &
+    wait $TOK_PID
+    echo "tokenizer done at $(( $(date +%s) - t0 )) s"
+    LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60 + 0.3), 2))")
+    hma train $DYN --tokenizer runs/gpu_tokL --steps "${STEPS_LOCAL:-3000}" --minutes "$LEFT" \
+      --out runs/gpu_local7 > "$OUT/res/train_local7.log" 2>&1
+    wait
   fi
   for R in tokL ctrl7 local7 passive7; do
     [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }

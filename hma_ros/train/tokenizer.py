@@ -97,9 +97,10 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             own = model.state_dict()
             # a local encoder has no GroupNorms (a conv one's are dropped; going back, they start at 1, 0)
             state = {k: v for k, v in state.items() if k in own or not k.startswith("encoder.")}
-            missing, _ = model.load_state_dict(state, strict=False)
-            if any(not isinstance(model.get_submodule(k.rsplit(".", 1)[0]), torch.nn.GroupNorm) for k in missing):
-                raise RuntimeError(f"missing {missing[:4]}")
+            missing, unexpected = model.load_state_dict(state, strict=False)
+            if unexpected or any(not isinstance(model.get_submodule(k.rsplit(".", 1)[0]), torch.nn.GroupNorm)
+                                 for k in missing):
+                raise RuntimeError(f"missing {missing[:4]}, unexpected {unexpected[:4]}")
         except (CheckpointError, KeyError, TypeError, RuntimeError) as e:
             raise TrainError(f"--init {opts.init}: no usable tokenizer ({str(e)[:200]})") from None
         if cfg.resolution != res_value:
