@@ -255,8 +255,24 @@ class SpatialAttention(_Attention):
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, S', D) -> same
         B, T, S, D = h.shape
         q, k, v = (_heads(t, self.h) for t in self.qkv(h.reshape(B * T, S, D)).chunk(3, dim=-1))
-        a = F.scaled_dot_product_attention(q, k, v)
+        a = plain_attention(q, k, v) if _compiling_on_cpu(q) else F.scaled_dot_product_attention(q, k, v)
         return self.out(a.transpose(1, 2).reshape(B, T, S, D))
+
+
+def _compiling_on_cpu(q: torch.Tensor) -> bool:
+    """True while torch.compile traces a block for a CPU: there the attention is written as plain
+    products (`plain_attention`, `short_attention`) that inductor fuses with the block's other
+    steps. PyTorch's fused CPU kernel at these sizes (65 tokens, or 1-2 queries over <= 14 keys,
+    per head) cost 22% of a compiled bf16 imagined frame on 2 cores; written out, the compiled
+    blocks went 47.5 -> 67.3 imagined frames/s (docs/architecture.md). Eager CPU runs keep the
+    fused kernel (the same function; test_model checks both)."""
+    return not q.is_cuda and torch.compiler.is_compiling()
+
+
+def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(Dh)) v as plain products: F.scaled_dot_product_attention without a
+    mask, for compiled CPU blocks (`_compiling_on_cpu`)."""
+    return torch.softmax((q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5), dim=-1) @ v
 
 
 def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -271,9 +287,9 @@ def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 class TemporalAttention(_Attention):
     """Causal attention along time, per token position, with rotary positions (so cached keys
-    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first. On a GPU the
-    attention itself is `short_attention`; on a CPU the fused kernel (what every published
-    figure was measured with)."""
+    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first. On a GPU, and
+    in compiled CPU blocks, the attention itself is `short_attention`; in eager CPU runs the
+    fused kernel."""
 
     def forward(self, h: torch.Tensor, rope, mask: torch.Tensor, past=None):
         """h (B, T, S', D); rope: `rope_tables` of the T slots' positions; mask (T, keys) bool,
@@ -286,7 +302,7 @@ class TemporalAttention(_Attention):
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
-        if q.is_cuda:
+        if q.is_cuda or _compiling_on_cpu(q):
             a = short_attention(q, k, v, mask)
         else:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
@@ -367,24 +383,28 @@ def block_step(blk: Block, x, c, cos, sin, mask, kb, vb, pos):
     return blk(x, c, (cos, sin), mask, _BufferView(kb, vb, pos))
 
 
-_BLOCK_STEPS: dict[tuple, object] = {}  # (backend, mode) -> the compiled block_step (once per process)
+_BLOCK_STEPS: dict[tuple, object] = {}  # (backend, mode, cpu) -> the compiled block_step (once per process)
 
 
-def compiled_block_step(backend="inductor", mode: str | None = None):
+def compiled_block_step(backend="inductor", mode: str | None = None, cpu: bool = False):
     """`block_step` through torch.compile (fullgraph): every elementwise step, cast, reshape and
     the masked softmax of a block fused between its matrix products (on a GPU at batch 1 a block
     is ~40 small kernels eager, and their count, not arithmetic, sets the time). The same
     computation; compiled on first use per pass shape, once per process. A StaticKVCache given it
     (`step=`) runs each block of its passes through it. mode: torch.compile's
     ("max-autotune-no-cudagraphs": Triton matrix products with the elementwise steps in their
-    epilogues, minutes of tuning; not "reduce-overhead": StaticKVCache captures the graphs itself)."""
-    key = (backend, mode)
+    epilogues, minutes of tuning; not "reduce-overhead": StaticKVCache captures the graphs itself).
+    cpu: for a CPU, where inductor's pattern matcher is left off (its attention patterns put the
+    written-out spatial attention, `plain_attention`, back into the fused CPU kernel this
+    avoids); with a mode, the mode's settings instead (torch.compile takes one or the other)."""
+    key = (backend, mode, cpu)
     if key not in _BLOCK_STEPS:
         import torch._dynamo
 
         cfg = torch._dynamo.config  # one graph for every block, per pass shape and dtype
         cfg.cache_size_limit = max(getattr(cfg, "cache_size_limit", 8), 64)
-        _BLOCK_STEPS[key] = torch.compile(block_step, backend=backend, mode=mode, fullgraph=True, dynamic=False)
+        kw = {"options": {"pattern_matcher": False}} if cpu and mode is None and backend == "inductor" else {"mode": mode}
+        _BLOCK_STEPS[key] = torch.compile(block_step, backend=backend, fullgraph=True, dynamic=False, **kw)
     return _BLOCK_STEPS[key]
 
 

@@ -69,12 +69,14 @@ def geometry_config(text: str) -> dict:
 def matmul_peak_gflops(device: str, n: int = 1024, repeats: int = 20, precision: str = "fp32") -> float:
     """Measured matmul throughput of this device (GFLOP/s) in the model's precision: the figure a
     model's achieved FLOP rate is compared with. A GPU gets 8192x8192 products (1024 leaves it
-    idle between launches); fp32 there runs as torch runs it by default (no TF32)."""
+    idle between launches); fp32 there runs as torch runs it by default (no TF32). A CPU is
+    measured in the precision too: one with bf16 units (AVX512_BF16, AMX) multiplies bf16 ~2.4x
+    faster than fp32, and a bf16 run's share must be of that peak."""
     import torch
 
     from hma_ros.runtime.world_model import PRECISIONS
 
-    dtype = PRECISIONS[precision] if device.startswith("cuda") else torch.float32
+    dtype = PRECISIONS[precision]
     n = 8192 if device.startswith("cuda") else n
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
