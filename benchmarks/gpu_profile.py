@@ -48,7 +48,7 @@ def path_times(wm: WorldModel, frames: np.ndarray, fut: np.ndarray) -> dict:
     a = wm._chunk(fut[0])[None]
     slots = list(wm.history[-4:])
     r = {}
-    with torch.no_grad(), wm._autocast():
+    with torch.no_grad(), wm.autocast():
         r["decode_8_frames_ms"] = timed(lambda: wm.tok.decode(codes8))
         r["prefill_4_slots_ms"] = timed(lambda: wm._prefill(slots))
         cache = wm._prefill(slots)

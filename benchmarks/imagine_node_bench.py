@@ -75,7 +75,17 @@ def main() -> int:
     sim.u.observation_width, sim.u.observation_height = 640, 480
     sim.reset(0)
     policy = Policy(sim, "noisy", np.random.default_rng(0))
-    time.sleep(4.0)  # let the node load its model and discover the feeder
+    # let the node load its model (and compile it: compile:=true warms up in configure, about a
+    # minute) and discover the feeder: feed once it reports itself active
+    deadline, active = time.monotonic() + 600, False
+    while time.monotonic() < deadline and not active:
+        time.sleep(1.0)
+        active = any("hma_imagine" in st.name and any(kv.key == "lifecycle_state" and kv.value == "active"
+                                                       for kv in st.values) for m in list(diags) for st in m.status)
+    if not active:
+        print("imagine_node did not become active in 600 s: see /tmp/hma_imagine_bench.log", file=sys.stderr)
+    time.sleep(2.0)
+    diags.clear()
     t_wall0 = time.monotonic()
     t0 = node.get_clock().now().nanoseconds * 1e-9
     sent = {"images": 0, "joints": 0, "commands": 0}

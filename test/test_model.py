@@ -411,6 +411,45 @@ def test_compiled_blocks_imagine_the_same_frames_as_eager_blocks():
         WorldModel(tok, dyn, config, "pusht", graphs=True, compile="reduce-overhead")
 
 
+def test_warm_up_compiles_every_pass_shape_of_the_first_steps_and_leaves_the_model_as_new():
+    """WorldModel.warm_up (the nodes call it in on_configure when compile / CUDA graphs are on):
+    after it a robot's first steps -- 1, 2, 3, ... observed steps, each followed by an imagined
+    future of the configured horizon -- compile nothing more, and the model imagines exactly
+    what a model that never warmed up imagines (history empty, same seed)."""
+    import torch._dynamo
+
+    from hma_ros.model.dynamics import compiled_block_step
+
+    tok, dyn, config = tiny()
+    dyn.cfg.prompt = 4  # as the shipped models (window 6 here): prefills of 1, 2, 3 and 4 slots
+    rng = np.random.default_rng(3)
+    frames = rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8)
+    fut = rng.uniform(0, 512, (4, 5, 2))
+    graphs = []
+
+    def counting(gm, example_inputs):
+        graphs.append(gm)
+        return torch._dynamo.backends.debugging.aot_eager(gm, example_inputs)
+
+    torch._dynamo.reset()
+    outs = []
+    for warm in (True, False):
+        wm = WorldModel(tok, dyn, config, "pusht", seed=2, graphs=True, render="tokens", compile=warm)
+        if warm:
+            wm.block_step = compiled_block_step(backend=counting)
+            assert wm.warm_up(horizon=4) > 0 and wm.steps == 0 and wm.history == []
+            compiled = len(graphs)
+            assert compiled >= 2
+        steps = []
+        for t, f in enumerate(frames):
+            wm.observe(f, fut[0] if t else None)
+            steps.append(wm.imagine(fut))
+        outs.append(np.stack(steps))
+        if warm:
+            assert len(graphs) == compiled, "a first step compiled a pass shape the warm-up missed"
+    np.testing.assert_array_equal(outs[0], outs[1])
+
+
 def test_half_trunk_computes_what_autocast_computes():
     """precision bf16 holds the trunk's linear weights in bf16 (cast once, not every pass):
     the same imagined tokens as autocast over the fp32 weights, and the caller's model is left
@@ -437,9 +476,11 @@ def test_half_trunk_computes_what_autocast_computes():
 
 
 def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mask():
-    """The GPU's temporal attention (plain products) computes what the fused kernel does, for
-    the pass shapes imagination makes: 1, 2 and a window's worth of new slots over a cache."""
-    from hma_ros.model.dynamics import short_attention
+    """The GPU's (and compiled CPU blocks') temporal attention (plain products) computes what the
+    fused kernel does, for the pass shapes imagination makes: 1, 2 and a window's worth of new
+    slots over a cache; and the compiled CPU blocks' spatial attention (`plain_attention`, no
+    mask) over a slot's 65 tokens does too."""
+    from hma_ros.model.dynamics import plain_attention, short_attention
 
     g = torch.Generator().manual_seed(0)
     for T, L in ((1, 7), (2, 9), (6, 6)):
@@ -448,6 +489,9 @@ def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mas
         torch.testing.assert_close(short_attention(q, k, v, mask),
                                    torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask),
                                    rtol=1e-5, atol=1e-5)
+    q, k, v = (torch.randn(2, 4, 65, 48, generator=g) for _ in range(3))
+    torch.testing.assert_close(plain_attention(q, k, v), torch.nn.functional.scaled_dot_product_attention(q, k, v),
+                               rtol=1e-5, atol=1e-5)
 
 
 def test_confidence_order_decides_the_surest_tokens_first_and_the_rest_after_seeing_them():
@@ -933,6 +977,18 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     finally:
         torch.set_num_threads(threads)
     assert json.loads((tmp_path / "all/eval.json").read_text())["pusht"]["episodes"] == 4  # every episode
+    # the nodes' speed settings evaluated as the nodes run them: bf16 trunk under autocast through the
+    # fixed-shape caches, the teacher-forced pass too (its trunk holds bf16 weights), every arm alike
+    assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "2",
+                "--trials", "1", "--gifs", "0", "--precision", "bf16", "--graphs", "--passive", str(tmp_path / "m"),
+                "--out", str(tmp_path / "bf16")]) == 0
+    half = json.loads((tmp_path / "bf16/eval.json").read_text())["pusht"]
+    assert half["sampling"]["precision"] == "bf16" and half["sampling"]["graphs"] is True
+    assert half["perplexity"] == pytest.approx(res["perplexity"], rel=0.05)
+    assert half["psnr"] == pytest.approx(half["passive_psnr"])
+    capsys.readouterr()
+    assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--compile"]) == 2
+    assert "--compile compiles the fixed-shape cached passes: add --graphs" in capsys.readouterr().err
     assert len(list((tmp_path / "m/eval").glob("pusht_*.gif"))) == 2
     capsys.readouterr()
     assert hma(["bench", "--ckpt", str(tmp_path / "m"), "--repeats", "2"]) == 0

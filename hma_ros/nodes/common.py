@@ -84,6 +84,17 @@ def model_placement(node: Node) -> dict:
             "compile": bool(node.get_parameter("compile").value)}
 
 
+def warm_up(node: Node, wm, horizon: int) -> None:
+    """Compile / capture the model's passes now (WorldModel.warm_up), when the placement does
+    that on a pass shape's first use (compile, or graphs on cuda): at configure, not in the
+    first steps, which would be dropped while it runs."""
+    if wm.block_step is None and not (wm.graphs and wm.device.startswith("cuda")):
+        return
+    node.get_logger().info("compiling / capturing the model's passes before the first step (compile: about a "
+                           "minute on a CPU)")
+    node.get_logger().info(f"ready after {wm.warm_up(max(1, horizon)):.1f} s of warm-up")
+
+
 def now_sec(node: Node) -> float:
     """The node's clock (ROS time: honours use_sim_time) in seconds."""
     return node.get_clock().now().nanoseconds * 1e-9

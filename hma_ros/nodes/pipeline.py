@@ -40,6 +40,7 @@ from hma_ros.nodes.common import (
     model_placement,
     sensor_qos,
     stamp_to_sec,
+    warm_up,
 )
 from hma_ros.runtime import RENDER_MODES
 
@@ -357,6 +358,7 @@ class StepPipelineNode(LifecycleNode):
             self.wm = None
             return
         self.get_logger().info(f"loaded {self.wm.describe()}: stride {self.wm.stride} x {self.wm.action_dim}-D actions")
+        warm_up(self, self.wm, int(self.get_parameter("horizon").value) if self.has_parameter("horizon") else 1)
 
     # ------------------------------------------------------------------ steps
     def problem(self, counter: str, text: str) -> None:

@@ -36,6 +36,7 @@ from hma_ros.nodes.common import (
     rgb_to_image_msg,
     run_node,
     sensor_qos,
+    warm_up,
 )
 from hma_ros.nodes.pipeline import DEFAULT_CHECKPOINT
 
@@ -70,6 +71,7 @@ class SimulateNode(Node):
         self.wm = WorldModel.load(path, str(self.get_parameter("embodiment").value),
                                   seed=int(self.get_parameter("seed").value),
                                   mask_steps=int(self.get_parameter("mask_steps").value), **model_placement(self))
+        warm_up(self, self.wm, horizon=1)
         # latched: the initial frame is published here, before any viewer or policy can have
         # matched; one started later (with a transient-local subscription) still gets it
         self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5, latched=True))

@@ -140,8 +140,8 @@ class WorldModel:
         self._static: dict[int, StaticKVCache] = {}
         # compile: each block of the graphed passes as one compiled function; held by this world
         # model's static caches, so the model it was given stays as it was
-        self.block_step = compiled_block_step(mode=None if compile in (True, "default") else compile) \
-            if compile else None
+        self.block_step = compiled_block_step(mode=None if compile in (True, "default") else compile,
+                                              cpu=device == "cpu") if compile else None
         self.window = self.dyn.cfg.window
         self.latency: dict[str, float] = {}
         self.reset(seed)
@@ -154,7 +154,7 @@ class WorldModel:
         tok, dyn = build_models(config, state, str(checkpoint))
         return cls(tok, dyn, config, embodiment, device=device, name=str(checkpoint), **kw)
 
-    def _autocast(self):
+    def autocast(self):
         """Mixed precision for the model calls (weights stay fp32): torch.autocast on this
         device with `precision`'s dtype, or nothing for fp32."""
         if self.precision == "fp32":
@@ -172,6 +172,23 @@ class WorldModel:
         self.history: list[tuple[torch.Tensor, torch.Tensor | None]] = []
         self.steps = 0
         self._newest: tuple[torch.Tensor, torch.Tensor] | None = None  # newest real frame, its codes
+
+    def warm_up(self, horizon: int) -> float:
+        """Meet every pass shape a robot's first steps will: observe 1, 2, ... prompt blank steps
+        (the stats' mean action) and imagine `horizon` frames after each, then forget them
+        (reset, same seed). With compile=True that compiles the blocks (tens of seconds on a
+        CPU), with graphs on a GPU it captures the graphs, so the first real steps do not wait
+        for it (a node calls this in on_configure). Returns the seconds it took."""
+        t = time.perf_counter()
+        frame = np.zeros((*self.image_size, 3), np.uint8)
+        chunk = np.asarray(self.config["embodiments"][self.embodiment]["stats"]["mean"], np.float32)
+        chunk = np.repeat(chunk[None], self.stride, 0)
+        self.reset(self.seed)
+        for t_ in range(max(1, min(self.dyn.cfg.prompt, self.window - 1))):
+            self.observe(frame, chunk if t_ else None)
+            self.imagine(np.repeat(chunk[None], horizon, 0))
+        self.reset(self.seed)
+        return time.perf_counter() - t
 
     # ------------------------------------------------------------------ checks
     def _frame(self, frame) -> torch.Tensor:
@@ -262,7 +279,7 @@ class WorldModel:
         t = time.perf_counter()
         x = self._frame(frame)
         a = self._chunk(action_chunk) if action_chunk is not None else None
-        with self._autocast():
+        with self.autocast():
             codes = self.tok.encode(x)  # (1, S, K)
         self.history = (self.history + [(codes, a)])[-(self.window - 1):]
         self.steps += 1
@@ -309,7 +326,7 @@ class WorldModel:
     def _imagine(self, acts, horizon: int, P: int, B: int) -> torch.Tensor:
         """Frames (B, K, H, W, 3) after the history (imagine() without the bookkeeping)."""
         out = []
-        with self._autocast():
+        with self.autocast():
             slots = list(self.history[-P:])  # the window so far
             cache = self._prefill(slots, B) if self.use_cache else None
             pending = None  # with a cache: the newest slot, committed by the next frame's first pass
@@ -353,7 +370,7 @@ class WorldModel:
             raise RuntimeError("act() needs at least one observe() first")
         t = time.perf_counter()
         slots = list(self.history)
-        with self._autocast():
+        with self.autocast():
             chunk = self._act(slots, self._prefill(slots) if self.use_cache else None, samples, temperature)
         self.latency["act_ms"] = 1e3 * (time.perf_counter() - t)
         return chunk
