@@ -22,7 +22,11 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
         DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("compile", default_value="false",
-                              description="true with graphs on cuda: torch.compile'd blocks (~1 min to compile; faster)"),
+                              description="true with graphs: torch.compile'd blocks, compiled at configure (~1 min); "
+                                          "pays on cuda, and on a CPU with bf16 units with precision:=bf16"),
+        DeclareLaunchArgument("precision", default_value="fp32",
+                              description="fp32 | bf16 | fp16: the model calls' precision (bf16 pays on cuda and on "
+                                          "CPUs with bf16 units, e.g. AVX512_BF16)"),
         DeclareLaunchArgument("camera_topic", default_value="image_raw"),
         DeclareLaunchArgument("joint_states_topic", default_value="joint_states"),
         DeclareLaunchArgument("use_compressed", default_value="false"),
@@ -39,7 +43,7 @@ def generate_launch_description():
                 {"embodiment": LaunchConfiguration("embodiment"),
                  "checkpoint": LaunchConfiguration("checkpoint"),
                  "device": LaunchConfiguration("device"), "graphs": LaunchConfiguration("graphs"),
-                 "compile": LaunchConfiguration("compile"),
+                 "compile": LaunchConfiguration("compile"), "precision": LaunchConfiguration("precision"),
                  "use_compressed": LaunchConfiguration("use_compressed")},
             ],
             remappings=[

@@ -40,7 +40,11 @@ def generate_launch_description():
         DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
         DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("compile", default_value="false",
-                              description="true with graphs on cuda: torch.compile'd blocks (~1 min to compile; faster)"),
+                              description="true with graphs: torch.compile'd blocks, compiled at configure (~1 min); "
+                                          "pays on cuda, and on a CPU with bf16 units with precision:=bf16"),
+        DeclareLaunchArgument("precision", default_value="fp32",
+                              description="fp32 | bf16 | fp16: the model calls' precision (bf16 pays on cuda and on "
+                                          "CPUs with bf16 units, e.g. AVX512_BF16)"),
         DeclareLaunchArgument("judge", default_value="pusht_judge"),
         DeclareLaunchArgument("dataset", description="initial frames: a PushT dataset (hma gen-data), e.g. data/test/pusht"),
         DeclareLaunchArgument("episodes", default_value="50"),
@@ -59,7 +63,7 @@ def generate_launch_description():
             output="screen",
             parameters=[os.path.join(share, "config", "simulate.yaml"),
                         {"checkpoint": arg("checkpoint"), "dataset": arg("dataset"), "embodiment": "pusht",
-                         "device": arg("device"), "graphs": arg("graphs"), "compile": arg("compile"),
+                         "device": arg("device"), "graphs": arg("graphs"), "compile": arg("compile"), "precision": arg("precision"),
                          "episode_steps": arg("episode_steps"), "next_episode_on_reset": True}],
         ),
         Node(

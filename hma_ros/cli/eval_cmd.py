@@ -47,6 +47,13 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--ddim-steps", type=int, default=0, help="MAR models: DDIM steps (default: the checkpoint's)")
     p.add_argument("--render", default="residual", choices=RENDER_MODES,
                    help="imagined-frame rendering (WorldModel.render); --passive/--scratch use the same")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="the model calls' precision, as the nodes' `precision` parameter (bf16: the trunk's "
+                        "matrices in bf16, autocast; pays on CPUs with bf16 units and on GPUs); every arm uses it")
+    p.add_argument("--graphs", action="store_true",
+                   help="the cached passes through fixed-shape KV caches (the nodes' `graphs`; CUDA graphs on cuda)")
+    p.add_argument("--compile", action="store_true",
+                   help="with --graphs: each block compiled (the nodes' `compile`; ~1 min at start)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
     p.add_argument("--out", help="folder for eval.json, table.md and GIFs (default: CKPT/eval)")
@@ -122,6 +129,9 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     P = args.prompt or dyn.cfg.prompt
     results = {}
+    if args.compile and not args.graphs:
+        raise CliError("--compile compiles the fixed-shape cached passes: add --graphs")
+    speed = {"precision": args.precision, "graphs": args.graphs, "compile": args.compile}
     from tqdm import tqdm
 
     for name in names:
@@ -130,7 +140,7 @@ def run(args) -> int:
             dyn.cfg.ddim_steps = args.ddim_steps
         wm = WorldModel(tok, dyn, config, name, seed=args.seed, mask_steps=args.steps, temperature=args.temperature,
                         where_temperature=args.where_temperature, where_tokens=args.where_tokens,
-                        render=args.render, mask_order=args.mask_order)
+                        render=args.render, mask_order=args.mask_order, **speed)
         arms = {}
         for label, (oconfig, otok, odyn) in others.items():
             if name not in oconfig["embodiments"]:
@@ -138,7 +148,7 @@ def run(args) -> int:
                                f"(it has {', '.join(oconfig['embodiments'])})")
             arms[label] = WorldModel(otok, odyn, oconfig, name, seed=args.seed, mask_steps=args.steps,
                                      temperature=args.temperature, render=args.render,
-                                     mask_order=args.mask_order if not odyn.continuous else "random")
+                                     mask_order=args.mask_order if not odyn.continuous else "random", **speed)
         windows = pick_windows(ds, dyn.cfg.window, args.windows, args.seed, args.episodes)
         if not windows:
             raise CliError(f"{name}: no held-out window of {dyn.cfg.window} valid steps")
@@ -147,7 +157,8 @@ def run(args) -> int:
                                      progress=bar.update)
         results[name]["render"] = args.render
         results[name]["episode_set"] = args.episodes
-        results[name]["sampling"] = {"mask_steps": args.steps, "temperature": args.temperature, "mask_order": args.mask_order}
+        results[name]["sampling"] = {"mask_steps": args.steps, "temperature": args.temperature, "mask_order": args.mask_order,
+                                     **speed}
     (out / "eval.json").write_text(json.dumps(results, indent=2))
     table = format_table(results) + "\n\nWhat moves (1/16 of the frame side = 4 px at 64x64):\n\n" + \
         format_moves_table(results)

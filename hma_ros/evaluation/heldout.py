@@ -288,7 +288,7 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
         return float("nan"), float("nan")  # no categorical distribution over soft tokens
     S = dyn.cfg.tokens_per_frame
     T = w.frames.shape[0]
-    with torch.no_grad():
+    with torch.no_grad(), wm.autocast():  # the world model's precision (its trunk may hold bf16 weights)
         codes = wm.tok.encode(torch.from_numpy(w.frames))  # (T, S, K)
         acts = wm.stem.normalize(torch.from_numpy(w.actions))  # chunk t follows frame t
         inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]  # slot t holds a_{t-1}
