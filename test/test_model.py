@@ -630,6 +630,34 @@ TINY = ["--d-model", "32", "--layers", "1", "--heads", "2", "--window", "6", "--
         "--batch-size", "2", "--eval-every", "0"]
 
 
+def test_bf16_training_computes_the_fp32_loss_and_keeps_fp32_weights(small_data, tmp_path):
+    """hma train --precision bf16 (autocast over the forward pass and loss): the same batches and
+    masks give the fp32 run's losses to bf16's precision, the stored weights are fp32 and the
+    checkpoint records the precision; an unknown precision is refused."""
+    import csv
+
+    from hma_ros.cli.main import main as hma
+
+    losses = {}
+    for prec in ("fp32", "bf16"):
+        assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                    "--out", str(tmp_path / prec), "--steps", "10", "--precision", prec, *TINY]) == 0
+        rows = list(csv.DictReader(open(tmp_path / prec / "train_log.csv")))
+        losses[prec] = [float(r["loss"]) for r in rows]
+    assert len(losses["bf16"]) == len(losses["fp32"]) >= 2
+    np.testing.assert_allclose(losses["bf16"][0], losses["fp32"][0], rtol=0.02)  # the same first step
+    assert all(np.isfinite(losses["bf16"]))
+    cfg, state = load_checkpoint(tmp_path / "bf16")
+    assert cfg["training"]["precision"] == "bf16"
+    assert all(v.dtype == torch.float32 for v in state.values() if v.is_floating_point())
+    from hma_ros.train import TrainError
+    from hma_ros.train.dynamics import DynamicsTraining, train_dynamics
+
+    with pytest.raises(TrainError, match="precision must be fp32 or bf16"):
+        train_dynamics(DynamicsTraining(data=[str(small_data / "pusht")], tokenizer=str(small_data / "tok"),
+                                        out=str(tmp_path / "x"), precision="fp16"))
+
+
 def test_eval_windows_come_from_the_split_asked_for_train_and_val_never_share_an_episode(small_data):
     from hma_ros.data.dataset import Dataset
     from hma_ros.evaluation.heldout import pick_windows

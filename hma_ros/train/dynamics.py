@@ -62,6 +62,7 @@ class DynamicsTraining:
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model, the batches and the mask RNG live
     fp16: bool = False
+    precision: str = "fp32"  # fp32 | bf16: the forward pass and loss under bf16 autocast (master weights fp32)
     token_cache: str | None = None  # a folder, "off", or None: state.token_cache_dir's default
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
@@ -173,6 +174,8 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = training_device(opts.device)
+    if opts.precision not in ("fp32", "bf16"):
+        raise TrainError(f"precision must be fp32 or bf16, got {opts.precision!r}")
     torch.manual_seed(opts.seed + rank)
     out = Path(opts.out)
     try:
@@ -281,7 +284,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
              "loss": loss_cfg.to_dict(), "embodiments": embodiments,
              "training": {"steps": step, "batch_size": opts.batch_size * world, "lr": opts.lr,
                           "data": sorted(datasets), "init": opts.init, "freeze_trunk": opts.freeze_trunk,
-                          "command": opts.command}}
+                          "precision": opts.precision, "command": opts.command}}
         c["training"].update(extra or {})
         return c
 
@@ -328,8 +331,9 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         lr = _lr(step, opts.steps, opts.lr, opts.warmup)
         for g in opt.param_groups:
             g["lr"] = lr
-        losses = loss_fn(name, codes, actions, valid, gen, moving)
-        loss = losses["loss"]
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+            losses = loss_fn(name, codes, actions, valid, gen, moving)
+        loss = losses["loss"].float()
         if not torch.isfinite(loss):
             status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "
                       f"checkpoint in {out} (step {step - step % opts.save_every}) is kept")
