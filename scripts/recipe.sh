@@ -572,3 +572,31 @@ if [[ $STAGE == all || $STAGE == mar8 ]]; then  # the continuous tokenizer with 
   hma eval --ckpt runs/mar8 $E --out runs/test_mar8_tokens_pusht48
   hma eval --ckpt models/hma_mar_small $E --out runs/test_mar_tokens_pusht48
 fi
+if [[ $STAGE == all || $STAGE == cpu_bf16 ]]; then  # session 13: the CPU's bf16 path, measured (a CPU with AVX512_BF16 or AMX)
+  R=benchmarks/results/2026-11-27_cpu_bf16
+  for i in 1 2 3; do  # interleaved: this shared machine's speed drifts by +-15% over minutes
+    hma bench --ckpt models/hma_discrete_moves --threads 2 --repeats 10 --json $R/shipped_fp32_t2_$i.json
+    hma bench --ckpt models/hma_discrete_moves --threads 2 --repeats 10 --precision bf16 --graphs --compile \
+        --json $R/shipped_bf16c_t2_$i.json
+  done
+  hma bench --ckpt models/hma_discrete_moves --threads 1 --repeats 10 --precision bf16 --graphs --compile --json $R/shipped_bf16c_t1.json
+  for i in 1 2; do
+    hma bench --geometry layers=8,d=256,heads=8,grid=8 --threads 2 --repeats 6 --json $R/l8_fp32_t2_$i.json
+    hma bench --geometry layers=8,d=256,heads=8,grid=8 --threads 2 --repeats 6 --precision bf16 --graphs --compile \
+        --json $R/l8_bf16c_t2_$i.json
+  done
+  hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 240 --embodiments pusht \
+      --trials 1 --render tokens --threads 1 --precision bf16 --graphs --compile --out runs/test_v7_bf16c_tokens_pusht240
+  python benchmarks/imagine_node_bench.py --checkpoint models/hma_discrete_moves --duration 30 --torch-threads 1 \
+      --param precision:=bf16 --param graphs:=true --param compile:=true
+fi
+if [[ $STAGE == all || $STAGE == reach9 ]]; then  # session 13: a reacher-heavy continuation of version 7 and of its passive control (not shipped)
+  C9="--data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah --embodiments $PRE \
+      --motion-weight 5 --mixture pusht=0.3,reacher=0.5,cheetah=0.2 --batch-size 8 --lr 2e-4 --warmup 50 \
+      --save-every 250 --eval-every 100000 --threads 1 --steps 3000 --minutes 55"
+  OMP_NUM_THREADS=1 hma train $C9 --init models/hma_discrete_moves --out runs/reach9 &          # 1,909 steps
+  OMP_NUM_THREADS=1 hma train $C9 --init runs/g7/gpu_passive7 --out runs/reach9_passive &      # 1,951 steps
+  wait
+  hma eval --ckpt runs/reach9 --data data/test --episodes all --windows 48 --embodiments reacher,pusht,cheetah \
+      --trials 1 --passive runs/reach9_passive --threads 1 --out runs/test_reach9_3
+fi
