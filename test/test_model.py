@@ -448,6 +448,15 @@ def test_warm_up_compiles_every_pass_shape_of_the_first_steps_and_leaves_the_mod
         if warm:
             assert len(graphs) == compiled, "a first step compiled a pass shape the warm-up missed"
     np.testing.assert_array_equal(outs[0], outs[1])
+    # a policy's steps: act() prefills the whole history (up to window - 1 slots), warm_up(act=True) too
+    wm = WorldModel(tok, dyn, config, "pusht", seed=2, graphs=True, render="tokens", compile=True)
+    wm.block_step = compiled_block_step(backend=counting)
+    wm.warm_up(act=True)
+    compiled = len(graphs)
+    for t, f in enumerate(frames):
+        wm.observe(f, fut[0] if t else None)
+        wm.act()
+    assert len(graphs) == compiled, "a policy step compiled a pass shape the warm-up missed"
 
 
 def test_half_trunk_computes_what_autocast_computes():

@@ -264,7 +264,7 @@ def _compiling_on_cpu(q: torch.Tensor) -> bool:
     products (`plain_attention`, `short_attention`) that inductor fuses with the block's other
     steps. PyTorch's fused CPU kernel at these sizes (65 tokens, or 1-2 queries over <= 14 keys,
     per head) cost 22% of a compiled bf16 imagined frame on 2 cores; written out, the compiled
-    blocks went 47.5 -> 67.3 imagined frames/s (docs/architecture.md). Eager CPU runs keep the
+    blocks went 47.5 -> 67.3 imagined frames/s in one run each (docs/architecture.md). Eager CPU runs keep the
     fused kernel (the same function; test_model checks both)."""
     return not q.is_cuda and torch.compiler.is_compiling()
 

@@ -84,15 +84,16 @@ def model_placement(node: Node) -> dict:
             "compile": bool(node.get_parameter("compile").value)}
 
 
-def warm_up(node: Node, wm, horizon: int) -> None:
-    """Compile / capture the model's passes now (WorldModel.warm_up), when the placement does
-    that on a pass shape's first use (compile, or graphs on cuda): at configure, not in the
-    first steps, which would be dropped while it runs."""
+def warm_up(node: Node, wm, horizon: int = 0, act: bool = False) -> None:
+    """Compile / capture the model's passes now (WorldModel.warm_up: `horizon` imagined frames
+    and / or act() after each warm-up step, as the node will ask), when the placement does that
+    on a pass shape's first use (compile, or graphs on cuda): at configure, not in the first
+    steps, which would be dropped while it runs."""
     if wm.block_step is None and not (wm.graphs and wm.device.startswith("cuda")):
         return
     node.get_logger().info("compiling / capturing the model's passes before the first step (compile: about a "
                            "minute on a CPU)")
-    node.get_logger().info(f"ready after {wm.warm_up(max(1, horizon)):.1f} s of warm-up")
+    node.get_logger().info(f"ready after {wm.warm_up(horizon, act):.1f} s of warm-up")
 
 
 def now_sec(node: Node) -> float:

@@ -223,6 +223,8 @@ class StepPipelineNode(LifecycleNode):
     """Base class: subclasses implement `process(step)` (runs on the worker thread) and
     `make_outputs()` (their lifecycle publishers, created on configure)."""
 
+    WARM_UP_ACT = False  # the node asks act() each step: warm those passes up too (compile / graphs)
+
     def __init__(self, name: str):
         super().__init__(name)
         d = ParameterDescriptor
@@ -358,7 +360,8 @@ class StepPipelineNode(LifecycleNode):
             self.wm = None
             return
         self.get_logger().info(f"loaded {self.wm.describe()}: stride {self.wm.stride} x {self.wm.action_dim}-D actions")
-        warm_up(self, self.wm, int(self.get_parameter("horizon").value) if self.has_parameter("horizon") else 1)
+        warm_up(self, self.wm, int(self.get_parameter("horizon").value) if self.has_parameter("horizon") else 0,
+                act=self.WARM_UP_ACT)
 
     # ------------------------------------------------------------------ steps
     def problem(self, counter: str, text: str) -> None:

@@ -44,6 +44,8 @@ from hma_ros.nodes.pipeline import StepPipelineNode
 
 
 class PolicyNode(StepPipelineNode):
+    WARM_UP_ACT = True
+
     def __init__(self):
         self._queue: list[np.ndarray] = []
         self._qlock = threading.Lock()

@@ -173,20 +173,25 @@ class WorldModel:
         self.steps = 0
         self._newest: tuple[torch.Tensor, torch.Tensor] | None = None  # newest real frame, its codes
 
-    def warm_up(self, horizon: int) -> float:
-        """Meet every pass shape a robot's first steps will: observe 1, 2, ... prompt blank steps
-        (the stats' mean action) and imagine `horizon` frames after each, then forget them
-        (reset, same seed). With compile=True that compiles the blocks (tens of seconds on a
-        CPU), with graphs on a GPU it captures the graphs, so the first real steps do not wait
-        for it (a node calls this in on_configure). Returns the seconds it took."""
+    def warm_up(self, horizon: int = 0, act: bool = False) -> float:
+        """Meet every pass shape a robot's first steps will: observe 1, 2, ... blank steps (the
+        stats' mean action), after each imagine `horizon` frames (0: none) and, with act, ask
+        act(), then forget them (reset, same seed). imagine() prefills at most `prompt` slots,
+        act() the whole history (up to window - 1), so act warms that many steps. With
+        compile=True that compiles the blocks (tens of seconds on a CPU), with graphs on a GPU it
+        captures the graphs, so the first real steps do not wait for it (the nodes call this in
+        on_configure). Returns the seconds it took."""
         t = time.perf_counter()
         frame = np.zeros((*self.image_size, 3), np.uint8)
         chunk = np.asarray(self.config["embodiments"][self.embodiment]["stats"]["mean"], np.float32)
         chunk = np.repeat(chunk[None], self.stride, 0)
         self.reset(self.seed)
-        for t_ in range(max(1, min(self.dyn.cfg.prompt, self.window - 1))):
+        for t_ in range(self.window - 1 if act else max(1, min(self.dyn.cfg.prompt, self.window - 1))):
             self.observe(frame, chunk if t_ else None)
-            self.imagine(np.repeat(chunk[None], horizon, 0))
+            if horizon > 0:
+                self.imagine(np.repeat(chunk[None], horizon, 0))
+            if act:
+                self.act()
         self.reset(self.seed)
         return time.perf_counter() - t
 
