@@ -484,6 +484,17 @@ def test_half_trunk_computes_what_autocast_computes():
     assert half.trunk.blocks[1].ada.weight.dtype == torch.float16 and half.trunk.norm_out.weight.dtype == torch.float32
 
 
+def test_cpu_bf16_units_are_read_from_the_cpu_flags():
+    """cpu_has_bf16 (the nodes' speed hint, `hma bench`'s cpu_bf16_units): AVX512_BF16 or AMX
+    flags mean bf16 in hardware; AVX2 / AVX-512 without them, or no flags line, do not."""
+    from hma_ros.runtime.device import cpu_has_bf16
+
+    assert cpu_has_bf16("processor\t: 0\nflags\t\t: fpu sse2 avx2 avx512f avx512_bf16 avx512_vnni\n")
+    assert cpu_has_bf16("flags\t\t: fpu avx2 amx_bf16 amx_tile\n")
+    assert not cpu_has_bf16("flags\t\t: fpu sse2 avx2 avx512f avx512bw\n")
+    assert not cpu_has_bf16("model name\t: some ARM core\n")
+
+
 def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mask():
     """The GPU's (and compiled CPU blocks') temporal attention (plain products) computes what the
     fused kernel does, for the pass shapes imagination makes: 1, 2 and a window's worth of new

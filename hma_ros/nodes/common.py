@@ -84,12 +84,18 @@ def model_placement(node: Node) -> dict:
             "compile": bool(node.get_parameter("compile").value)}
 
 
-def warm_up(node: Node, wm, horizon: int = 0, act: bool = False) -> None:
-    """Compile / capture the model's passes now (WorldModel.warm_up: `horizon` imagined frames
-    and / or act() after each warm-up step, as the node will ask), when the placement does that
-    on a pass shape's first use (compile, or graphs on cuda): at configure, not in the first
-    steps, which would be dropped while it runs."""
+def prepare_model(node: Node, wm, horizon: int = 0, act: bool = False) -> None:
+    """After loading: compile / capture the model's passes now (WorldModel.warm_up: `horizon`
+    imagined frames and / or act() after each warm-up step, as the node will ask) when the
+    placement does that on a pass shape's first use (compile, or graphs on cuda) -- at configure,
+    not in the first steps, which would be dropped while it runs; or, for the fp32 default on a
+    CPU with bf16 units, say which parameters make it faster."""
+    from hma_ros.runtime.device import cpu_has_bf16
+
     if wm.block_step is None and not (wm.graphs and wm.device.startswith("cuda")):
+        if wm.device == "cpu" and wm.precision == "fp32" and cpu_has_bf16():
+            node.get_logger().info("this CPU multiplies bf16 in hardware: precision:=bf16 graphs:=true "
+                                   "compile:=true runs the model ~1.75x faster (compiled at configure, ~1 min)")
         return
     node.get_logger().info("compiling / capturing the model's passes before the first step (compile: about a "
                            "minute on a CPU)")

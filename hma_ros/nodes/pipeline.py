@@ -38,9 +38,9 @@ from hma_ros.nodes.common import (
     declare_model_placement,
     image_msg_to_rgb,
     model_placement,
+    prepare_model,
     sensor_qos,
     stamp_to_sec,
-    warm_up,
 )
 from hma_ros.runtime import RENDER_MODES
 
@@ -360,7 +360,7 @@ class StepPipelineNode(LifecycleNode):
             self.wm = None
             return
         self.get_logger().info(f"loaded {self.wm.describe()}: stride {self.wm.stride} x {self.wm.action_dim}-D actions")
-        warm_up(self, self.wm, int(self.get_parameter("horizon").value) if self.has_parameter("horizon") else 0,
+        prepare_model(self, self.wm, int(self.get_parameter("horizon").value) if self.has_parameter("horizon") else 0,
                 act=self.WARM_UP_ACT)
 
     # ------------------------------------------------------------------ steps

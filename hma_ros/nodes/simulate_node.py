@@ -32,11 +32,11 @@ from hma_ros.nodes.common import (
     declare_model_placement,
     image_msg_to_rgb,
     model_placement,
+    prepare_model,
     reliable_qos,
     rgb_to_image_msg,
     run_node,
     sensor_qos,
-    warm_up,
 )
 from hma_ros.nodes.pipeline import DEFAULT_CHECKPOINT
 
@@ -71,7 +71,7 @@ class SimulateNode(Node):
         self.wm = WorldModel.load(path, str(self.get_parameter("embodiment").value),
                                   seed=int(self.get_parameter("seed").value),
                                   mask_steps=int(self.get_parameter("mask_steps").value), **model_placement(self))
-        warm_up(self, self.wm, horizon=1)  # one imagined frame per action
+        prepare_model(self, self.wm, horizon=1)  # one imagined frame per action
         # latched: the initial frame is published here, before any viewer or policy can have
         # matched; one started later (with a transient-local subscription) still gets it
         self.pub = self.create_publisher(Image, "sim/image", reliable_qos(5, latched=True))

@@ -158,7 +158,7 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
         raise BenchError("give either --ckpt CHECKPOINT or --geometry layers=..,d=..,heads=..,grid=..")
     if batch < 1:
         raise BenchError(f"--batch must be >= 1, got {batch}")
-    from hma_ros.runtime.device import DeviceError, resolve_device
+    from hma_ros.runtime.device import DeviceError, cpu_has_bf16, resolve_device
 
     try:
         device = str(resolve_device(device, "--device"))
@@ -196,6 +196,7 @@ def benchmark(ckpt: str | None = None, geometry: str | None = None, device: str 
     return {
         "checkpoint": str(ckpt) if ckpt else None, "geometry": geometry,
         "embodiment": emb, "device": device_name() if device == "cpu" else torch.cuda.get_device_name(),
+        "cpu_bf16_units": cpu_has_bf16() if device == "cpu" else None,
         "torch_threads": torch.get_num_threads(), "batch": batch, "precision": precision, "graphs": graphs, "compile": compile,
         "horizon": horizon,
         "mask_steps": steps, "params_millions": round(params / 1e6, 2),
