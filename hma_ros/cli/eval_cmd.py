@@ -80,6 +80,8 @@ def run(args) -> int:
 
     if args.threads < 0:
         raise CliError(f"--threads must be >= 0 (0: torch's default), got {args.threads}")
+    if args.compile and not args.graphs:  # before anything loads
+        raise CliError("--compile compiles the fixed-shape cached passes: add --graphs")
     if args.threads:
         import torch
 
@@ -129,8 +131,6 @@ def run(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     P = args.prompt or dyn.cfg.prompt
     results = {}
-    if args.compile and not args.graphs:
-        raise CliError("--compile compiles the fixed-shape cached passes: add --graphs")
     speed = {"precision": args.precision, "graphs": args.graphs, "compile": args.compile}
     from tqdm import tqdm
 

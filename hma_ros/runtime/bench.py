@@ -104,8 +104,7 @@ def flops_per_frame(wm, horizon: int, batch: int = 1) -> float:
 
     rng = np.random.default_rng(0)
     h, w = wm.image_size
-    stats = wm.config["embodiments"][wm.embodiment]["stats"]
-    chunk = np.asarray(stats["mean"], np.float32)[None].repeat(wm.stride, 0)
+    chunk = wm.mean_chunk()
     wm.reset(0)
     for t in range(wm.window - 1):
         wm.observe(rng.integers(0, 255, (h, w, 3), dtype=np.uint8), chunk if t else None)
@@ -118,8 +117,7 @@ def measure(wm, horizon: int, repeats: int, batch: int = 1) -> dict:
     rng = np.random.default_rng(0)
     h, w = wm.image_size
     frame = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    stats = wm.config["embodiments"][wm.embodiment]["stats"]
-    chunk = np.asarray(stats["mean"], np.float32)[None].repeat(wm.stride, 0)
+    chunk = wm.mean_chunk()
     wm.reset(0)
     for t in range(wm.window - 1):  # a full window of history: the steady state on a robot
         wm.observe(frame, chunk if t else None)

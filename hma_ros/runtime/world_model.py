@@ -173,6 +173,12 @@ class WorldModel:
         self.steps = 0
         self._newest: tuple[torch.Tensor, torch.Tensor] | None = None  # newest real frame, its codes
 
+    def mean_chunk(self) -> np.ndarray:
+        """(stride, action_dim) float32: the training data's mean action, held for a step -- the
+        neutral chunk a warm-up or a benchmark feeds."""
+        mean = np.asarray(self.config["embodiments"][self.embodiment]["stats"]["mean"], np.float32)
+        return np.repeat(mean[None], self.stride, 0)
+
     def warm_up(self, horizon: int = 0, act: bool = False) -> float:
         """Meet every pass shape a robot's first steps will: observe 1, 2, ... blank steps (the
         stats' mean action), after each imagine `horizon` frames (0: none) and, with act, ask
@@ -183,8 +189,7 @@ class WorldModel:
         on_configure). Returns the seconds it took."""
         t = time.perf_counter()
         frame = np.zeros((*self.image_size, 3), np.uint8)
-        chunk = np.asarray(self.config["embodiments"][self.embodiment]["stats"]["mean"], np.float32)
-        chunk = np.repeat(chunk[None], self.stride, 0)
+        chunk = self.mean_chunk()
         self.reset(self.seed)
         for t_ in range(self.window - 1 if act else max(1, min(self.dyn.cfg.prompt, self.window - 1))):
             self.observe(frame, chunk if t_ else None)
