@@ -124,7 +124,12 @@ def main() -> int:
     except OSError:
         pass
     os.killpg(node_proc.pid, signal.SIGINT)
-    node_proc.wait(10)
+    try:
+        node_proc.wait(10)
+    except subprocess.TimeoutExpired:  # never leave a node behind, spinning on the cores of the next run
+        os.killpg(node_proc.pid, signal.SIGKILL)
+        node_proc.wait(5)
+        print("imagine_node did not stop on SIGINT within 10 s: killed", file=sys.stderr)
     stamps = [m.header.stamp.sec + 1e-9 * m.header.stamp.nanosec for _, m in strips]
     arrivals = [t for t, _ in strips]
     values = {}

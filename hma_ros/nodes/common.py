@@ -118,10 +118,43 @@ def ensure_dds_profile() -> None:
             os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(profile)
 
 
+EXECUTORS = ("events", "single", "multi")
+
+
+def make_executor(kind: str):
+    """The executor a node process spins: "events" (rclpy's EventsExecutor: the wait set and
+    the dispatch in C++, so a 30 Hz VGA camera plus 200 Hz joint states take little of the GIL
+    the inference thread needs; under that load imagine_node's step-to-publish p99 fell from
+    284-437 ms to 234-319 ms, five interleaved pairs of benchmarks/imagine_node_bench.py runs on
+    2 CPU cores, docs/architecture.md),
+    "single" (rclpy's SingleThreadedExecutor, what rclpy.spin uses), "multi" (two threads).
+    An rclpy without the events executor gets the single-threaded one."""
+    if kind not in EXECUTORS:
+        raise ValueError(f"HMA_EXECUTOR must be one of {', '.join(EXECUTORS)}, got {kind!r}")
+    if kind == "events":
+        try:
+            from rclpy.experimental import EventsExecutor
+        except ImportError:
+            kind = "single"
+        else:
+            return EventsExecutor()
+    from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+
+    return MultiThreadedExecutor(num_threads=2) if kind == "multi" else SingleThreadedExecutor()
+
+
 def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
-    """Standard entry point: init, spin until Ctrl-C / SIGTERM, shut down cleanly."""
+    """Standard entry point: init, spin until Ctrl-C / SIGTERM, shut down cleanly. The executor:
+    `make_executor` of the HMA_EXECUTOR environment variable (default "events"; "multi" when
+    `multithreaded`)."""
     ensure_dds_profile()
+    kind = "multi" if multithreaded else os.environ.get("HMA_EXECUTOR", "events")
+    if kind not in EXECUTORS:
+        print(f"[ERROR] {getattr(factory, '__name__', 'node')}: HMA_EXECUTOR must be one of "
+              f"{', '.join(EXECUTORS)}, got {kind!r}", file=sys.stderr, flush=True)
+        return 2
     rclpy.init(args=sys.argv)
+    executor = make_executor(kind)
     node = None
     try:
         try:
@@ -129,14 +162,9 @@ def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
         except (ValueError, OSError) as e:  # bad parameters or files: say what, not a traceback
             print(f"[ERROR] {getattr(factory, '__name__', 'node')}: {e}", file=sys.stderr, flush=True)
             return 2
-        if multithreaded:
-            from rclpy.executors import MultiThreadedExecutor
-
-            executor = MultiThreadedExecutor(num_threads=2)
-            executor.add_node(node)
-            executor.spin()
-        else:
-            rclpy.spin(node)
+        executor.add_node(node)
+        while rclpy.ok():  # spin_once in a loop: the events executor's spin() ignores SIGINT / SIGTERM
+            executor.spin_once(timeout_sec=0.1)
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
@@ -144,7 +172,9 @@ def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
             close = getattr(node, "close", None)
             if close is not None:
                 close()
+            executor.remove_node(node)
             node.destroy_node()
+        executor.shutdown()
         if rclpy.ok():
             rclpy.try_shutdown()
     return 0
