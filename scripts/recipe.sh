@@ -590,6 +590,28 @@ if [[ $STAGE == all || $STAGE == cpu_bf16 ]]; then  # session 13: the CPU's bf16
   python benchmarks/imagine_node_bench.py --checkpoint models/hma_discrete_moves --duration 30 --torch-threads 1 \
       --param precision:=bf16 --param graphs:=true --param compile:=true
 fi
+if [[ $STAGE == all || $STAGE == s14_cpu ]]; then  # session 14: stacked fp32 token head / embedding / stem, events executor
+  R=benchmarks/results/2026-11-27_s14
+  # before / after: the code before is commit 64fde8e (a worktree: git worktree add /tmp/old 64fde8e, and run
+  # its bench as `cd /tmp/old && PYTHONPATH=/tmp/old python -m hma_ros.cli.main bench ...`), interleaved
+  for i in 1 2 3; do
+    hma bench --ckpt models/hma_discrete_moves --threads 2 --precision bf16 --graphs --compile --json $R/shipped_bf16c_t2_new_$i.json
+  done
+  hma bench --ckpt models/hma_discrete_moves --threads 2 --json $R/shipped_fp32_t2.json
+  hma bench --ckpt models/hma_discrete_moves --threads 1 --precision bf16 --graphs --compile --json $R/shipped_bf16c_t1.json
+  for i in 1 2; do
+    hma bench --geometry layers=8,d=256,heads=8,grid=8 --threads 2 --precision bf16 --graphs --compile \
+        --json $R/l8_bf16c_t2_new_$i.json
+  done
+  hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 240 --embodiments pusht \
+      --trials 1 --render tokens --precision bf16 --graphs --compile --out runs/test_v7_bf16c_s14
+  for i in 1 2 3 4 5; do  # the node under a camera + joints, rclpy's single-threaded executor vs the events executor
+    for ex in single events; do
+      HMA_EXECUTOR=$ex python benchmarks/imagine_node_bench.py --checkpoint models/hma_discrete_moves --duration 30 \
+          --torch-threads 1 --param precision:=bf16 --param graphs:=true --param compile:=true > $R/node_${ex}_$i.json
+    done
+  done
+fi
 if [[ $STAGE == all || $STAGE == reach9 ]]; then  # session 13: a reacher-heavy continuation of version 7 and of its passive control (not shipped)
   C9="--data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah --embodiments $PRE \
       --motion-weight 5 --mixture pusht=0.3,reacher=0.5,cheetah=0.2 --batch-size 8 --lr 2e-4 --warmup 50 \
