@@ -148,16 +148,11 @@ def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
     `make_executor` of the HMA_EXECUTOR environment variable (default "events"; "multi" when
     `multithreaded`)."""
     ensure_dds_profile()
-    kind = "multi" if multithreaded else os.environ.get("HMA_EXECUTOR", "events")
-    if kind not in EXECUTORS:
-        print(f"[ERROR] {getattr(factory, '__name__', 'node')}: HMA_EXECUTOR must be one of "
-              f"{', '.join(EXECUTORS)}, got {kind!r}", file=sys.stderr, flush=True)
-        return 2
     rclpy.init(args=sys.argv)
-    executor = make_executor(kind)
-    node = None
+    node = executor = None
     try:
         try:
+            executor = make_executor("multi" if multithreaded else os.environ.get("HMA_EXECUTOR", "events"))
             node = factory()
         except (ValueError, OSError) as e:  # bad parameters or files: say what, not a traceback
             print(f"[ERROR] {getattr(factory, '__name__', 'node')}: {e}", file=sys.stderr, flush=True)
@@ -174,7 +169,8 @@ def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
                 close()
             executor.remove_node(node)
             node.destroy_node()
-        executor.shutdown()
+        if executor is not None:
+            executor.shutdown()
         if rclpy.ok():
             rclpy.try_shutdown()
     return 0
