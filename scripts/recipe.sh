@@ -590,6 +590,14 @@ if [[ $STAGE == all || $STAGE == cpu_bf16 ]]; then  # session 13: the CPU's bf16
   python benchmarks/imagine_node_bench.py --checkpoint models/hma_discrete_moves --duration 30 --torch-threads 1 \
       --param precision:=bf16 --param graphs:=true --param compile:=true
 fi
+if [[ $STAGE == all || $STAGE == tokc9 ]]; then  # session 14, after mar8: the continuous tokenizer continued for tracking -> models/tokenizer_cont
+  TK="--data data/sim data/big/pusht data/pose/pusht --init runs/tokc8 --motion-weight 20 --lr 3e-4 --threads 1 --minutes 55"
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --out runs/tokc9 &                                      # control: 0.979
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --hard-share 0.25 --hard-every 200 --out runs/tokc9_hard &  # 0.984
+  wait
+  python scripts/tokenizer_agent.py runs/tokc8 runs/tokc9 runs/tokc9_hard
+  hma export --ckpt runs/tokc9_hard --out models/tokenizer_cont
+fi
 if [[ $STAGE == all || $STAGE == s14_cpu ]]; then  # session 14: stacked fp32 token head / embedding / stem, events executor
   R=benchmarks/results/2026-11-27_s14
   # before / after: the code before is commit 64fde8e (a worktree: git worktree add /tmp/old 64fde8e, and run
