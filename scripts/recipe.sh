@@ -596,7 +596,13 @@ if [[ $STAGE == all || $STAGE == tokc9 ]]; then  # session 14, after mar8: the c
   OMP_NUM_THREADS=1 hma train-tokenizer $TK --hard-share 0.25 --hard-every 200 --out runs/tokc9_hard &  # 0.984
   wait
   python scripts/tokenizer_agent.py runs/tokc8 runs/tokc9 runs/tokc9_hard
-  hma export --ckpt runs/tokc9_hard --out models/tokenizer_cont
+  TK="--data data/sim data/big/pusht data/pose/pusht --init runs/tokc9_hard --motion-weight 20 --threads 1 --minutes 27 \
+      --hard-share 0.25 --hard-every 200"
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --lr 3e-4 --out runs/tokc10 &        # version 2: 0.990
+  OMP_NUM_THREADS=1 hma train-tokenizer $TK --lr 1.5e-4 --out runs/tokc10_lr &    # 0.989
+  wait
+  python scripts/tokenizer_agent.py runs/tokc10 runs/tokc10_lr
+  hma export --ckpt runs/tokc10 --out models/tokenizer_cont
 fi
 if [[ $STAGE == all || $STAGE == s14_cpu ]]; then  # session 14: stacked fp32 token head / embedding / stem, events executor
   R=benchmarks/results/2026-11-27_s14
