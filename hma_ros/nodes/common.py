@@ -143,16 +143,15 @@ def make_executor(kind: str):
     return MultiThreadedExecutor(num_threads=2) if kind == "multi" else SingleThreadedExecutor()
 
 
-def run_node(factory: Callable[[], Node], multithreaded: bool = False) -> int:
+def run_node(factory: Callable[[], Node]) -> int:
     """Standard entry point: init, spin until Ctrl-C / SIGTERM, shut down cleanly. The executor:
-    `make_executor` of the HMA_EXECUTOR environment variable (default "events"; "multi" when
-    `multithreaded`)."""
+    `make_executor` of the HMA_EXECUTOR environment variable (default "events")."""
     ensure_dds_profile()
     rclpy.init(args=sys.argv)
     node = executor = None
     try:
         try:
-            executor = make_executor("multi" if multithreaded else os.environ.get("HMA_EXECUTOR", "events"))
+            executor = make_executor(os.environ.get("HMA_EXECUTOR", "events"))
             node = factory()
         except (ValueError, OSError) as e:  # bad parameters or files: say what, not a traceback
             print(f"[ERROR] {getattr(factory, '__name__', 'node')}: {e}", file=sys.stderr, flush=True)
