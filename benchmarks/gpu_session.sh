@@ -16,6 +16,9 @@
 # trained side by side for TRAIN_MIN minutes (runs/gpu_dyn5, runs/gpu_dec5).
 # GPU_STAGE=local: a patch-local tokenizer (tokL) and two continuations of version 6's dynamics side by side,
 # on the conv code (ctrl7) and, once tokL is trained, on the local code (local7): scripts/recipe.sh STAGE=gpu7.
+# GPU_STAGE=mar: MAR dynamics on the continuous tokenizer models/tokenizer_cont, two arms side by side for
+# TRAIN_MIN minutes: marA (hma_mar_small's weights, the control) and marB (the same, with the trunk, stems
+# and slot embeddings of hma_discrete_moves, `--trunk`): scripts/recipe.sh STAGE=gpu15.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -79,6 +82,30 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   done
   tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
   echo "local stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
+
+if [[ ${GPU_STAGE:-1} == mar ]]; then
+  # Does a trunk that already moves the agent (the discrete model's) carry over to MAR? Data: one tar.xz
+  # (scripts/recipe.sh STAGE=gpu15data); cheetah_big stays behind (the 64 MiB the device tool carries).
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
+     .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
+  MAR="--data $D --embodiments pusht,reacher,cheetah --init models/hma_mar_small --tokenizer models/tokenizer_cont \
+       --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 \
+       --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 --token-cache off \
+       --device $DEV --fp16"
+  rm -rf runs/gpu_marA runs/gpu_marB
+  hma train $MAR --out runs/gpu_marA > "$OUT/res/train_marA.log" 2>&1 &
+  hma train $MAR --trunk models/hma_discrete_moves --out runs/gpu_marB > "$OUT/res/train_marB.log" 2>&1 &
+  wait
+  for R in marA marB; do  # fp16 checkpoints (~20 MB) come back in 15 MB parts (16 MiB a file at most)
+    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
+    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
+    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "mar stage done at $(( $(date +%s) - t0 )) s"
   exit 0
 fi
 

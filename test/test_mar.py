@@ -180,3 +180,54 @@ def test_mar_motion_weight_weighs_the_denoising_loss_of_moving_tokens():
     base = dynamics_loss(dyn, "pusht", codes, acts, torch.ones(2, 6, dtype=torch.bool),
                          torch.Generator().manual_seed(1), loss=LossConfig(), moving=moving)
     assert torch.isfinite(out["token_loss"]) and not torch.allclose(out["token_loss"], base["token_loss"])
+
+
+def test_train_trunk_takes_a_discrete_models_trunk_under_the_mar_token_pathway(tmp_path, capsys):
+    """`hma train --trunk CKPT`: the trunk, stems and slot embeddings come from another HMA model of
+    the same geometry and the other token kind (a discrete model's, under a MAR model's token
+    pathway), exactly; the token pathway and action heads stay the --init model's; the run's config
+    records it; a model of another geometry, or a tokenizer, is refused with the reason."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.model.checkpoint import load_checkpoint
+    from hma_ros.runtime.world_model import build_models
+
+    assert hma(["gen-data", "--out", str(tmp_path), "--embodiments", "pusht", "--episodes", "3",
+                "--seconds", "7", "--workers", "1"]) == 0
+    tok_args = ["--max-steps", "1", "--batch-size", "4", "--channels", "16,16,16"]
+    assert hma(["train-tokenizer", "--data", str(tmp_path), "--out", str(tmp_path / "tokc"), "--kind", "continuous",
+                "--latent-dim", "4", *tok_args]) == 0
+    assert hma(["train-tokenizer", "--data", str(tmp_path), "--out", str(tmp_path / "tokd"), *tok_args]) == 0
+    tiny = ["--d-model", "32", "--layers", "1", "--heads", "2", "--window", "6", "--prompt", "2",
+            "--batch-size", "2", "--eval-every", "0", "--steps", "2"]
+    data = ["--data", str(tmp_path / "pusht")]
+    assert hma(["train", *data, "--tokenizer", str(tmp_path / "tokd"), "--out", str(tmp_path / "disc"), *tiny]) == 0
+    assert hma(["train", *data, "--tokenizer", str(tmp_path / "tokc"), "--out", str(tmp_path / "mar"), *tiny]) == 0
+    # lr 0: the saved weights are what the run started from
+    assert hma(["train", *data, "--init", str(tmp_path / "mar"), "--trunk", str(tmp_path / "disc"),
+                "--out", str(tmp_path / "both"), *tiny, "--lr", "0"]) == 0
+    assert "--trunk: " in capsys.readouterr().out
+
+    def dyn_state(path):
+        cfg, state = load_checkpoint(path)
+        return cfg, build_models(cfg, state, path)[1].state_dict()
+
+    _, disc = dyn_state(tmp_path / "disc")
+    _, mar = dyn_state(tmp_path / "mar")
+    cfg, both = dyn_state(tmp_path / "both")
+    assert cfg["dynamics"]["token_kind"] == "continuous" and cfg["training"]["trunk"] == str(tmp_path / "disc")
+    trunk = [k for k in both if not k.startswith(("tokens.", "heads."))]
+    assert any(k.startswith("trunk.blocks.") for k in trunk) and any(k.startswith("stems.pusht") for k in trunk)
+    for k in trunk:
+        torch.testing.assert_close(both[k], disc[k], rtol=0, atol=0, msg=k)
+    for k in both:
+        if k.startswith(("tokens.", "heads.")):
+            torch.testing.assert_close(both[k], mar[k], rtol=0, atol=0, msg=k)
+    assert not torch.equal(disc["trunk.blocks.0.spatial.qkv.weight"], mar["trunk.blocks.0.spatial.qkv.weight"])
+    # another geometry, or no dynamics at all: refused, nothing written
+    assert hma(["train", *data, "--tokenizer", str(tmp_path / "tokc"), "--out", str(tmp_path / "wide"),
+                *tiny[:1], "48", *tiny[2:]]) == 0
+    capsys.readouterr()
+    for src, why in (("wide", "d_model 48 (this model: 32)"), ("tokd", "not an HMA checkpoint")):
+        assert hma(["train", *data, "--init", str(tmp_path / "mar"), "--trunk", str(tmp_path / src),
+                    "--out", str(tmp_path / "no"), *tiny]) == 2
+        assert why in capsys.readouterr().err and not (tmp_path / "no").exists()

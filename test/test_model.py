@@ -732,6 +732,22 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
         torch.testing.assert_close(sa[k], sb[k], msg=k)
 
 
+def test_learning_rate_anneals_by_whichever_budget_ends_first():
+    """The cosine after warm-up ends at --steps, or -- with --minutes -- when the time budget is
+    spent, if that comes first: a run stopped by the clock has annealed to 5% of the base rate."""
+    from hma_ros.train.dynamics import _lr
+
+    assert _lr(4, 1000, 1e-3, 10) == pytest.approx(5e-4)  # warm-up: by steps only
+    assert _lr(4, 1000, 1e-3, 10, time_frac=0.9) == pytest.approx(5e-4)
+    assert _lr(10, 1000, 1e-3, 10) == pytest.approx(1e-3)
+    assert _lr(1000, 1000, 1e-3, 10) == pytest.approx(5e-5)  # the end of the step budget
+    half = 1e-3 * (0.05 + 0.95 * 0.5)
+    assert _lr(505, 1000, 1e-3, 10) == pytest.approx(half)  # half the steps
+    assert _lr(20, 1000, 1e-3, 10, time_frac=0.5) == pytest.approx(half)  # half the time, few steps
+    assert _lr(505, 1000, 1e-3, 10, time_frac=0.1) == pytest.approx(half)  # steps ahead of the clock
+    assert _lr(20, 1000, 1e-3, 10, time_frac=1.3) == pytest.approx(5e-5)  # over time: the floor
+
+
 def test_training_device_is_checked_before_anything_is_written(small_data, tmp_path, capsys):
     from hma_ros.cli.main import main as hma
 

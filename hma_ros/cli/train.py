@@ -4,6 +4,8 @@ The token kind follows the tokenizer: FSQ -> discrete MaskGIT model, continuous 
     hma train --data data/sim --embodiments pusht,reacher,cheetah --tokenizer runs/tokenizer \\
               --out runs/hma --steps 4000
     hma train --data data/sim --embodiments manipulator --init runs/hma --freeze-trunk --out runs/ft
+    hma train --data data/sim --init models/hma_mar_small --tokenizer models/tokenizer_cont \\
+              --trunk models/hma_discrete_moves --out runs/mar   # a MAR model on a discrete model's trunk
     hma train ... --resume            # continue runs/hma from its last checkpoint
     torchrun --nproc_per_node 2 -m hma_ros.cli.main train ...   # DDP (gloo on CPU)
 
@@ -28,11 +30,16 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--tokenizer", help="tokenizer checkpoint (hma train-tokenizer); with --init it replaces the "
                    "checkpoint's tokenizer (same token grid and levels; the data is tokenized anew)")
     p.add_argument("--init", help="start from this HMA checkpoint (finetuning); new embodiments get a new stem+head")
+    p.add_argument("--trunk", metavar="CKPT",
+                   help="start the shared trunk, the stems and the slot embeddings from this HMA checkpoint of the "
+                        "same geometry, of either token kind (e.g. a discrete model that moves the robot, under a "
+                        "MAR model's token pathway); the token pathway and action heads stay the model's own")
     p.add_argument("--freeze-trunk", action="store_true", help="with --init: train only the new stems/heads")
     p.add_argument("--out", required=True)
     p.add_argument("--resume", action="store_true", help="continue OUT from its train_state")
     p.add_argument("--steps", type=int, default=4000)
-    p.add_argument("--minutes", type=float, default=0.0, help="also stop after this wall time (0: no limit)")
+    p.add_argument("--minutes", type=float, default=0.0, help="also stop after this wall time (0: no limit); the learning-rate cosine then ends at "
+                        "whichever of --steps and --minutes comes first")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)

@@ -35,6 +35,7 @@ class DynamicsTraining:
     tokenizer: str | None = None  # pretraining: its tokenizer; with init: replaces init's
     init: str | None = None  # finetune from this HMA checkpoint
     freeze_trunk: bool = False
+    trunk: str | None = None  # start the trunk, stems and slot embeddings from this HMA checkpoint (any token kind)
     resume: bool = False
     steps: int = 4000
     minutes: float = 0.0
@@ -70,10 +71,13 @@ class DynamicsTraining:
 LOGGED = ("loss", "token_loss", "action_loss", "token_acc", "where_loss")  # train_log.csv columns (+ lr)
 
 
-def _lr(step: int, total: int, base: float, warmup: int) -> float:
+def _lr(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
+    """Linear warm-up, then a cosine to 5% of `base` that ends at `total` steps -- or, with a time
+    budget, at whichever ends first: `time_frac` is the share of --minutes spent (0 without one), so a
+    run stopped by the clock has still annealed."""
     if step < warmup:
         return base * (step + 1) / warmup
-    frac = min(1.0, (step - warmup) / max(1, total - warmup))
+    frac = min(1.0, max((step - warmup) / max(1, total - warmup), time_frac))
     return base * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * frac)))
 
 
@@ -142,6 +146,49 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
             raise TrainError(f"--init {opts.init}: weights do not fit (missing {missing[:5]}, unexpected {unexpected[:5]})")
         dyn = grown
     return tok, dyn
+
+
+# what --trunk takes: every dynamics weight outside the token pathway and the action heads, and only
+# from a model of the same geometry (these fields); the token kind, levels and heads may differ
+_TRUNK_GEOMETRY = ("d_model", "n_layers", "n_heads", "mlp_ratio", "window", "prompt", "tokens_per_frame",
+                   "conditioning", "cross_tokens", "action_encoding", "fourier_bands", "action_points")
+_TOKEN_PATHWAY = ("tokens.", "heads.")
+
+
+def _take_trunk(path: str, dyn, embodiments: dict) -> int:
+    """--trunk CKPT: the shared trunk, the stems and the slot (position, mask, no-action) embeddings
+    copied from another HMA checkpoint of the same geometry -- e.g. a discrete model that has learned
+    where the actions move the robot, under a continuous (MAR) token pathway. The token pathway
+    (input projection, token head) and the action heads stay this model's. Returns the tensors taken."""
+    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
+    from hma_ros.runtime.world_model import build_models
+
+    try:
+        cfg, state = load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainError(f"--trunk: {e}") from None
+    if "dynamics" not in cfg:
+        raise TrainError(f"--trunk {path}: a tokenizer, not an HMA checkpoint (no dynamics to take the trunk from)")
+    _, src = build_models(cfg, state, path)
+    differ = [f"{k} {getattr(src.cfg, k, None)} (this model: {getattr(dyn.cfg, k, None)})"
+              for k in _TRUNK_GEOMETRY if getattr(src.cfg, k, None) != getattr(dyn.cfg, k, None)]
+    if differ:
+        raise TrainError(f"--trunk {path}: its geometry differs: {'; '.join(differ)}")
+    for name, rec in cfg.get("embodiments", {}).items():
+        mine = embodiments.get(name)
+        if mine is not None and any(rec.get(k) != mine.get(k) for k in ("stride", "action_dim", "stats")):
+            raise TrainError(f"--trunk {path}: embodiment {name}'s stride, action size or action statistics differ "
+                             "from this model's (its stem would read the actions differently)")
+    own = dyn.state_dict()
+    take = {k: v for k, v in src.state_dict().items() if not k.startswith(_TOKEN_PATHWAY) and k in own}
+    wrong = [k for k, v in take.items() if v.shape != own[k].shape]
+    if wrong:
+        raise TrainError(f"--trunk {path}: weights of other shapes: {wrong[:5]}")
+    left = [k for k in own if not k.startswith(_TOKEN_PATHWAY + ("stems.",)) and k not in take]
+    if left:
+        raise TrainError(f"--trunk {path}: it lacks trunk weights this model has: {left[:5]}")
+    dyn.load_state_dict(take, strict=False)
+    return len(take)
 
 
 def train_dynamics(opts: DynamicsTraining) -> int:
@@ -222,6 +269,12 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         dyn = HMADynamics(dcfg, embodiments)
     elif not opts.resume:  # --init: optional new tokenizer / action map on the loaded model
         tok, dyn = _init_changes(opts, tok, dyn, base_config, base_state)
+    if opts.trunk:
+        if opts.resume:
+            raise TrainError("--trunk starts a run; a resumed run already holds the trunk it trained (leave --trunk out)")
+        taken = _take_trunk(opts.trunk, dyn, embodiments)
+        if rank == 0:
+            print(f"--trunk: {taken} trunk, stem and embedding tensors from {opts.trunk}")
     new = [n for n in datasets if n not in embodiments]
     for n in new:  # finetuning: a new stem + head for each new embodiment
         rec = embodiment_record(datasets[n])
@@ -283,7 +336,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         c = {"kind": "hma", "tokenizer": tok.cfg.to_dict(), "dynamics": dyn.cfg.to_dict(),
              "loss": loss_cfg.to_dict(), "embodiments": embodiments,
              "training": {"steps": step, "batch_size": opts.batch_size * world, "lr": opts.lr,
-                          "data": sorted(datasets), "init": opts.init, "freeze_trunk": opts.freeze_trunk,
+                          "data": sorted(datasets), "init": opts.init, "trunk": opts.trunk, "freeze_trunk": opts.freeze_trunk,
                           "precision": opts.precision, "command": opts.command}}
         c["training"].update(extra or {})
         return c
@@ -328,7 +381,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         starts = sampler.rng.choice(sampler.starts[name], size=opts.batch_size)
         codes, actions, valid, moving = (x.to(device, non_blocking=True) for x in tokenized[name].batch(starts, T))
         gen.manual_seed((opts.seed * 1_000_003 + step) * 64 + rank)  # masks depend on (seed, step) only: exact resume
-        lr = _lr(step, opts.steps, opts.lr, opts.warmup)
+        lr = _lr(step, opts.steps, opts.lr, opts.warmup, train_minutes() / opts.minutes if opts.minutes else 0.0)
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
