@@ -109,6 +109,31 @@ if [[ ${GPU_STAGE:-1} == mar ]]; then
   exit 0
 fi
 
+if [[ ${GPU_STAGE:-1} == mar2 ]]; then
+  # GPU_STAGE=mar's winner (INIT, default runs/g15/gpu_marB, carried) trained on TRAIN_MIN minutes side by side
+  # with and without the actions: marC (the next version) and marP (its passive control, --objective passive:
+  # INIT's weights, the action pathway left behind), as version 7 of hma_discrete_moves and its control were made
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
+     .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
+  MAR="--data $D --embodiments pusht,reacher,cheetah --init ${INIT:-runs/g15/gpu_marB} --motion-weight 5 \
+       --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 1.5e-4 --warmup 50 \
+       --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 --token-cache off \
+       --device $DEV --fp16"
+  rm -rf runs/gpu_marC runs/gpu_marP
+  hma train $MAR --out runs/gpu_marC > "$OUT/res/train_marC.log" 2>&1 &
+  hma train $MAR --objective passive --out runs/gpu_marP > "$OUT/res/train_marP.log" 2>&1 &
+  wait
+  for R in marC marP; do
+    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
+    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
+    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "mar2 stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
+
 if [[ ${GPU_STAGE:-1} == graphs ]]; then
   # 1. imagination speed path by path (eager, CUDA graphs, graphs + fused elementwise steps; fp32,
   #    bf16) at HMA-Base and the shipped size, and the paths' token agreement (benchmarks/gpu_graphs.py)

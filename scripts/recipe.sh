@@ -31,7 +31,9 @@
 # tokenizer_moves), synth_exp6 (session 10: version 6's synthetic episodes, four BC seeds per arm),
 # gpu_bench6 (on a CUDA machine, skipped by all: the compiled-blocks benchmarks of session 10),
 # gpu7data gpu7 moves8 (session 12, gpu7 on a CUDA machine: a patch-local token code against the conv one;
-# version 7 of hma_discrete_moves from its conv-code arm, and its passive control, gpu7 with PASSIVE_ONLY=1).
+# version 7 of hma_discrete_moves from its conv-code arm, and its passive control, gpu7 with PASSIVE_ONLY=1),
+# gpu15data gpu15 mar15 (session 15, gpu15 on a CUDA machine: MAR dynamics on models/tokenizer_cont, with and
+# without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -635,4 +637,30 @@ if [[ $STAGE == all || $STAGE == reach9 ]]; then  # session 13: a reacher-heavy 
   wait
   hma eval --ckpt runs/reach9 --data data/test --episodes all --windows 48 --embodiments reacher,pusht,cheetah \
       --trials 1 --passive runs/reach9_passive --threads 1 --out runs/test_reach9_3
+fi
+if [[ $STAGE == gpu15data ]]; then  # what travels for gpu15: six datasets in one tar.xz (19 MB; cheetah_big's 20 MB does not fit)
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
+      | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == gpu15 ]]; then  # on a CUDA machine, repo root, .devdata carried: 7.9 min on an H200
+  # For the call's 64 MiB, models/hma_discrete_small, models/tokenizer_moves, models/pusht_judge, test/data/realbags and
+  # logs/ were taken out of the index and listed in .git/info/exclude, and put back after (git reset).
+  # marA: hma_mar_small on tokenizer_cont (the control); marB: the same with hma_discrete_moves' trunk (--trunk)
+  OUT=out/gpu15 GPU_STAGE=mar TRAIN_MIN=7.4 bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == all || $STAGE == mar15 ]] && [[ -d out/gpu15 || -d runs/g15 ]]; then  # after gpu15, on the CPU
+  if [[ -d out/gpu15 ]]; then
+    mkdir -p runs/g15 && tar xzf out/gpu15/results.tgz -C runs/g15
+    for R in marA marB; do
+      mkdir -p runs/g15/gpu_$R && cat out/gpu15/gpu_$R.safetensors.part_* > runs/g15/gpu_$R/model.safetensors
+      cp runs/g15/res/gpu_$R.config.yaml runs/g15/gpu_$R/config.yaml
+      cp runs/g15/res/gpu_$R.train_log.csv runs/g15/gpu_$R/train_log.csv
+    done
+  fi
+  for R in marA marB; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/g15/gpu_$R --data data/test --episodes all --windows 240 --embodiments pusht \
+        --trials 1 --render tokens --gifs 2 --threads 1 --out runs/g15/ev_${R}_tok &
+  done
+  wait
 fi

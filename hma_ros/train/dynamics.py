@@ -409,7 +409,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
             if tb:
                 for k in LOGGED:
                     if k in losses:
-                        tb.add_scalar(f"{k}/{name}", float(losses[k]), step)
+                        tb.add_scalar(f"{k}/{name}", float(losses[k].detach()), step)
         if step % opts.save_every == 0:
             save()
         if rank == 0 and opts.eval_every and step % opts.eval_every == 0 and device.type == "cpu":
