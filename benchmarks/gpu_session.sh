@@ -17,7 +17,7 @@
 # GPU_STAGE=local: a patch-local tokenizer (tokL) and two continuations of version 6's dynamics side by side,
 # on the conv code (ctrl7) and, once tokL is trained, on the local code (local7): scripts/recipe.sh STAGE=gpu7.
 # GPU_STAGE=mar: MAR dynamics on the continuous tokenizer models/tokenizer_cont, two arms side by side for
-# TRAIN_MIN minutes: marA (hma_mar_small's weights, the control) and marB (the same, with the trunk, stems
+# TRAIN_MIN minutes: marA (MAR_INIT's weights, hma_mar_small version 1 in session 15: the control) and marB (the same, with the trunk, stems
 # and slot embeddings of hma_discrete_moves, `--trunk`): scripts/recipe.sh STAGE=gpu15.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
@@ -91,7 +91,7 @@ if [[ ${GPU_STAGE:-1} == mar ]]; then
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
      .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
-  MAR="--data $D --embodiments pusht,reacher,cheetah --init models/hma_mar_small --tokenizer models/tokenizer_cont \
+  MAR="--data $D --embodiments pusht,reacher,cheetah --init ${MAR_INIT:-models/hma_mar_small} --tokenizer models/tokenizer_cont \
        --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 \
        --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 --token-cache off \
        --device $DEV --fp16"

@@ -39,6 +39,11 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 STAGE=${STAGE:-all}
 PRE=pusht,reacher,cheetah          # pretraining embodiments; manipulator is held out
+# hma_mar_small version 1 (the stages mar_eval and mar8 and gpu15 start from it): runs/mar_v1, from git
+MAR1=runs/mar_v1
+mar_v1() {
+  mkdir -p $MAR1 && for F in model.safetensors config.yaml; do git show 0550ede:models/hma_mar_small/$F > $MAR1/$F; done
+}
 MODEL="--d-model 192 --layers 4 --heads 4 --batch-size 8 --save-every 250 --eval-every 700"
 
 if [[ $STAGE == all || $STAGE == data ]]; then
@@ -143,9 +148,10 @@ if [[ $STAGE == all || $STAGE == moves_eval ]]; then
   python scripts/steer_pusht.py --ckpt models/hma_discrete_small --render tokens \
       --out models/hma_discrete_small/steer_tokens.gif
   python scripts/steer_pusht.py --ckpt runs/hma_fm --render tokens --out runs/steer_fm_tokens.gif
-  hma eval --ckpt models/hma_mar_small --data data/test --episodes all --windows 12 --embodiments pusht \
+  mar_v1
+  hma eval --ckpt $MAR1 --data data/test --episodes all --windows 12 --embodiments pusht \
       --trials 1 --out runs/test_mar_moves12
-  hma eval --ckpt models/hma_mar_small $T --embodiments $PRE --render tokens --trials 1 --gifs 0 \
+  hma eval --ckpt $MAR1 $T --embodiments $PRE --render tokens --trials 1 --gifs 0 \
       --out runs/test_mar_tokens
 fi
 if [[ $STAGE == all || $STAGE == actionmap ]]; then
@@ -563,16 +569,17 @@ if [[ $STAGE == all || $STAGE == synth_exp7 ]]; then  # after moves8 and synth_e
       --threads 1 --json runs/rank/moves7_50.json --plot runs/rank/moves7_50.png --gif runs/rank/moves7_50.gif
 fi
 if [[ $STAGE == all || $STAGE == mar8 ]]; then  # the continuous tokenizer with the motion-weighted loss, then MAR on it (2 CPU cores)
-  hma train-tokenizer --data data/sim data/big/pusht data/pose/pusht --init models/hma_mar_small --motion-weight 20 \
+  mar_v1
+  hma train-tokenizer --data data/sim data/big/pusht data/pose/pusht --init $MAR1 --motion-weight 20 \
       --lr 3e-4 --threads 1 --minutes 30 --out runs/tokc8
-  python scripts/tokenizer_agent.py models/hma_mar_small runs/tokc8
+  python scripts/tokenizer_agent.py $MAR1 runs/tokc8
   hma train --data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah \
-      --embodiments $PRE --init models/hma_mar_small --tokenizer runs/tokc8 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+      --embodiments $PRE --init $MAR1 --tokenizer runs/tokc8 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
       --batch-size 8 --lr 3e-4 --warmup 50 --steps 1500 --minutes 38 --save-every 250 --eval-every 100000 --threads 2 \
       --out runs/mar8
   E="--data data/test --episodes all --windows 48 --embodiments pusht --trials 1 --render tokens --gifs 2 --threads 2"
   hma eval --ckpt runs/mar8 $E --out runs/test_mar8_tokens_pusht48
-  hma eval --ckpt models/hma_mar_small $E --out runs/test_mar_tokens_pusht48
+  hma eval --ckpt $MAR1 $E --out runs/test_mar_tokens_pusht48
 fi
 if [[ $STAGE == all || $STAGE == cpu_bf16 ]]; then  # session 13: the CPU's bf16 path, measured (a CPU with AVX512_BF16 or AMX)
   R=benchmarks/results/2026-11-27_cpu_bf16
@@ -646,21 +653,38 @@ fi
 if [[ $STAGE == gpu15 ]]; then  # on a CUDA machine, repo root, .devdata carried: 7.9 min on an H200
   # For the call's 64 MiB, models/hma_discrete_small, models/tokenizer_moves, models/pusht_judge, test/data/realbags and
   # logs/ were taken out of the index and listed in .git/info/exclude, and put back after (git reset).
-  # marA: hma_mar_small on tokenizer_cont (the control); marB: the same with hma_discrete_moves' trunk (--trunk)
-  OUT=out/gpu15 GPU_STAGE=mar TRAIN_MIN=7.4 bash benchmarks/gpu_session.sh
+  # marA: hma_mar_small version 1 on tokenizer_cont (the control); marB: the same with hma_discrete_moves' trunk
+  # (--trunk); runs/mar_v1 carried. Then (gpu15b) marB trained on with and without actions: marC (version 2), marP
+  mar_v1
+  OUT=out/gpu15 GPU_STAGE=mar MAR_INIT=$MAR1 TRAIN_MIN=7.4 bash benchmarks/gpu_session.sh
+  mkdir -p runs/g15/gpu_marB && cat out/gpu15/gpu_marB.safetensors.part_* > runs/g15/gpu_marB/model.safetensors
+  tar xzf out/gpu15/results.tgz -C /tmp && cp /tmp/res/gpu_marB.config.yaml runs/g15/gpu_marB/config.yaml
+  OUT=out/gpu15b GPU_STAGE=mar2 INIT=runs/g15/gpu_marB TRAIN_MIN=3.7 bash benchmarks/gpu_session.sh
 fi
 if [[ $STAGE == all || $STAGE == mar15 ]] && [[ -d out/gpu15 || -d runs/g15 ]]; then  # after gpu15, on the CPU
   if [[ -d out/gpu15 ]]; then
-    mkdir -p runs/g15 && tar xzf out/gpu15/results.tgz -C runs/g15
-    for R in marA marB; do
-      mkdir -p runs/g15/gpu_$R && cat out/gpu15/gpu_$R.safetensors.part_* > runs/g15/gpu_$R/model.safetensors
+    mkdir -p runs/g15 && tar xzf out/gpu15/results.tgz -C runs/g15 && tar xzf out/gpu15b/results.tgz -C runs/g15
+    for R in marA marB marC marP; do
+      G=out/gpu15; [[ $R == marC || $R == marP ]] && G=out/gpu15b
+      mkdir -p runs/g15/gpu_$R && cat $G/gpu_$R.safetensors.part_* > runs/g15/gpu_$R/model.safetensors
       cp runs/g15/res/gpu_$R.config.yaml runs/g15/gpu_$R/config.yaml
       cp runs/g15/res/gpu_$R.train_log.csv runs/g15/gpu_$R/train_log.csv
     done
   fi
-  for R in marA marB; do
+  for R in marA marB marC; do  # PushT, 240 windows, tokens (one thread each, ~7 min)
     OMP_NUM_THREADS=1 hma eval --ckpt runs/g15/gpu_$R --data data/test --episodes all --windows 240 --embodiments pusht \
         --trials 1 --render tokens --gifs 2 --threads 1 --out runs/g15/ev_${R}_tok &
   done
   wait
+  E="--data data/test --episodes all --windows 48 --embodiments pusht,reacher,cheetah --trials 1 --threads 1"
+  hma eval --ckpt runs/g15/gpu_marC $E --passive runs/g15/gpu_marP --out runs/g15/ev_marC_pass &
+  hma eval --ckpt runs/g15/gpu_marC $E --passive runs/g15/gpu_marP --render tokens --out runs/g15/ev_marC_pass_tok &
+  wait
+  hma eval --ckpt runs/g15/gpu_marC --data data/test --episodes all --windows 48 --embodiments pusht --trials 1 \
+      --render tokens --temperature 1 --gifs 2 --threads 1 --out runs/g15/ev_marC_t1    # tried, not kept
+  hma export --ckpt runs/g15/gpu_marC --out models/hma_mar_small                          # version 2
+  python scripts/steer_pusht.py --ckpt models/hma_mar_small --render tokens --out models/hma_mar_small/steer_tokens.gif
+  python scripts/steer_pusht.py --ckpt models/hma_discrete_moves --render tokens --out runs/steer_moves_tokens.gif
+  hma bench --ckpt models/hma_mar_small --threads 2
+  hma bench --ckpt models/hma_mar_small --threads 2 --precision bf16 --graphs --compile
 fi
