@@ -687,4 +687,6 @@ if [[ $STAGE == all || $STAGE == mar15 ]] && [[ -d out/gpu15 || -d runs/g15 ]]; 
   python scripts/steer_pusht.py --ckpt models/hma_discrete_moves --render tokens --out runs/steer_moves_tokens.gif
   hma bench --ckpt models/hma_mar_small --threads 2
   hma bench --ckpt models/hma_mar_small --threads 2 --precision bf16 --graphs --compile
+  hma policy-eval --rank --ckpt models/hma_mar_small --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/mar2_50.json --plot runs/rank/mar2_50.png --gif runs/rank/mar2_50.gif
 fi
