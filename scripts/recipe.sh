@@ -689,4 +689,8 @@ if [[ $STAGE == all || $STAGE == mar15 ]] && [[ -d out/gpu15 || -d runs/g15 ]]; 
   hma bench --ckpt models/hma_mar_small --threads 2 --precision bf16 --graphs --compile
   hma policy-eval --rank --ckpt models/hma_mar_small --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/mar2_50.json --plot runs/rank/mar2_50.png --gif runs/rank/mar2_50.gif
+  for K in 8 4; do  # version 2 in imagine_node
+    python benchmarks/imagine_node_bench.py --checkpoint models/hma_mar_small --duration 30 --torch-threads 1 --param precision:=bf16 \
+        --param graphs:=true --param compile:=true --param horizon:=$K > benchmarks/results/2026-11-27_s15_gpu/node_mar_k$K.json
+  done
 fi
