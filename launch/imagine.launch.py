@@ -18,7 +18,7 @@ def generate_launch_description():
     share = get_package_share_directory("hma_ros")
     return LaunchDescription([
         DeclareLaunchArgument("embodiment", default_value="pusht"),
-        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_small"),
+        DeclareLaunchArgument("checkpoint", default_value="hma_discrete_moves"),
         DeclareLaunchArgument("device", default_value="cpu", description="cpu | cuda: where the model runs"),
         DeclareLaunchArgument("graphs", default_value="false", description="true on cuda: CUDA graphs (same frames, faster)"),
         DeclareLaunchArgument("compile", default_value="false",

@@ -44,7 +44,7 @@ from hma_ros.nodes.common import (
 )
 from hma_ros.runtime import RENDER_MODES
 
-DEFAULT_CHECKPOINT = "hma_discrete_small"
+DEFAULT_CHECKPOINT = "hma_discrete_moves"  # the shipped model that moves the robot (README, "Which model")
 
 
 class PipelineStats:
