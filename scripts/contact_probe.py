@@ -1,0 +1,112 @@
+"""Why the PushT T melts where the agent touches it: one imagined step from true frames, at the T.
+
+For each held-out window: the true past (P frames and their actions), the next frame's tokens all
+masked, the true action leading into it -- the first step of `hma eval`, where the imagined T is
+already worse than copying the last frame. The T tokens are those whose 8x8 patch holds T pixels
+(hma_ros.evaluation.tracking.block_mask) in the newest or the next true frame. Per T token the
+model's greedy code (what `hma eval` draws) is compared with the true next code and with the newest
+frame's code; and the model's log-probability (sum over FSQ factors) of the true next code against
+the newest frame's. Then the T alone is decoded three ways into the true frame (every other token
+true): the model's greedy T tokens, the newest frame's T tokens (the T held still), the true ones
+(the tokenizer's ceiling), each scored by T-mask IoU with the true next frame. Windows are split by
+whether the agent touches the T in the next true frame (tracking.agent_contact).
+
+This separates "the model does not know the T moves" (greedy = the newest code where the truth
+changed, and the true code less likely than the still one) from "it knows but draws something
+else" (greedy = neither: a code that mixes factors of the two or of several outcomes).
+
+    python scripts/contact_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht --windows 240
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", required=True)
+    ap.add_argument("--data", required=True, help="a PushT dataset with agent_x/agent_y state (hma gen-data)")
+    ap.add_argument("--windows", type=int, default=240)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    import torch
+
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.evaluation.heldout import pick_windows
+    from hma_ros.evaluation.tracking import agent_contact, block_mask, mask_iou
+    from hma_ros.runtime.world_model import WorldModel
+
+    wm = WorldModel.load(args.ckpt, "pusht")
+    if wm.dyn.continuous:
+        raise SystemExit("contact_probe.py reads discrete codes and their log-probabilities; this is a MAR model")
+    ds = Dataset(args.data)
+    keys = list(ds.meta["state_keys"])
+    P, g, size = wm.dyn.cfg.prompt, wm.tok.cfg.grid, wm.image_size[0]
+    cell = size // g
+    rows = {True: [], False: []}
+    for _ep, start in pick_windows(ds, P + 1, args.windows, args.seed, "all"):
+        w = ds.window(start, P + 1)
+        st = np.asarray(ds.arrays["state"][start + P])
+        xy = st[[keys.index("agent_x"), keys.index("agent_y")]][None]
+        touch = bool(agent_contact(w.frames[P:P + 1], xy)[0])
+        t_pix = block_mask(w.frames[P - 1:P + 1]).any(0)  # T pixels in the newest or the next frame
+        t_tok = torch.from_numpy(t_pix.reshape(g, cell, g, cell).any((1, 3)).reshape(-1))
+        with torch.no_grad():
+            codes = wm.tok.encode(torch.from_numpy(w.frames))  # (P+1, S, K)
+            acts = wm.stem.normalize(torch.from_numpy(w.actions))
+            inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]
+            masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
+            masked[0, P] = True
+            out, _, _ = wm.dyn("pusht", codes[None], masked, inp, None)
+            slot = wm.dyn.tokens.newest(out)  # K x (1, S, L_k)
+            greedy = wm.dyn.tokens.sample(slot, torch.arange(g * g)[None], 0.0)[0]  # (S, K)
+            truth, newest = codes[P], codes[P - 1]
+            logp = [torch.log_softmax(lg[0].float(), -1) for lg in slot]  # K x (S, L_k)
+
+            def lp(c):  # (S,) log-probability of the codes c (S, K), factors independent
+                return sum(lk.gather(-1, c[:, k:k + 1])[:, 0] for k, lk in enumerate(logp))
+
+            lp_true, lp_still = lp(truth), lp(newest)
+
+            def t_iou(t_codes):
+                c = truth.clone()
+                c[t_tok] = t_codes[t_tok]
+                frame = wm.tok.decode(c[None]).numpy()
+                return float(mask_iou(block_mask(frame), block_mask(w.frames[P:P + 1]))[0])
+
+        changed = t_tok & ~(truth == newest).all(-1)  # T tokens whose true code changed
+        same = (greedy == truth).all(-1)
+        still = (greedy == newest).all(-1)
+        r = {"t_tokens": int(t_tok.sum()), "changed": int(changed.sum()),
+             "iou_model": t_iou(greedy), "iou_still": t_iou(newest), "iou_true": t_iou(truth)}
+        if changed.any():
+            r.update(right=float(same[changed].float().mean()),
+                     still=float((still & ~same)[changed].float().mean()),
+                     other=float((~same & ~still)[changed].float().mean()),
+                     factor_acc=float((greedy == truth)[changed].float().mean()),
+                     true_more_likely=float((lp_true > lp_still)[changed].float().mean()),
+                     p_true=float(lp_true[changed].exp().mean()), p_still=float(lp_still[changed].exp().mean()))
+        unchanged = t_tok & ~changed
+        if unchanged.any():
+            r["unchanged_right"] = float(same[unchanged].float().mean())
+        rows[touch].append(r)
+
+    def summary(rs):
+        out = {"windows": len(rs)}
+        for k in ("t_tokens", "changed", "iou_model", "iou_still", "iou_true", "right", "still", "other",
+                  "factor_acc", "true_more_likely", "p_true", "p_still", "unchanged_right"):
+            v = [r[k] for r in rs if k in r]
+            out[k] = round(float(np.mean(v)), 3) if v else None
+        return out
+
+    print(json.dumps({"checkpoint": args.ckpt, "touching": summary(rows[True]), "free": summary(rows[False])},
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
