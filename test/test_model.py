@@ -972,6 +972,48 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
 
 
 
+def test_init_with_more_layers_appends_blocks_that_start_as_identities(small_data, tmp_path, capsys):
+    """hma train --init X --layers N, N above X's: blocks appended to X's trunk whose adaLN-Zero gates
+    start at zero, so before it trains the deeper model imagines exactly X's frames; X's blocks keep
+    their weights; fewer layers than X's is refused (it would drop trained blocks), nothing written."""
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "pre"), "--steps", "3", *TINY]) == 0
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--out",
+                str(tmp_path / "deep"), "--steps", "1", "--lr", "0", *TINY, "--layers", "3"]) == 0
+    cfg, st = load_checkpoint(tmp_path / "deep")
+    _, pre = load_checkpoint(tmp_path / "pre")
+    assert cfg["dynamics"]["n_layers"] == 3 and "dynamics.trunk.blocks.2.ada.weight" in st
+    for k, v in pre.items():
+        torch.testing.assert_close(st[k], v, rtol=0, atol=0, msg=k)
+    assert not st["dynamics.trunk.blocks.2.ada.weight"].any() and st["dynamics.trunk.blocks.2.mlp.0.weight"].any()
+    from hma_ros.data.dataset import Dataset
+
+    frames = np.asarray(Dataset(small_data / "pusht").arrays["frames"][:2])
+    acts = np.full((6, 5, 2), 300.0)
+    out = []
+    for ckpt in ("pre", "deep"):
+        wm = WorldModel.load(tmp_path / ckpt, "pusht", render="tokens")
+        wm.reset(0)
+        for f in frames:
+            wm.observe(f, acts[0])
+        out.append(wm.imagine(acts[:4]))
+    assert out[0].shape[0] == 4 and np.array_equal(out[0], out[1])
+    # and the check can fail: one step of training moves the new blocks' gates, and the frames
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "pre"), "--out",
+                str(tmp_path / "deep1"), "--steps", "1", "--lr", "0.05", "--warmup", "1", *TINY, "--layers", "3"]) == 0
+    wm = WorldModel.load(tmp_path / "deep1", "pusht", render="tokens")
+    wm.reset(0)
+    for f in frames:
+        wm.observe(f, acts[0])
+    assert not np.array_equal(out[0], wm.imagine(acts[:4]))
+    capsys.readouterr()
+    assert hma(["train", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "deep"), "--out",
+                str(tmp_path / "bad"), "--steps", "1", *TINY, "--layers", "2"]) == 2
+    assert "would drop trained ones" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
 def test_init_with_objective_passive_makes_a_passive_control_from_the_models_weights(small_data, tmp_path, capsys):
     """`hma train --init X --objective passive`: X's trunk and tokens as loaded, the action
     pathway left behind (no action token, no modulation by actions): its imagined frames do not

@@ -44,7 +44,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--warmup", type=int, default=200)
     p.add_argument("--d-model", type=int, default=192)
-    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--layers", type=int, default=None,
+                   help="trunk blocks (new models: default 4); with --init, more than the checkpoint's appends "
+                        "blocks that start as identities (adaLN-Zero gates at zero), so the deeper model first "
+                        "predicts exactly as the loaded one")
     p.add_argument("--heads", type=int, default=4)
     p.add_argument("--window", type=int, default=12)
     p.add_argument("--prompt", type=int, default=4)

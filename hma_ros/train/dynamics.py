@@ -43,7 +43,7 @@ class DynamicsTraining:
     lr: float = 1e-3
     warmup: int = 200
     d_model: int = 192
-    layers: int = 4
+    layers: int | None = None  # None: 4 for new models, init's for finetuning; more than init's: blocks added
     heads: int = 4
     window: int = 12
     prompt: int = 4
@@ -96,8 +96,10 @@ def _shares(text: str | None) -> dict[str, float] | None:
 
 
 def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
-    """--init with --tokenizer, --action-points and/or --factor-ar: the loaded model with that
-    tokenizer, a zero-started action map, zero-started intra-token steps (every other weight as loaded)."""
+    """--init with --tokenizer, --action-points, --factor-ar and/or more --layers: the loaded model with
+    that tokenizer, a zero-started action map, zero-started intra-token steps, new blocks appended to
+    the trunk whose adaLN-Zero gates start at zero (each an identity: the grown model predicts exactly
+    as the loaded one until it trains) -- every other weight as loaded."""
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.runtime.world_model import build_models
@@ -115,6 +117,11 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
                            f"{tuple(tok.cfg.levels)}); train a new model with --tokenizer alone")
         tok = new_tok
     grow = {}  # parts added to the loaded model, zero-started (it predicts as before)
+    if opts.layers is not None and opts.layers != dyn.cfg.n_layers:
+        if opts.layers < dyn.cfg.n_layers:
+            raise TrainError(f"--init {opts.init} has {dyn.cfg.n_layers} blocks; --layers {opts.layers} would drop "
+                             "trained ones (with --init, --layers can only add blocks)")
+        grow["n_layers"] = opts.layers  # appended after the trunk's blocks, each an identity at first (adaLN-Zero)
     for name, flag in (("action_points", "--action-points"), ("factor_ar", "--factor-ar")):
         value = getattr(opts, name)
         if value is not None and value != getattr(dyn.cfg, name):
@@ -140,7 +147,7 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
         grown = HMADynamics(cfg, base_config["embodiments"])
         # from the model as it stands (after a switch to passive, not the checkpoint's action pathway)
         missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
-        new_part = ("action_map.", "tokens.ar.")
+        new_part = ("action_map.", "tokens.ar.") + tuple(f"trunk.blocks.{i}." for i in range(dyn.cfg.n_layers, cfg.n_layers))
         if unexpected or any(not (k.startswith(new_part) or k.endswith(".points.weight")
                                   or k.endswith(".points.bias")) for k in missing):
             raise TrainError(f"--init {opts.init}: weights do not fit (missing {missing[:5]}, unexpected {unexpected[:5]})")
@@ -258,7 +265,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         if "dynamics" in base_config else {}), base_state, opts.init or opts.tokenizer or str(out))
     embodiments = dict(base_config.get("embodiments", {}))
     if dyn is None:
-        dcfg = DynamicsConfig(d_model=opts.d_model, n_layers=opts.layers, n_heads=opts.heads,
+        dcfg = DynamicsConfig(d_model=opts.d_model, n_layers=opts.layers or 4, n_heads=opts.heads,
                               window=opts.window, prompt=opts.prompt, tokens_per_frame=tok.tokens_per_frame,
                               levels=tok.cfg.levels, conditioning=opts.conditioning, objective=opts.objective or "forward",
                               token_kind="continuous" if tok.cfg.kind == "continuous" else "discrete",
