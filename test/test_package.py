@@ -41,6 +41,12 @@ def test_pip_install_into_a_prefix_gives_the_colcon_share_layout(tmp_path):
     for item in ("package.xml", "launch", "config", "rviz", "models"):
         assert (share / "hma_ros" / item).exists(), item
     assert (share / "hma_ros/config/fastdds_shm.xml").is_file()
+    # the checkpoint every node and launch file defaults to is installed where a bare name finds it
+    from hma_ros.nodes.pipeline import DEFAULT_CHECKPOINT
+
+    assert (share / "hma_ros/models" / DEFAULT_CHECKPOINT / "model.safetensors").is_file()
+    for launch in ("imagine", "simulate", "policy"):
+        assert f'default_value="{DEFAULT_CHECKPOINT}"' in (share / f"hma_ros/launch/{launch}.launch.py").read_text()
     # console scripts: the offline tool and the node executables
     bins = {p.name for p in (prefix / "bin").iterdir()} if (prefix / "bin").exists() else set()
     libs = {p.name for p in (prefix / "lib/hma_ros").iterdir()} if (prefix / "lib/hma_ros").exists() else set()
