@@ -694,3 +694,19 @@ if [[ $STAGE == all || $STAGE == mar15 ]] && [[ -d out/gpu15 || -d runs/g15 ]]; 
         --param graphs:=true --param compile:=true --param horizon:=$K > benchmarks/results/2026-11-27_s15_gpu/node_mar_k$K.json
   done
 fi
+if [[ $STAGE == all || $STAGE == deep15 ]]; then  # session 15: version 7 grown to 6 blocks vs continued at 4 (2 CPU cores, 45 min each)
+  D6="data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah"
+  C="--data $D6 --embodiments $PRE --init models/hma_discrete_moves --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+     --batch-size 8 --lr 3e-4 --warmup 50 --steps 5000 --minutes 45 --save-every 250 --eval-every 100000 --threads 1"
+  OMP_NUM_THREADS=1 hma train $C --layers 6 --out runs/deep6 &
+  OMP_NUM_THREADS=1 hma train $C --out runs/deep4ctrl &
+  wait
+  for R in deep6 deep4ctrl; do
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/$R --data data/test --episodes all --windows 240 --embodiments pusht --trials 1 \
+        --render tokens --gifs 2 --threads 1 --out runs/ev_${R}_tok &
+  done
+  wait
+  for C in models/hma_discrete_moves runs/g7/gpu_local7 runs/deep6 runs/deep4ctrl; do  # the T on contact, token by token
+    python scripts/contact_probe.py --ckpt $C --data data/test/pusht --windows 240
+  done
+fi
