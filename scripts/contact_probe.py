@@ -67,12 +67,12 @@ def main(argv=None) -> int:
             truth, newest = codes[P], codes[P - 1]
             logp = [torch.log_softmax(lg[0].float(), -1) for lg in slot]  # K x (S, L_k)
 
-            def lp(c):  # (S,) log-probability of the codes c (S, K), factors independent
+            def lp(c, logp=logp):  # (S,) log-probability of the codes c (S, K), factors independent
                 return sum(lk.gather(-1, c[:, k:k + 1])[:, 0] for k, lk in enumerate(logp))
 
             lp_true, lp_still = lp(truth), lp(newest)
 
-            def t_iou(t_codes):
+            def t_iou(t_codes, truth=truth, t_tok=t_tok, w=w):
                 c = truth.clone()
                 c[t_tok] = t_codes[t_tok]
                 frame = wm.tok.decode(c[None]).numpy()
