@@ -85,52 +85,41 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   exit 0
 fi
 
-if [[ ${GPU_STAGE:-1} == mar ]]; then
-  # Does a trunk that already moves the agent (the discrete model's) carry over to MAR? Data: one tar.xz
-  # (scripts/recipe.sh STAGE=gpu15data); cheetah_big stays behind (the 64 MiB the device tool carries).
+if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then
+  # mar:  does a trunk that already moves the agent (the discrete model's) carry over to MAR? marA (MAR_INIT on
+  #       tokenizer_cont, the control) and marB (the same with --trunk models/hma_discrete_moves), lr 3e-4.
+  # mar2: mar's winner (INIT, default runs/g15/gpu_marB, carried) trained on with and without the actions: marC
+  #       (the next version) and marP (its passive control: INIT's weights, the action pathway left behind), lr 1.5e-4,
+  #       as version 7 of hma_discrete_moves and its control were made.
+  # Both arms side by side for TRAIN_MIN minutes. Data: one tar.xz (scripts/recipe.sh STAGE=gpu15data);
+  # cheetah_big stays behind (the 64 MiB the device tool carries).
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
      .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
-  MAR="--data $D --embodiments pusht,reacher,cheetah --init ${MAR_INIT:-models/hma_mar_small} --tokenizer models/tokenizer_cont \
-       --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 3e-4 --warmup 50 \
-       --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 --token-cache off \
-       --device $DEV --fp16"
-  rm -rf runs/gpu_marA runs/gpu_marB
-  hma train $MAR --out runs/gpu_marA > "$OUT/res/train_marA.log" 2>&1 &
-  hma train $MAR --trunk models/hma_discrete_moves --out runs/gpu_marB > "$OUT/res/train_marB.log" 2>&1 &
+  MAR="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+       --batch-size 32 --warmup 50 --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 \
+       --token-cache off --device $DEV --fp16"
+  if [[ $GPU_STAGE == mar ]]; then
+    RUNS="marA marB"
+    MAR="$MAR --init ${MAR_INIT:-models/hma_mar_small} --tokenizer models/tokenizer_cont --lr 3e-4"
+    ARM_A=""; ARM_B="--trunk models/hma_discrete_moves"
+  else
+    RUNS="marC marP"
+    MAR="$MAR --init ${INIT:-runs/g15/gpu_marB} --lr 1.5e-4"
+    ARM_A=""; ARM_B="--objective passive"
+  fi
+  set -- $RUNS
+  rm -rf "runs/gpu_$1" "runs/gpu_$2"
+  hma train $MAR $ARM_A --out "runs/gpu_$1" > "$OUT/res/train_$1.log" 2>&1 &
+  hma train $MAR $ARM_B --out "runs/gpu_$2" > "$OUT/res/train_$2.log" 2>&1 &
   wait
-  for R in marA marB; do  # fp16 checkpoints (~20 MB) come back in 15 MB parts (16 MiB a file at most)
+  for R in $RUNS; do  # fp16 checkpoints (~20 MB) come back in 15 MB parts (16 MiB a file at most)
     [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
     cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
     split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
   done
   tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
-  echo "mar stage done at $(( $(date +%s) - t0 )) s"
-  exit 0
-fi
-
-if [[ ${GPU_STAGE:-1} == mar2 ]]; then
-  # GPU_STAGE=mar's winner (INIT, default runs/g15/gpu_marB, carried) trained on TRAIN_MIN minutes side by side
-  # with and without the actions: marC (the next version) and marP (its passive control, --objective passive:
-  # INIT's weights, the action pathway left behind), as version 7 of hma_discrete_moves and its control were made
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
-  D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
-     .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
-  MAR="--data $D --embodiments pusht,reacher,cheetah --init ${INIT:-runs/g15/gpu_marB} --motion-weight 5 \
-       --mixture pusht=0.7,reacher=0.15,cheetah=0.15 --batch-size 32 --lr 1.5e-4 --warmup 50 \
-       --steps ${MAR_STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 --eval-every 0 --token-cache off \
-       --device $DEV --fp16"
-  rm -rf runs/gpu_marC runs/gpu_marP
-  hma train $MAR --out runs/gpu_marC > "$OUT/res/train_marC.log" 2>&1 &
-  hma train $MAR --objective passive --out runs/gpu_marP > "$OUT/res/train_marP.log" 2>&1 &
-  wait
-  for R in marC marP; do
-    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
-    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
-    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
-  done
-  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
-  echo "mar2 stage done at $(( $(date +%s) - t0 )) s"
+  echo "$GPU_STAGE stage done at $(( $(date +%s) - t0 )) s"
   exit 0
 fi
 
