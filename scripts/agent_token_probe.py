@@ -31,7 +31,7 @@ def main(argv=None) -> int:
     import torch
 
     from hma_ros.data.dataset import Dataset
-    from hma_ros.evaluation.heldout import pick_windows
+    from hma_ros.evaluation.heldout import masked_step, pick_windows, window_tokens
     from hma_ros.evaluation.tracking import find_agent, pusht_project
     from hma_ros.runtime.world_model import WorldModel
 
@@ -52,13 +52,8 @@ def main(argv=None) -> int:
         agent = torch.zeros(g * g, dtype=torch.bool)
         agent[list(tok_idx)] = True
         with torch.no_grad():
-            codes = wm.tok.encode(torch.from_numpy(w.frames))  # (P+1, S, K)
-            acts = wm.stem.normalize(torch.from_numpy(w.actions))
-            inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]
-            masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
-            masked[0, P] = True
-            out, _, _ = wm.dyn("pusht", codes[None], masked, inp, None)
-            slot = wm.dyn.tokens.newest(out)  # slot P: K x (1, S, L_k)
+            codes, inp = window_tokens(wm, w)  # codes (P+1, S, K)
+            slot = masked_step(wm, codes, inp, P)  # slot P: K x (1, S, L_k)
             every = torch.arange(g * g)[None]
             truth = codes[P]
             # the model's own decoding (factor by factor when it has intra-token autoregression)

@@ -36,7 +36,7 @@ def main(argv=None) -> int:
     import torch
 
     from hma_ros.data.dataset import Dataset
-    from hma_ros.evaluation.heldout import pick_windows
+    from hma_ros.evaluation.heldout import masked_step, pick_windows, window_tokens
     from hma_ros.evaluation.tracking import agent_contact, block_mask, mask_iou
     from hma_ros.runtime.world_model import WorldModel
 
@@ -56,13 +56,8 @@ def main(argv=None) -> int:
         t_pix = block_mask(w.frames[P - 1:P + 1]).any(0)  # T pixels in the newest or the next frame
         t_tok = torch.from_numpy(t_pix.reshape(g, cell, g, cell).any((1, 3)).reshape(-1))
         with torch.no_grad():
-            codes = wm.tok.encode(torch.from_numpy(w.frames))  # (P+1, S, K)
-            acts = wm.stem.normalize(torch.from_numpy(w.actions))
-            inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]
-            masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
-            masked[0, P] = True
-            out, _, _ = wm.dyn("pusht", codes[None], masked, inp, None)
-            slot = wm.dyn.tokens.newest(out)  # K x (1, S, L_k)
+            codes, inp = window_tokens(wm, w)  # codes (P+1, S, K)
+            slot = masked_step(wm, codes, inp, P)  # K x (1, S, L_k)
             greedy = wm.dyn.tokens.sample(slot, torch.arange(g * g)[None], 0.0)[0]  # (S, K)
             truth, newest = codes[P], codes[P - 1]
             logp = [torch.log_softmax(lg[0].float(), -1) for lg in slot]  # K x (S, L_k)

@@ -277,6 +277,28 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
     return out
 
 
+def window_tokens(wm, w):
+    """A window's frames as codes (T, S, K) and the stem's inputs (1, T, ...), slot t holding the
+    action chunk that led into frame t (the first slot a start), as in training."""
+    import torch
+
+    codes = wm.tok.encode(torch.from_numpy(w.frames))
+    acts = wm.stem.normalize(torch.from_numpy(w.actions))  # chunk t follows frame t
+    return codes, torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]
+
+
+def masked_step(wm, codes, inp, t: int):
+    """The token head's output for frame t of a window (`window_tokens`), every token of it masked,
+    given the true frames and actions before it: slot t is the newest. What `teacher_forced`
+    scores and scripts/agent_token_probe.py and contact_probe.py read token by token."""
+    import torch
+
+    masked = torch.zeros(1, t + 1, wm.dyn.cfg.tokens_per_frame, dtype=torch.bool)
+    masked[0, t] = True
+    out, _, _ = wm.dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
+    return wm.dyn.tokens.newest(out)
+
+
 def teacher_forced(wm, w, P: int) -> tuple[float, float]:
     """Mean NLL (nats, summed over FSQ factors) and exact-token accuracy of each target frame
     predicted in one pass with all its tokens masked, given the true past of its window (the
@@ -286,18 +308,11 @@ def teacher_forced(wm, w, P: int) -> tuple[float, float]:
     dyn = wm.dyn
     if dyn.continuous:
         return float("nan"), float("nan")  # no categorical distribution over soft tokens
-    S = dyn.cfg.tokens_per_frame
-    T = w.frames.shape[0]
     with torch.no_grad(), wm.autocast():  # the world model's precision (its trunk may hold bf16 weights)
-        codes = wm.tok.encode(torch.from_numpy(w.frames))  # (T, S, K)
-        acts = wm.stem.normalize(torch.from_numpy(w.actions))  # chunk t follows frame t
-        inp = torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]  # slot t holds a_{t-1}
+        codes, inp = window_tokens(wm, w)
         nll, acc = [], []
-        for t in range(P, T):
-            masked = torch.zeros(1, t + 1, S, dtype=torch.bool)
-            masked[0, t] = True
-            out, _, _ = dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
-            lp, pred = dyn.tokens.nll(dyn.tokens.newest(out), codes[None, t])  # slot t is the newest
+        for t in range(P, w.frames.shape[0]):
+            lp, pred = dyn.tokens.nll(masked_step(wm, codes, inp, t), codes[None, t])
             nll.append(float(lp.mean()))
             acc.append(float((pred[0] == codes[t]).all(-1).float().mean()))
     return float(np.mean(nll)), float(np.mean(acc))
