@@ -11,11 +11,13 @@ import pytest
 from hma_ros.evaluation.tracking import (
     agent_contact,
     agent_errors,
+    arm_fscore,
     block_mask,
     find_agent,
     mask_iou,
     motion_iou,
     pusht_project,
+    reacher_arm_mask,
     score_frames,
 )
 
@@ -33,6 +35,74 @@ def pusht_frames():
     agent = [(st["agent_x"], st["agent_y"]) for st in states]
     sim.close()
     return frames, np.array(agent)
+
+
+@pytest.fixture(scope="module")
+def reacher_frames():
+    """The reacher rendered by dm_control at 64x64 at random joint angles, with its arm's
+    projected links (shoulder, elbow, fingertip in pixels) and the target disc (centre, radius)."""
+    import math
+
+    from hma_ros.data.sims import make_sim
+
+    sim = make_sim("reacher")
+    phys = sim.env.physics
+    # the camera "fixed" looks straight down from z = 0.75 with MuJoCo's default 45-degree field
+    # of view; the arm moves in the plane z = 0.01
+    px = 64 / (2 * (0.75 - 0.01) * math.tan(math.radians(22.5)))
+
+    def project(xy):
+        return np.array([32 + xy[0] * px - 0.5, 32 - xy[1] * px - 0.5])
+
+    rng = np.random.default_rng(0)
+    frames, links, targets = [], [], []
+    for i in range(60):
+        sim.reset(i)
+        with phys.reset_context():
+            phys.data.qpos[:2] = rng.uniform([-math.pi, -2.8], [math.pi, 2.8])
+        frames.append(sim.render())
+        named = phys.named
+        links.append([project(named.data.xpos["arm"][:2]), project(named.data.xpos["hand"][:2]),
+                      project(named.data.geom_xpos["finger"][:2])])
+        targets.append((project(named.data.geom_xpos["target"][:2]), named.model.geom_size["target"][0] * px))
+    sim.close()
+    return np.stack(frames), np.array(links), targets
+
+
+def test_the_arm_mask_lies_on_the_reacher_arm_in_real_frames(reacher_frames):
+    frames, links, targets = reacher_frames
+    masks = reacher_arm_mask(frames)
+    on_arm, covered = [], []
+    for m, (a, b, c), (tc, tr) in zip(masks, links, targets, strict=True):
+        pts = np.concatenate([a + (b - a) * t[:, None] for a, b in ((a, b), (b, c)) for t in [np.linspace(0, 1, 60)]])
+        ys, xs = np.nonzero(m)
+        pix = np.stack([xs, ys], 1).astype(float)
+        d = np.linalg.norm(pix[:, None] - pts[None], axis=-1)
+        on_arm.append(d.min(axis=1).max())  # the farthest mask pixel from the true links
+        # every visible point of the links near a mask pixel (the shoulder's hub and the target
+        # disc, drawn over the arm, hide it)
+        visible = (np.linalg.norm(pts - a, axis=1) > 2.5) & (np.linalg.norm(pts - tc, axis=1) > tr + 1)
+        covered.append(d.min(axis=0)[visible].max())
+    assert masks.sum(axis=(1, 2)).min() >= 10
+    assert max(on_arm) <= 1.1, sorted(on_arm)[-3:]
+    assert np.mean(np.array(covered) <= 1.2) >= 0.99, sorted(covered)[-3:]
+
+
+def test_the_arm_fscore_is_one_on_the_truth_and_drops_for_an_arm_elsewhere(reacher_frames):
+    frames = reacher_frames[0]
+    np.testing.assert_allclose(arm_fscore(frames, frames), 1.0)
+    shifted = np.roll(frames, 1, axis=2)  # one pixel off: within the tolerance
+    assert arm_fscore(shifted, frames).min() >= 0.95
+    other = np.roll(frames, 1, axis=0)  # each frame scored against another pose
+    f = arm_fscore(other, frames)
+    assert np.median(f) < 0.5 and f.max() < 1.0
+    gone = frames.copy()
+    gone[reacher_arm_mask(gone)] = (30, 70, 110)  # painted over in the arena's blue
+    np.testing.assert_array_equal(arm_fscore(gone, frames), 0.0)
+    assert np.isnan(arm_fscore(frames[:1], gone[:1])[0])  # no true arm: nothing to score
+    scores = score_frames(other[:4], frames[:4], frames[0], arm=True)
+    np.testing.assert_allclose(scores["arm_f"], f[:4])
+    assert "arm_f" not in score_frames(other[:4], frames[:4], frames[0])
 
 
 def test_the_agent_detector_finds_the_agent_in_real_frames_within_one_pixel(pusht_frames):

@@ -68,6 +68,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
     episodes = []
     keys = list(ds.meta.get("state_keys", []))
     has_agent = "agent_x" in keys and "agent_y" in keys  # PushT: actuated-part tracking
+    arm = (ds.meta.get("embodiment") or {}).get("sim") == "reacher"  # the reacher: its arm against the true one
     seen = {}  # learned metrics: imagined / copied / true frames per arm, for FID
     moves = {}  # "what moves" per arm (model, copy, tokenizer, other models): list of per-window dicts
     for wi, (ep, start) in enumerate(windows):
@@ -99,14 +100,14 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             st = np.asarray(ds.arrays["state"][start + P:start + T])
             agent = st[:, [keys.index("agent_x"), keys.index("agent_y")]]
         newest = w.frames[P - 1]
-        moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent))
+        moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent, arm))
         if learned:
             for arm, frames in (("model", pred), ("copy_last", copy)):
                 seen.setdefault(arm, []).append(frames)
                 if "lpips" in learned:
                     rows.setdefault(f"lpips_{arm}", []).append(float(learned["lpips"](frames, truth).mean()))
             seen.setdefault("truth", []).append(truth)
-        moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent))
+        moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent, arm))
         p = psnr_np(pred, truth)
         rows["psnr"].append(p.mean())
         rows["psnr_last"].append(p[-1])
@@ -119,9 +120,9 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         with torch.no_grad():
             rec = wm.tok.decode(wm.tok.encode(torch.from_numpy(truth))).numpy()
         rows["tok"].append(psnr_np(rec, truth).mean())
-        moves.setdefault("tokenizer", []).append(score_frames(rec, truth, newest, agent))
-        if agent is not None:
-            moves.setdefault("ground_truth", []).append(score_frames(truth, truth, newest, agent))
+        moves.setdefault("tokenizer", []).append(score_frames(rec, truth, newest, agent, arm))
+        if agent is not None or arm:
+            moves.setdefault("ground_truth", []).append(score_frames(truth, truth, newest, agent, arm))
         r_all, r_last = [], []
         for k in range(trials):
             rp = rollout(wm, random_chunks(wm.config["embodiments"][wm.embodiment]["stats"],
@@ -138,7 +139,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             rows[f"{label}_last"].append(ap[-1])
             rows[f"{label}_moving"].append(np.nanmean(masked_psnr(apred, truth, prev)))
             rows[f"{label}_nll"].append(teacher_forced(arm, w, P)[0])
-            moves.setdefault(label, []).append(score_frames(apred, truth, newest, agent))
+            moves.setdefault(label, []).append(score_frames(apred, truth, newest, agent, arm))
         nll, acc = teacher_forced(wm, w, P)
         rows["nll"].append(nll)
         rows["acc"].append(acc)
@@ -264,7 +265,7 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
         for arm in moves:
             if arm in ("model", "ground_truth", "tokenizer"):
                 continue
-            for metric in ("motion_iou", "agent_within", "block_iou"):
+            for metric in ("motion_iou", "agent_within", "block_iou", "arm_f"):
                 if metric not in moves["model"][0]:
                     continue
                 a = np.stack([r[metric] for r in moves["model"]])
@@ -375,12 +376,15 @@ def format_table(results: dict) -> str:
 
 
 def format_moves_table(results: dict) -> str:
-    """What moves: motion-mask IoU for every embodiment; PushT agent tracking and block IoU."""
+    """What moves: motion-mask IoU for every embodiment; PushT agent tracking and block IoU; the
+    reacher's arm F-score."""
     arms = [a for a in ("copy_last", *ARMS) if any(a in r.get("moves", {}) for r in results.values())]
     head = ["embodiment", "motion IoU [95% CI]"] + [f"{a} motion IoU" for a in arms] + \
         [f"vs {a} [95% CI]" for a in arms if a != "copy_last"] + \
         ["agent within 1/16 side [95% CI]", "at h=1 [95% CI]", "touching the T", "free", "agent present", "median err px"] + \
-        [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU"]
+        [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU"] + \
+        ["arm F [95% CI]", "arm F at h=1"] + [f"{a} arm F" for a in arms] + \
+        [f"arm F vs {a} [95% CI]" for a in arms if a != "copy_last"] + ["tokenizer arm F"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         mv = r.get("moves", {})
@@ -399,5 +403,12 @@ def format_moves_table(results: dict) -> str:
                       _num(mv.get("ground_truth", {}).get("agent_within"), ".3f"), _num(m.get("block_iou"), ".3f")]
         else:
             cells += ["-"] * (6 + len(arms) + 3)
+        if "arm_f" in m:  # the reacher's arm
+            cells += [_ci(m["arm_f"], m["arm_f_ci95"], ".3f"), _ci(m["arm_f_per_horizon"][0], m.get("arm_f_first_ci95"), ".3f")]
+            cells += [_num(mv.get(a, {}).get("arm_f"), ".3f") for a in arms]
+            cells += [_ci(m.get(f"arm_f_vs_{a}"), m.get(f"arm_f_vs_{a}_ci95"), "+.3f") for a in arms if a != "copy_last"]
+            cells += [_num(mv.get("tokenizer", {}).get("arm_f"), ".3f")]
+        else:
+            cells += ["-"] * (2 + len(arms) + len([a for a in arms if a != "copy_last"]) + 1)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

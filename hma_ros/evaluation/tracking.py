@@ -12,6 +12,14 @@ at 64x64 on a white table). These measures look at what the actions move:
   which is rendered at the block's true pose.
 - `agent_contact`: whether the true agent touches the T (its centre within two agent radii of
   a true block pixel) -- where imagined agents get lost, so `score_frames` splits tracking there.
+- `reacher_arm_mask`: the reacher's arm (its two warm yellow links; the red target disc and the
+  blue arena are not), and `arm_fscore`: how well an imagined arm lies on the true one -- the
+  thin-structure F-score at a tolerance of 2 px at 64x64 (precision: the share of imagined arm
+  pixels within the tolerance of a true arm pixel; recall: the converse), as boundary detectors
+  are scored. An IoU would punish a 2-px-wide line for a 1-px offset; the F-score does not, and
+  still falls to 0 for an arm drawn elsewhere or not at all. On frames the simulator rendered at
+  random joint angles every mask pixel lies within 1.05 px of the arm's projected links and every
+  visible point of them within 1.1 px of a mask pixel (test_tracking).
 - `motion_iou`: for any embodiment, the pixels that really changed since the newest prompt
   frame against the pixels that changed in the imagined frame (the same >10-level test as
   `metrics.moving_pixels`).
@@ -29,6 +37,7 @@ PUSHT_WORLD = 512.0  # gym-pusht's workspace side, in its own units
 BLUENESS_MIN = 40.0  # B - (R + G) / 2 above this is agent-coloured (agent 153, T block <= 35, white 0)
 AGENT_MASS_MIN = 150.0  # summed blueness excess of a drawn agent (a full one at 64x64: ~1,000)
 AGENT_RADIUS_PX = 2.5  # at 64x64 (world radius 15 of 512); scales with the frame side
+ARM_TOLERANCE_PX = 2.0  # at 64x64: the arm F-score's tolerance; scales with the frame side
 
 
 def pusht_project(xy: np.ndarray, size: int) -> np.ndarray:
@@ -113,6 +122,35 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1), np.nan)
 
 
+def reacher_arm_mask(frames: np.ndarray) -> np.ndarray:
+    """(..., H, W) bool: the reacher's arm -- warm (red well above blue) and yellow (green well
+    above blue), which the red target (green ~ blue) and the blue arena are not."""
+    f = frames.astype(np.int16)
+    r, g, b = f[..., 0], f[..., 1], f[..., 2]
+    return (r - b > 40) & (g - b > 30)
+
+
+def arm_fscore(pred: np.ndarray, truth: np.ndarray, tol: float | None = None) -> np.ndarray:
+    """Per frame (N,), the F-score of the imagined arm (`reacher_arm_mask` of pred (N, H, W, 3))
+    against the true one at a tolerance of `tol` px (default ARM_TOLERANCE_PX, scaled to the frame
+    side); NaN where the true frame shows no arm, 0 where the imagined one shows none."""
+    from scipy.ndimage import distance_transform_edt
+
+    pm, tm = reacher_arm_mask(np.asarray(pred)), reacher_arm_mask(np.asarray(truth))
+    tol = ARM_TOLERANCE_PX * pm.shape[-1] / 64.0 if tol is None else tol
+    out = np.full(len(pm), np.nan)
+    for i, (p, t) in enumerate(zip(pm, tm, strict=True)):
+        if not t.any():
+            continue
+        if not p.any():
+            out[i] = 0.0
+            continue
+        precision = (distance_transform_edt(~t)[p] <= tol).mean()  # distance to the nearest true arm pixel
+        recall = (distance_transform_edt(~p)[t] <= tol).mean()
+        out[i] = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+    return out
+
+
 def motion_iou(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray) -> np.ndarray:
     """Motion-mask IoU per frame: pixels that changed since `newest` (the newest prompt frame)
     in the truth vs in the prediction. NaN where neither changed. pred, truth (N, H, W, 3)."""
@@ -120,13 +158,15 @@ def motion_iou(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray) -> np.nd
 
 
 def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
-                 agent_xy_world: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                 agent_xy_world: np.ndarray | None = None, arm: bool = False) -> dict[str, np.ndarray]:
     """Per-frame "what moves" scores of K imagined frames against the truth (K, H, W, 3):
     motion_iou always; with PushT agent positions (K, 2): agent_present, agent_err (pixels, inf
     where absent), agent_within (error <= 1/16 of the frame side), the same split into frames whose
     true agent touches the T (agent_within_contact) and the rest (agent_within_free; NaN where the
-    frame belongs to the other), block_iou."""
+    frame belongs to the other), block_iou; with arm (the reacher): arm_f (`arm_fscore`)."""
     out = {"motion_iou": motion_iou(pred, truth, newest)}
+    if arm:
+        out["arm_f"] = arm_fscore(pred, truth)
     if agent_xy_world is not None:
         present, err = agent_errors(pred, agent_xy_world)
         out["agent_present"] = present.astype(np.float64)
