@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Benchmark imagine_node under a robot-like load, over real DDS:
 a 30 Hz 640x480 rgb8 camera (the real PushT simulator rendered at VGA), 200 Hz joint states
-and the 10 Hz command stream, for DURATION seconds, into imagine_node with the shipped model.
+and the 10 Hz command stream, for DURATION seconds, into imagine_node with the shipped model
+(the nodes' default checkpoint unless --checkpoint names another).
 
     python benchmarks/imagine_node_bench.py [--duration 20] [--horizon 8] [--param graphs:=true ...]
 
@@ -31,11 +32,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--duration", type=float, default=20.0)
     ap.add_argument("--horizon", type=int, default=8)
-    ap.add_argument("--checkpoint", default=str(REPO / "models" / "hma_discrete_small"))
+    ap.add_argument("--checkpoint", default=None,
+                    help="default: the nodes' own default (hma_ros.nodes.pipeline.DEFAULT_CHECKPOINT, from models/)")
     ap.add_argument("--torch-threads", type=int, default=0, help="imagine_node's torch_threads parameter")
     ap.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                     help="another imagine_node parameter, e.g. graphs:=true or precision:=bf16 (repeatable)")
     args = ap.parse_args()
+    if args.checkpoint is None:  # what a user who names no checkpoint runs
+        from hma_ros.nodes.pipeline import DEFAULT_CHECKPOINT
+
+        args.checkpoint = str(REPO / "models" / DEFAULT_CHECKPOINT)
     os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     os.environ.setdefault("ROS_DOMAIN_ID", str(1 + os.getpid() % 100))
     os.environ["FASTDDS_DEFAULT_PROFILES_FILE"] = str(REPO / "config/fastdds_shm.xml")
