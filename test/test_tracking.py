@@ -102,6 +102,11 @@ def test_the_arm_fscore_is_one_on_the_truth_and_drops_for_an_arm_elsewhere(reach
     assert np.isnan(arm_fscore(frames[:1], gone[:1])[0])  # no true arm: nothing to score
     scores = score_frames(other[:4], frames[:4], frames[0], arm=True)
     np.testing.assert_allclose(scores["arm_f"], f[:4])
+    # split where the true arm left its pose in the newest prompt frame: frame 0 is that frame
+    moved = ~np.isnan(scores["arm_f_moved"])
+    np.testing.assert_array_equal(moved, arm_fscore(np.repeat(frames[:1], 4, 0), frames[:4]) < 0.5)
+    assert not moved[0] and moved.sum() >= 2
+    np.testing.assert_allclose(np.where(moved, scores["arm_f_moved"], scores["arm_f_still"]), f[:4])
     assert "arm_f" not in score_frames(other[:4], frames[:4], frames[0])
 
 

@@ -265,7 +265,7 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
         for arm in moves:
             if arm in ("model", "ground_truth", "tokenizer"):
                 continue
-            for metric in ("motion_iou", "agent_within", "block_iou", "arm_f"):
+            for metric in ("motion_iou", "agent_within", "block_iou", "arm_f", "arm_f_moved"):
                 if metric not in moves["model"][0]:
                     continue
                 a = np.stack([r[metric] for r in moves["model"]])
@@ -383,8 +383,8 @@ def format_moves_table(results: dict) -> str:
         [f"vs {a} [95% CI]" for a in arms if a != "copy_last"] + \
         ["agent within 1/16 side [95% CI]", "at h=1 [95% CI]", "touching the T", "free", "agent present", "median err px"] + \
         [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU"] + \
-        ["arm F [95% CI]", "arm F at h=1"] + [f"{a} arm F" for a in arms] + \
-        [f"arm F vs {a} [95% CI]" for a in arms if a != "copy_last"] + ["tokenizer arm F"]
+        ["arm F [95% CI]", "arm F at h=1", "arm moved: F [95% CI]", "arm still: F"] + [f"{a} arm F (moved)" for a in arms] + \
+        [f"arm F vs {a}, moved [95% CI]" for a in arms if a != "copy_last"] + ["tokenizer arm F"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name, r in results.items():
         mv = r.get("moves", {})
@@ -404,11 +404,14 @@ def format_moves_table(results: dict) -> str:
         else:
             cells += ["-"] * (6 + len(arms) + 3)
         if "arm_f" in m:  # the reacher's arm
-            cells += [_ci(m["arm_f"], m["arm_f_ci95"], ".3f"), _ci(m["arm_f_per_horizon"][0], m.get("arm_f_first_ci95"), ".3f")]
-            cells += [_num(mv.get(a, {}).get("arm_f"), ".3f") for a in arms]
-            cells += [_ci(m.get(f"arm_f_vs_{a}"), m.get(f"arm_f_vs_{a}_ci95"), "+.3f") for a in arms if a != "copy_last"]
+            cells += [_ci(m["arm_f"], m["arm_f_ci95"], ".3f"), _ci(m["arm_f_per_horizon"][0], m.get("arm_f_first_ci95"), ".3f"),
+                      _ci(m["arm_f_moved"], m["arm_f_moved_ci95"], ".3f"), _num(m["arm_f_still"], ".3f")]
+            cells += [f"{_num(mv.get(a, {}).get('arm_f'), '.3f')} ({_num(mv.get(a, {}).get('arm_f_moved'), '.3f')})"
+                      for a in arms]
+            cells += [_ci(m.get(f"arm_f_moved_vs_{a}"), m.get(f"arm_f_moved_vs_{a}_ci95"), "+.3f")
+                      for a in arms if a != "copy_last"]
             cells += [_num(mv.get("tokenizer", {}).get("arm_f"), ".3f")]
         else:
-            cells += ["-"] * (2 + len(arms) + len([a for a in arms if a != "copy_last"]) + 1)
+            cells += ["-"] * (4 + len(arms) + len([a for a in arms if a != "copy_last"]) + 1)
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -17,7 +17,8 @@ at 64x64 on a white table). These measures look at what the actions move:
   thin-structure F-score at a tolerance of 2 px at 64x64 (precision: the share of imagined arm
   pixels within the tolerance of a true arm pixel; recall: the converse), as boundary detectors
   are scored. An IoU would punish a 2-px-wide line for a 1-px offset; the F-score does not, and
-  still falls to 0 for an arm drawn elsewhere or not at all. On frames the simulator rendered at
+  still falls to 0 for an arm drawn elsewhere or not at all (its root at the frame centre, the
+  same in every pose, is left out). On frames the simulator rendered at
   random joint angles every mask pixel lies within 1.05 px of the arm's projected links and every
   visible point of them within 1.1 px of a mask pixel (test_tracking).
 - `motion_iou`: for any embodiment, the pixels that really changed since the newest prompt
@@ -38,6 +39,7 @@ BLUENESS_MIN = 40.0  # B - (R + G) / 2 above this is agent-coloured (agent 153, 
 AGENT_MASS_MIN = 150.0  # summed blueness excess of a drawn agent (a full one at 64x64: ~1,000)
 AGENT_RADIUS_PX = 2.5  # at 64x64 (world radius 15 of 512); scales with the frame side
 ARM_TOLERANCE_PX = 2.0  # at 64x64: the arm F-score's tolerance; scales with the frame side
+ARM_HUB_PX = 4.0  # at 64x64: the arm's root, pinned at the frame centre whatever the pose, is left out
 
 
 def pusht_project(xy: np.ndarray, size: int) -> np.ndarray:
@@ -133,11 +135,19 @@ def reacher_arm_mask(frames: np.ndarray) -> np.ndarray:
 def arm_fscore(pred: np.ndarray, truth: np.ndarray, tol: float | None = None) -> np.ndarray:
     """Per frame (N,), the F-score of the imagined arm (`reacher_arm_mask` of pred (N, H, W, 3))
     against the true one at a tolerance of `tol` px (default ARM_TOLERANCE_PX, scaled to the frame
-    side); NaN where the true frame shows no arm, 0 where the imagined one shows none."""
+    side); NaN where the true frame shows no arm, 0 where the imagined one shows none. Pixels
+    within ARM_HUB_PX of the frame centre -- the shoulder, where the camera "fixed" sees the arm's
+    root in every pose -- are left out of both: an imagined arm that vanished but for a stub at
+    the shoulder would otherwise score ~0.3 (perfect precision), more than a whole arm drawn at a
+    slightly wrong angle."""
     from scipy.ndimage import distance_transform_edt
 
     pm, tm = reacher_arm_mask(np.asarray(pred)), reacher_arm_mask(np.asarray(truth))
-    tol = ARM_TOLERANCE_PX * pm.shape[-1] / 64.0 if tol is None else tol
+    h, w = pm.shape[-2:]
+    ys, xs = np.mgrid[0:h, 0:w]
+    hub = (xs - (w / 2 - 0.5)) ** 2 + (ys - (h / 2 - 0.5)) ** 2 <= (ARM_HUB_PX * w / 64.0) ** 2
+    pm, tm = pm & ~hub, tm & ~hub  # a stub at the shoulder says nothing about the pose
+    tol = ARM_TOLERANCE_PX * w / 64.0 if tol is None else tol
     out = np.full(len(pm), np.nan)
     for i, (p, t) in enumerate(zip(pm, tm, strict=True)):
         if not t.any():
@@ -163,10 +173,15 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
     motion_iou always; with PushT agent positions (K, 2): agent_present, agent_err (pixels, inf
     where absent), agent_within (error <= 1/16 of the frame side), the same split into frames whose
     true agent touches the T (agent_within_contact) and the rest (agent_within_free; NaN where the
-    frame belongs to the other), block_iou; with arm (the reacher): arm_f (`arm_fscore`)."""
+    frame belongs to the other), block_iou; with arm (the reacher): arm_f (`arm_fscore`), split into
+    frames whose true arm moved off its pose in `newest` (arm_f_moved) and the rest (arm_f_still)."""
     out = {"motion_iou": motion_iou(pred, truth, newest)}
-    if arm:
+    if arm:  # split where the true arm moved off its newest prompt pose (F-score < 0.5 against it), as
+        # the agent is split at contact: where the arm stays, copying the last frame scores well
         out["arm_f"] = arm_fscore(pred, truth)
+        moved = arm_fscore(np.broadcast_to(newest, truth.shape), truth) < 0.5
+        out["arm_f_moved"] = np.where(moved, out["arm_f"], np.nan)
+        out["arm_f_still"] = np.where(moved, np.nan, out["arm_f"])
     if agent_xy_world is not None:
         present, err = agent_errors(pred, agent_xy_world)
         out["agent_present"] = present.astype(np.float64)
