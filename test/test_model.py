@@ -1070,7 +1070,8 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
                 "--out", str(tmp_path / "m"), "--steps", "2", *TINY]) == 0
     assert hma(["eval", "--ckpt", str(tmp_path / "m"), "--data", str(small_data / "pusht"), "--windows", "2",
-                "--trials", "2", "--passive", str(tmp_path / "m"), "--scratch", str(tmp_path / "m")]) == 0
+                "--trials", "2", "--passive", str(tmp_path / "m"), "--scratch", str(tmp_path / "m"),
+                "--control", str(tmp_path / "m")]) == 0
     res = json.loads((tmp_path / "m/eval/eval.json").read_text())["pusht"]
     for k in ("psnr", "copy_last_frame_psnr", "delta_psnr_ci95", "tokenizer_psnr", "perplexity", "passive_psnr",
               "vs_passive_ci95", "passive_psnr_moving", "vs_passive_moving_ci95", "action_mse", "mean_action_mse"):
@@ -1079,6 +1080,7 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert res["psnr_moving"] == pytest.approx(res["passive_psnr_moving"])
     assert res["scratch_psnr"] == pytest.approx(res["psnr"]) and res["vs_scratch_ci95"] == [0.0, 0.0]
     assert res["scratch_perplexity"] == pytest.approx(res["perplexity"])
+    assert res["control_psnr"] == pytest.approx(res["psnr"]) and res["vs_control_ci95"] == [0.0, 0.0]
     assert res["passive_ppl_ratio"] == pytest.approx(1.0) and res["passive_ppl_ratio_ci95"] == pytest.approx([1, 1])
     mv = res["moves"]  # what moves: PushT agent tracking and motion IoU, per arm and horizon
     assert mv["ground_truth"]["agent_within"] == 1.0 and mv["ground_truth"]["agent_present"] == 1.0

@@ -5,7 +5,8 @@ the true actions): PSNR (mean over imagined frames and on the last), PSNR over m
 SSIM, teacher-forced perplexity and token accuracy, controllability dPSNR (true actions vs
 random actions drawn from the action statistics, 5 trials, 95% bootstrap interval over
 episodes), the tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and,
-with --passive / --scratch, a passive model / a model trained from scratch on the same windows
+with --passive / --scratch / --control, a passive model / a model trained from scratch / any other
+model (an A/B run's control) on the same windows
 (PSNR, PSNR moving and perplexity, each paired with a 95% bootstrap interval over episodes; the
 perplexity ratio other / this model is the paper's fidelity comparison, Fig. 5a). Writes JSON, a table and GIFs.
 """
@@ -28,6 +29,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--passive", help="a passive (action-free) checkpoint to compare against")
     p.add_argument("--scratch", help="a checkpoint of the same embodiment trained from scratch, to compare a "
                                      "finetuned --ckpt against (same windows, paired interval)")
+    p.add_argument("--control", help="another action-conditioned checkpoint, e.g. the control arm of an A/B run: the "
+                                     "same windows, seeds and actions, paired intervals (model minus control)")
     p.add_argument("--windows", type=int, default=24, help="held-out windows per embodiment (spread over episodes)")
     p.add_argument("--episodes", default="val", choices=("val", "train", "all"),
                    help="val: the 10%% validation split training never sees (default); all: every episode, "

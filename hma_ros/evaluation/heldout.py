@@ -5,7 +5,7 @@ actions): PSNR (mean over imagined frames and on the last), PSNR over moving pix
 teacher-forced perplexity and token accuracy, controllability dPSNR (true actions vs random
 actions drawn from the action statistics, 5 trials, 95% bootstrap interval over episodes), the
 tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and comparison models
-(a passive model, a model trained from scratch; paired intervals, the perplexity ratio of the
+(a passive model, a model trained from scratch, any other as a control; paired intervals, the perplexity ratio of the
 paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tracking, block IoU).
 """
 
@@ -330,7 +330,7 @@ def _ci(v: float, ci, fmt: str = "+.2f") -> str:
     return f"{_num(v, fmt)} [{_num(lo, fmt)}, {_num(hi, fmt)}]"
 
 
-ARMS = ("passive", "scratch")  # comparison models: --passive, --scratch
+ARMS = ("passive", "scratch", "control")  # comparison models: --passive, --scratch, --control
 
 
 def format_table(results: dict) -> str:
