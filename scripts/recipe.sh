@@ -710,3 +710,27 @@ if [[ $STAGE == all || $STAGE == deep15 ]]; then  # session 15: version 7 grown 
     python scripts/contact_probe.py --ckpt $C --data data/test/pusht --windows 240
   done
 fi
+if [[ $STAGE == all || $STAGE == reach16 ]]; then  # session 16: the reacher's arm -- what the inputs allow, what the models draw
+  # on the true state (physics only, ~1 min): frames + torques predict the next fingertip within 4 px in 98.1% of windows
+  OMP_NUM_THREADS=1 python scripts/reacher_observability.py --episodes 600 --seed 9 \
+      --json benchmarks/results/2026-11-27_s16_cpu/reacher_observability.json
+  # the arm F-score (hma eval, reacher) of both shipped models against their passive controls (after gpu7 / gpu15)
+  hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 48 --embodiments reacher --trials 1 \
+      --passive runs/g7/gpu_passive7 --threads 1 --out runs/ev16_v7_reacher --gifs 4
+  hma eval --ckpt models/hma_mar_small --data data/test --episodes all --windows 48 --embodiments reacher --trials 1 \
+      --passive runs/g15/gpu_marP --threads 1 --out runs/ev16_mar2_reacher --gifs 4
+  # a reacher dataset where the arm always moves (random torques only) vs the usual mixture, 45 CPU min each from version 7
+  hma gen-data --out data/reacher_rand --embodiments reacher --episodes 600 --seed 12 --policies random=1
+  C="--embodiments $PRE --motion-weight 5 --mixture pusht=0.3,reacher=0.5,cheetah=0.2 --batch-size 8 --lr 2e-4 --warmup 50 \
+     --save-every 250 --eval-every 100000 --threads 1 --steps 3000 --minutes 45 --init models/hma_discrete_moves"
+  OMP_NUM_THREADS=1 hma train $C --data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah \
+      --out runs/rr16_ctrl &
+  OMP_NUM_THREADS=1 hma train $C --data data/sim/pusht data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_rand/reacher \
+      data/cheetah_big/cheetah --out runs/rr16_rand &
+  wait
+  for E in reacher pusht; do
+    hma eval --ckpt runs/rr16_rand --control runs/rr16_ctrl --data data/test --episodes all --windows 48 --embodiments $E \
+        --trials 1 --threads 1 --out runs/ev16_rr_$E --gifs 4 &
+  done
+  wait
+fi
