@@ -1062,6 +1062,26 @@ def test_two_process_ddp_training_with_gloo(small_data, tmp_path):
     assert cfg["training"]["steps"] == 3 and cfg["training"]["batch_size"] == 4
 
 
+def test_eval_scores_the_reachers_arm_for_the_model_and_every_comparison_arm(small_data, tmp_path):
+    import json
+
+    from hma_ros.cli.main import main as hma
+
+    assert hma(["train", "--data", str(small_data / "reacher"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "r"), "--steps", "2", *TINY]) == 0
+    assert hma(["eval", "--ckpt", str(tmp_path / "r"), "--data", str(small_data / "reacher"), "--windows", "2",
+                "--trials", "1", "--gifs", "0", "--passive", str(tmp_path / "r")]) == 0
+    res = json.loads((tmp_path / "r/eval/eval.json").read_text())["reacher"]
+    mv = res["moves"]
+    for arm in ("model", "copy_last", "tokenizer", "ground_truth", "passive"):
+        assert {"arm_f", "arm_f_moved", "arm_f_still", "arm_f_per_horizon"} <= set(mv[arm]), arm
+    assert mv["ground_truth"]["arm_f"] == 1.0  # the true frames' arm lies on itself
+    assert mv["passive"]["arm_f"] == pytest.approx(mv["model"]["arm_f"])  # the same model as its own passive arm
+    assert mv["model"]["arm_f_vs_passive"] == pytest.approx(0.0)
+    assert "agent_within" not in mv["model"]  # PushT's agent: PushT only
+    assert "arm moved: F [95% CI]" in (tmp_path / "r/eval/table.md").read_text()
+
+
 def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_path, capsys):
     import json
 
@@ -1086,6 +1106,7 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert mv["ground_truth"]["agent_within"] == 1.0 and mv["ground_truth"]["agent_present"] == 1.0
     assert len(mv["model"]["agent_within_per_horizon"]) == len(mv["model"]["motion_iou_per_horizon"]) == 4
     assert mv["copy_last"]["motion_iou"] == 0.0  # copying moves nothing
+    assert not any(k.startswith("arm_f") for v in mv.values() for k in v)  # the reacher's arm: reacher only
     assert mv["model"]["agent_within"] == pytest.approx(mv["passive"]["agent_within"])  # same model
     assert mv["model"]["motion_iou_vs_passive"] == pytest.approx(0.0)
     assert 0.0 <= mv["tokenizer"]["agent_within"] <= 1.0

@@ -68,7 +68,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
     episodes = []
     keys = list(ds.meta.get("state_keys", []))
     has_agent = "agent_x" in keys and "agent_y" in keys  # PushT: actuated-part tracking
-    arm = (ds.meta.get("embodiment") or {}).get("sim") == "reacher"  # the reacher: its arm against the true one
+    reacher_arm = (ds.meta.get("embodiment") or {}).get("sim") == "reacher"  # the reacher: its arm against the true one
     seen = {}  # learned metrics: imagined / copied / true frames per arm, for FID
     moves = {}  # "what moves" per arm (model, copy, tokenizer, other models): list of per-window dicts
     for wi, (ep, start) in enumerate(windows):
@@ -100,14 +100,14 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             st = np.asarray(ds.arrays["state"][start + P:start + T])
             agent = st[:, [keys.index("agent_x"), keys.index("agent_y")]]
         newest = w.frames[P - 1]
-        moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent, arm))
+        moves.setdefault("model", []).append(score_frames(pred, truth, newest, agent, reacher_arm))
         if learned:
             for arm, frames in (("model", pred), ("copy_last", copy)):
                 seen.setdefault(arm, []).append(frames)
                 if "lpips" in learned:
                     rows.setdefault(f"lpips_{arm}", []).append(float(learned["lpips"](frames, truth).mean()))
             seen.setdefault("truth", []).append(truth)
-        moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent, arm))
+        moves.setdefault("copy_last", []).append(score_frames(copy, truth, newest, agent, reacher_arm))
         p = psnr_np(pred, truth)
         rows["psnr"].append(p.mean())
         rows["psnr_last"].append(p[-1])
@@ -120,9 +120,9 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
         with torch.no_grad():
             rec = wm.tok.decode(wm.tok.encode(torch.from_numpy(truth))).numpy()
         rows["tok"].append(psnr_np(rec, truth).mean())
-        moves.setdefault("tokenizer", []).append(score_frames(rec, truth, newest, agent, arm))
-        if agent is not None or arm:
-            moves.setdefault("ground_truth", []).append(score_frames(truth, truth, newest, agent, arm))
+        moves.setdefault("tokenizer", []).append(score_frames(rec, truth, newest, agent, reacher_arm))
+        if agent is not None or reacher_arm:
+            moves.setdefault("ground_truth", []).append(score_frames(truth, truth, newest, agent, reacher_arm))
         r_all, r_last = [], []
         for k in range(trials):
             rp = rollout(wm, random_chunks(wm.config["embodiments"][wm.embodiment]["stats"],
@@ -139,7 +139,7 @@ def evaluate(wm, ds, windows, P: int, trials: int, seed: int, arms: dict | None 
             rows[f"{label}_last"].append(ap[-1])
             rows[f"{label}_moving"].append(np.nanmean(masked_psnr(apred, truth, prev)))
             rows[f"{label}_nll"].append(teacher_forced(arm, w, P)[0])
-            moves.setdefault(label, []).append(score_frames(apred, truth, newest, agent, arm))
+            moves.setdefault(label, []).append(score_frames(apred, truth, newest, agent, reacher_arm))
         nll, acc = teacher_forced(wm, w, P)
         rows["nll"].append(nll)
         rows["acc"].append(acc)
