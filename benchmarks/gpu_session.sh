@@ -19,6 +19,8 @@
 # GPU_STAGE=mar: MAR dynamics on the continuous tokenizer models/tokenizer_cont, two arms side by side for
 # TRAIN_MIN minutes: marA (MAR_INIT's weights, hma_mar_small version 1 in session 15: the control) and marB (the same, with the trunk, stems
 # and slot embeddings of hma_discrete_moves, `--trunk`): scripts/recipe.sh STAGE=gpu15.
+# GPU_STAGE=reach: version 7 and its passive control trained on with random-torque reacher episodes added (the arm
+# always moves there): scripts/recipe.sh STAGE=gpu16.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -82,6 +84,32 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   done
   tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
   echo "local stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+fi
+
+if [[ ${GPU_STAGE:-1} == reach ]]; then
+  # The reacher's arm (hma_discrete_moves' card, session 16): the frames and torques determine its next pose, the
+  # model has not learned the mapping. Version 7 and its passive control (runs/g7/gpu_passive7, carried) trained on
+  # side by side with the random-torque reacher episodes added (data/reacher_rand: the arm always moves) and the
+  # reacher's share raised; the passive arm is the control the "above passive" target needs.
+  # Data: one tar.xz (scripts/recipe.sh STAGE=gpu16data).
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
+     .devdata/data/pose/pusht .devdata/data/reacher_big/reacher .devdata/data/reacher_rand/reacher"
+  RE="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.55,reacher=0.3,cheetah=0.15} \
+      --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
+      --eval-every 100000 --token-cache off --device $DEV --fp16"
+  rm -rf runs/gpu_reach runs/gpu_reachP
+  hma train $RE --init models/hma_discrete_moves --out runs/gpu_reach > "$OUT/res/train_reach.log" 2>&1 &
+  hma train $RE --init ${PASSIVE:-runs/g7/gpu_passive7} --out runs/gpu_reachP > "$OUT/res/train_reachP.log" 2>&1 &
+  wait
+  for R in reach reachP; do  # fp16 checkpoints (~11 MB)
+    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
+    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
+    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "reach stage done at $(( $(date +%s) - t0 )) s"
   exit 0
 fi
 

@@ -734,3 +734,17 @@ if [[ $STAGE == all || $STAGE == reach16 ]]; then  # session 16: the reacher's a
   done
   wait
 fi
+if [[ $STAGE == gpu16data ]]; then  # what travels for gpu16 (GPU_STAGE=reach): seven datasets in one tar.xz
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
+      data/reacher_rand/reacher | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == gpu16 ]]; then  # on a CUDA machine, repo root, .devdata and runs/g7/gpu_passive7 carried (not run yet)
+  OUT=out/gpu16 GPU_STAGE=reach TRAIN_MIN=7.5 bash benchmarks/gpu_session.sh
+  for R in reach reachP; do
+    mkdir -p runs/g16/gpu_$R && cat out/gpu16/gpu_$R.safetensors.part_* > runs/g16/gpu_$R/model.safetensors
+    tar xzf out/gpu16/results.tgz -C /tmp && cp /tmp/res/gpu_$R.config.yaml runs/g16/gpu_$R/config.yaml
+  done
+  hma eval --ckpt runs/g16/gpu_reach --passive runs/g16/gpu_reachP --control models/hma_discrete_moves --data data/test \
+      --episodes all --windows 48 --embodiments reacher,pusht,cheetah --trials 1 --threads 1 --out runs/ev16_gpu_reach
+fi
