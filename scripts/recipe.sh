@@ -733,6 +733,17 @@ if [[ $STAGE == all || $STAGE == reach16 ]]; then  # session 16: the reacher's a
         --trials 1 --threads 1 --out runs/ev16_rr_$E --gifs 4 &
   done
   wait
+  C="${C/--minutes 45/--minutes 28}"  # both arms 28 min more, the same way
+  OMP_NUM_THREADS=1 hma train ${C/--init models\/hma_discrete_moves/--init runs\/rr16_ctrl} --data data/sim data/big/pusht \
+      data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah --out runs/rr16b_ctrl &
+  OMP_NUM_THREADS=1 hma train ${C/--init models\/hma_discrete_moves/--init runs\/rr16_rand} --data data/sim/pusht data/sim/cheetah \
+      data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah --out runs/rr16b_rand &
+  wait
+  for E in reacher pusht; do
+    hma eval --ckpt runs/rr16b_rand --control runs/rr16b_ctrl --data data/test --episodes all --windows 48 --embodiments $E \
+        --trials 1 --threads 1 --out runs/ev16b_rr_$E --gifs 4 &
+  done
+  wait
 fi
 if [[ $STAGE == gpu16data ]]; then  # what travels for gpu16 (GPU_STAGE=reach): seven datasets in one tar.xz
   rm -rf .devdata && mkdir -p .devdata
