@@ -8,7 +8,9 @@ episodes), the tokenizer's reconstruction PSNR (the ceiling), the copy-last-fram
 with --passive / --scratch / --control, a passive model / a model trained from scratch / any other
 model (an A/B run's control) on the same windows
 (PSNR, PSNR moving and perplexity, each paired with a 95% bootstrap interval over episodes; the
-perplexity ratio other / this model is the paper's fidelity comparison, Fig. 5a). Writes JSON, a table and GIFs.
+perplexity ratio other / this model is the paper's fidelity comparison, Fig. 5a), and what moves:
+motion-mask IoU everywhere, PushT's agent and T, the reacher's arm (F-score where it moved and where
+it stayed). Writes JSON, a table and GIFs.
 """
 
 from __future__ import annotations

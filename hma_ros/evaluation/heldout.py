@@ -6,7 +6,8 @@ teacher-forced perplexity and token accuracy, controllability dPSNR (true action
 actions drawn from the action statistics, 5 trials, 95% bootstrap interval over episodes), the
 tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and comparison models
 (a passive model, a model trained from scratch, any other as a control; paired intervals, the perplexity ratio of the
-paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tracking, block IoU).
+paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tracking, block IoU,
+the reacher's arm F-score).
 """
 
 from __future__ import annotations
