@@ -721,29 +721,23 @@ if [[ $STAGE == all || $STAGE == reach16 ]]; then  # session 16: the reacher's a
       --passive runs/g15/gpu_marP --threads 1 --out runs/ev16_mar2_reacher --gifs 4
   # a reacher dataset where the arm always moves (random torques only) vs the usual mixture, 45 CPU min each from version 7
   hma gen-data --out data/reacher_rand --embodiments reacher --episodes 600 --seed 12 --policies random=1
-  C="--embodiments $PRE --motion-weight 5 --mixture pusht=0.3,reacher=0.5,cheetah=0.2 --batch-size 8 --lr 2e-4 --warmup 50 \
-     --save-every 250 --eval-every 100000 --threads 1 --steps 3000 --minutes 45 --init models/hma_discrete_moves"
-  OMP_NUM_THREADS=1 hma train $C --data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah \
-      --out runs/rr16_ctrl &
-  OMP_NUM_THREADS=1 hma train $C --data data/sim/pusht data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_rand/reacher \
-      data/cheetah_big/cheetah --out runs/rr16_rand &
-  wait
-  for E in reacher pusht; do
-    hma eval --ckpt runs/rr16_rand --control runs/rr16_ctrl --data data/test --episodes all --windows 48 --embodiments $E \
-        --trials 1 --threads 1 --out runs/ev16_rr_$E --gifs 4 &
-  done
-  wait
-  C="${C/--minutes 45/--minutes 28}"  # both arms 28 min more, the same way
-  OMP_NUM_THREADS=1 hma train ${C/--init models\/hma_discrete_moves/--init runs\/rr16_ctrl} --data data/sim data/big/pusht \
-      data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah --out runs/rr16b_ctrl &
-  OMP_NUM_THREADS=1 hma train ${C/--init models\/hma_discrete_moves/--init runs\/rr16_rand} --data data/sim/pusht data/sim/cheetah \
-      data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah --out runs/rr16b_rand &
-  wait
-  for E in reacher pusht; do
-    hma eval --ckpt runs/rr16b_rand --control runs/rr16b_ctrl --data data/test --episodes all --windows 48 --embodiments $E \
-        --trials 1 --threads 1 --out runs/ev16b_rr_$E --gifs 4 &
-  done
-  wait
+  # rr_round MINUTES CTRL_INIT RAND_INIT SUFFIX: both arms side by side (only their reacher data differ), then paired evals
+  rr_round() {
+    local C="--embodiments $PRE --motion-weight 5 --mixture pusht=0.3,reacher=0.5,cheetah=0.2 --batch-size 8 --lr 2e-4 \
+      --warmup 50 --save-every 250 --eval-every 100000 --threads 1 --steps 3000 --minutes $1"
+    OMP_NUM_THREADS=1 hma train $C --init $2 --data data/sim data/big/pusht data/pose/pusht data/reacher_big/reacher \
+        data/cheetah_big/cheetah --out runs/rr$4_ctrl &
+    OMP_NUM_THREADS=1 hma train $C --init $3 --data data/sim/pusht data/sim/cheetah data/big/pusht data/pose/pusht \
+        data/reacher_rand/reacher data/cheetah_big/cheetah --out runs/rr$4_rand &
+    wait
+    for E in reacher pusht; do
+      hma eval --ckpt runs/rr$4_rand --control runs/rr$4_ctrl --data data/test --episodes all --windows 48 --embodiments $E \
+          --trials 1 --threads 1 --out runs/ev$4_rr_$E --gifs 4 &
+    done
+    wait
+  }
+  rr_round 45 models/hma_discrete_moves models/hma_discrete_moves 16
+  rr_round 28 runs/rr16_ctrl runs/rr16_rand 16b  # both arms 28 min more, the same way
 fi
 if [[ $STAGE == gpu16data ]]; then  # what travels for gpu16 (GPU_STAGE=reach): seven datasets in one tar.xz
   rm -rf .devdata && mkdir -p .devdata
