@@ -33,7 +33,8 @@
 # gpu7data gpu7 moves8 (session 12, gpu7 on a CUDA machine: a patch-local token code against the conv one;
 # version 7 of hma_discrete_moves from its conv-code arm, and its passive control, gpu7 with PASSIVE_ONLY=1),
 # gpu15data gpu15 mar15 (session 15, gpu15 on a CUDA machine: MAR dynamics on models/tokenizer_cont, with and
-# without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU).
+# without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU), reach16 (session 16: the reacher's arm on
+# the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -744,12 +745,44 @@ if [[ $STAGE == gpu16data ]]; then  # what travels for gpu16 (GPU_STAGE=reach): 
   tar -cf - data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
       data/reacher_rand/reacher | xz -6 -T2 > .devdata/data.tar.xz
 fi
-if [[ $STAGE == gpu16 ]]; then  # on a CUDA machine, repo root, .devdata and runs/g7/gpu_passive7 carried (not run yet)
-  OUT=out/gpu16 GPU_STAGE=reach TRAIN_MIN=7.5 bash benchmarks/gpu_session.sh
-  for R in reach reachP; do
-    mkdir -p runs/g16/gpu_$R && cat out/gpu16/gpu_$R.safetensors.part_* > runs/g16/gpu_$R/model.safetensors
-    tar xzf out/gpu16/results.tgz -C /tmp && cp /tmp/res/gpu_$R.config.yaml runs/g16/gpu_$R/config.yaml
-  done
+if [[ $STAGE == gpu16 ]]; then  # on a CUDA machine, repo root, .devdata and runs/g7/gpu_passive7 carried: 9.0 min on an H200
+  # (session 17: 6,549 / 6,930 steps at batch 32 in 8.3 min). For the call's 64 MiB, models/hma_discrete_small,
+  # models/hma_mar_small, models/tokenizer_cont, test/data/realbags and logs/ were taken out of the index and listed in
+  # .git/info/exclude, and put back after (git reset). cheetah_big stays behind (the 64 MiB): see r16c below.
+  OUT=out/gpu16 GPU_STAGE=reach TRAIN_MIN=8.3 bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
+  if [[ -d out/gpu16 ]]; then
+    mkdir -p runs/g16 && tar xzf out/gpu16/results.tgz -C runs/g16
+    for R in reach reachP; do
+      mkdir -p runs/g16/gpu_$R && cat out/gpu16/gpu_$R.safetensors.part_* > runs/g16/gpu_$R/model.safetensors
+      cp runs/g16/res/gpu_$R.config.yaml runs/g16/gpu_$R/config.yaml
+    done
+  fi
   hma eval --ckpt runs/g16/gpu_reach --passive runs/g16/gpu_reachP --control models/hma_discrete_moves --data data/test \
       --episodes all --windows 48 --embodiments reacher,pusht,cheetah --trials 1 --threads 1 --out runs/ev16_gpu_reach
+  # both arms 50 CPU min more with cheetah_big back in the data (the GPU run lacked it: cheetah -0.57 dB vs version 7)
+  C="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture pusht=0.55,reacher=0.25,cheetah=0.2 --batch-size 8 \
+     --lr 1e-4 --warmup 50 --save-every 250 --eval-every 100000 --threads 1 --steps 4000 --minutes 50 \
+     --data data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
+     data/reacher_rand/reacher data/cheetah_big/cheetah"
+  OMP_NUM_THREADS=1 hma train $C --init runs/g16/gpu_reach --out runs/r16c &
+  OMP_NUM_THREADS=1 hma train $C --init runs/g16/gpu_reachP --out runs/r16cP &
+  wait
+  E="--data data/test --episodes all --trials 1 --threads 1"
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/r16c --passive runs/r16cP --control models/hma_discrete_moves $E --windows 48 \
+      --embodiments reacher,pusht,cheetah --gifs 2 --out runs/ev17_r16c &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/r16c $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
+      --out runs/ev17_r16c_tok240 &
+  wait
+  hma eval --ckpt runs/g16/gpu_reach $E --windows 240 --embodiments pusht --render tokens --gifs 2 --threads 2 \
+      --out runs/ev17_gpu_reach_tok240
+  hma policy-eval --rank --ckpt runs/r16c --judge models/pusht_judge --episodes 50 --seconds 10 --threads 1 \
+      --json runs/rank/r16c_50.json --plot runs/rank/r16c_50.png --gif runs/rank/r16c_50.gif
+  # both arms 30 min more with version 7's mixture (PushT 0.7): does PushT come back, does the arm stay?
+  C="${C/pusht=0.55,reacher=0.25,cheetah=0.2/pusht=0.7,reacher=0.15,cheetah=0.15}"
+  C="${C/--steps 4000 --minutes 50/--steps 3000 --minutes 30}"
+  OMP_NUM_THREADS=1 hma train $C --init runs/r16c --out runs/r16d &
+  OMP_NUM_THREADS=1 hma train $C --init runs/r16cP --out runs/r16dP &
+  wait
 fi
