@@ -785,4 +785,14 @@ if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; t
   OMP_NUM_THREADS=1 hma train $C --init runs/r16c --out runs/r16d &
   OMP_NUM_THREADS=1 hma train $C --init runs/r16cP --out runs/r16dP &
   wait
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/r16d --passive runs/r16dP --control models/hma_discrete_moves $E --windows 48 \
+      --embodiments reacher,pusht,cheetah --gifs 2 --out runs/ev17_r16d &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/r16d $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
+      --out runs/ev17_r16d_tok240 &
+  wait
+  OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt runs/r16d --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/r16d_50.json --plot runs/rank/r16d_50.png --gif runs/rank/r16d_50.gif &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/r16d --control models/hma_discrete_moves $E --windows 240 --embodiments pusht \
+      --render tokens --gifs 0 --out runs/ev17_r16d_vs7_tok240 &   # paired against version 7
+  wait
 fi
