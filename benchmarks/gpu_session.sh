@@ -20,7 +20,8 @@
 # TRAIN_MIN minutes: marA (MAR_INIT's weights, hma_mar_small version 1 in session 15: the control) and marB (the same, with the trunk, stems
 # and slot embeddings of hma_discrete_moves, `--trunk`): scripts/recipe.sh STAGE=gpu15.
 # GPU_STAGE=reach: version 7 and its passive control trained on with random-torque reacher episodes added (the arm
-# always moves there): scripts/recipe.sh STAGE=gpu16.
+# always moves there): scripts/recipe.sh STAGE=gpu16. With cheetah_big in .devdata (STAGE=gpu17data) it trains on it
+# too; PASSIVE=none trains the first arm alone; MIX sets the mixture.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -96,12 +97,14 @@ if [[ ${GPU_STAGE:-1} == reach ]]; then
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
      .devdata/data/pose/pusht .devdata/data/reacher_big/reacher .devdata/data/reacher_rand/reacher"
+  [[ -d .devdata/data/cheetah_big/cheetah ]] && D="$D .devdata/data/cheetah_big/cheetah"  # gpu17data carries it
   RE="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.55,reacher=0.3,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
       --eval-every 100000 --token-cache off --device $DEV --fp16"
   rm -rf runs/gpu_reach runs/gpu_reachP
   hma train $RE --init models/hma_discrete_moves --out runs/gpu_reach > "$OUT/res/train_reach.log" 2>&1 &
-  hma train $RE --init ${PASSIVE:-runs/g7/gpu_passive7} --out runs/gpu_reachP > "$OUT/res/train_reachP.log" 2>&1 &
+  [[ ${PASSIVE:-} != none ]] &&  # PASSIVE=none: the first arm alone (the passive checkpoint's 11 MB left behind)
+    hma train $RE --init ${PASSIVE:-runs/g7/gpu_passive7} --out runs/gpu_reachP > "$OUT/res/train_reachP.log" 2>&1 &
   wait
   for R in reach reachP; do  # fp16 checkpoints (~11 MB)
     [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }

@@ -34,7 +34,8 @@
 # version 7 of hma_discrete_moves from its conv-code arm, and its passive control, gpu7 with PASSIVE_ONLY=1),
 # gpu15data gpu15 mar15 (session 15, gpu15 on a CUDA machine: MAR dynamics on models/tokenizer_cont, with and
 # without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU), reach16 (session 16: the reacher's arm on
-# the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big).
+# the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big),
+# gpu17data gpu17 (prepared, not run: the same with cheetah_big on the GPU, PushT's share kept high, one arm).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -750,6 +751,19 @@ if [[ $STAGE == gpu16 ]]; then  # on a CUDA machine, repo root, .devdata and run
   # models/hma_mar_small, models/tokenizer_cont, test/data/realbags and logs/ were taken out of the index and listed in
   # .git/info/exclude, and put back after (git reset). cheetah_big stays behind (the 64 MiB): see r16c below.
   OUT=out/gpu16 GPU_STAGE=reach TRAIN_MIN=8.3 bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == gpu17data ]]; then  # for gpu17: gpu16data's seven datasets and cheetah_big in one tar.xz (45.5 MB, 1.2 min)
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht data/pose/pusht data/reacher_big/reacher \
+      data/reacher_rand/reacher data/cheetah_big/cheetah | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == gpu17 ]]; then  # prepared in session 17, not run: on a CUDA machine, repo root, .devdata carried
+  # Session 17's lesson (hma_discrete_moves card): the reacher's arm is learned from data/reacher_rand, cheetah needs
+  # cheetah_big, and PushT's closed loop (the policy ranking) wants PushT's share kept high. One arm, no passive control:
+  # with the tree thinned as for gpu16 (18 MB), the tar's 45.5 MB leaves no room for the passive checkpoint's 11 MB.
+  # Rank it (hma policy-eval --rank, 50 episodes) before anything ships.
+  OUT=out/gpu17 GPU_STAGE=reach PASSIVE=none MIX=pusht=0.65,reacher=0.2,cheetah=0.15 TRAIN_MIN=8.3 \
+      bash benchmarks/gpu_session.sh
 fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
   if [[ -d out/gpu16 ]]; then
