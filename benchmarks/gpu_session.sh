@@ -33,6 +33,18 @@ BENCH=${BENCH:-1}
 TPUT_STEPS=${TPUT_STEPS:-200}; CAL_STEPS=${CAL_STEPS:-120}
 mkdir -p "$OUT/res"
 hma() { python3 -m hma_ros.cli.main "$@"; }
+send_back() {  # send_back RUN...: each runs/gpu_RUN's fp16 checkpoint in 15 MB parts (16 MiB a file at most), its
+  # config and train log in results.tgz; then the stage ends
+  local R
+  for R in "$@"; do
+    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
+    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
+    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
+  done
+  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
+  echo "${GPU_STAGE:-1} stage done at $(( $(date +%s) - t0 )) s"
+  exit 0
+}
 rm -rf runs/gpu_big runs/gpu_ctrl runs/gpu_corr runs/gpu_pose runs/gpu_more /tmp/tput8 /tmp/cal_big /tmp/cal_ctrl /tmp/cal_corr
 t0=$(date +%s)
 [[ $DEV == cuda ]] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/res/gpu.txt"
@@ -106,14 +118,7 @@ if [[ ${GPU_STAGE:-1} == reach ]]; then
   [[ ${PASSIVE:-} != none ]] &&  # PASSIVE=none: the first arm alone (the passive checkpoint's 11 MB left behind)
     hma train $RE --init ${PASSIVE:-runs/g7/gpu_passive7} --out runs/gpu_reachP > "$OUT/res/train_reachP.log" 2>&1 &
   wait
-  for R in reach reachP; do  # fp16 checkpoints (~11 MB)
-    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
-    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
-    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
-  done
-  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
-  echo "reach stage done at $(( $(date +%s) - t0 )) s"
-  exit 0
+  send_back reach reachP
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then
@@ -144,14 +149,7 @@ if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then
   hma train $MAR $ARM_A --out "runs/gpu_$1" > "$OUT/res/train_$1.log" 2>&1 &
   hma train $MAR $ARM_B --out "runs/gpu_$2" > "$OUT/res/train_$2.log" 2>&1 &
   wait
-  for R in $RUNS; do  # fp16 checkpoints (~20 MB) come back in 15 MB parts (16 MiB a file at most)
-    [[ -f runs/gpu_$R/model.safetensors ]] || { echo "no runs/gpu_$R"; continue; }
-    cp runs/gpu_$R/config.yaml "$OUT/res/gpu_$R.config.yaml"; cp runs/gpu_$R/train_log.csv "$OUT/res/gpu_$R.train_log.csv"
-    split -b 15M runs/gpu_$R/model.safetensors "$OUT/gpu_$R.safetensors.part_"
-  done
-  tar czf "$OUT/results.tgz" -C "$OUT" res && rm -rf "$OUT/res"
-  echo "$GPU_STAGE stage done at $(( $(date +%s) - t0 )) s"
-  exit 0
+  send_back $RUNS
 fi
 
 if [[ ${GPU_STAGE:-1} == graphs ]]; then
