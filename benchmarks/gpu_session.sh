@@ -21,7 +21,8 @@
 # and slot embeddings of hma_discrete_moves, `--trunk`): scripts/recipe.sh STAGE=gpu15.
 # GPU_STAGE=reach: version 7 and its passive control trained on with random-torque reacher episodes added (the arm
 # always moves there): scripts/recipe.sh STAGE=gpu16. With cheetah_big in .devdata (STAGE=gpu17data) it trains on it
-# too; PASSIVE=none trains the first arm alone; MIX sets the mixture.
+# too; PASSIVE=none trains the first arm alone; MIX sets the mixture; DEEP=N adds an arm grown to N blocks (runs/gpu_reachD:
+# `--layers N`, the new blocks identities at first) beside it, the capacity question of the card's session 15.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -113,12 +114,14 @@ if [[ ${GPU_STAGE:-1} == reach ]]; then
   RE="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.55,reacher=0.3,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
       --eval-every 100000 --token-cache off --device $DEV --fp16"
-  rm -rf runs/gpu_reach runs/gpu_reachP
+  rm -rf runs/gpu_reach runs/gpu_reachP runs/gpu_reachD
   hma train $RE --init models/hma_discrete_moves --out runs/gpu_reach > "$OUT/res/train_reach.log" 2>&1 &
   [[ ${PASSIVE:-} != none ]] &&  # PASSIVE=none: the first arm alone (the passive checkpoint's 11 MB left behind)
     hma train $RE --init ${PASSIVE:-runs/g7/gpu_passive7} --out runs/gpu_reachP > "$OUT/res/train_reachP.log" 2>&1 &
+  [[ -n ${DEEP:-} ]] &&  # DEEP=N: the same continuation grown to N blocks
+    hma train $RE --init models/hma_discrete_moves --layers "$DEEP" --out runs/gpu_reachD > "$OUT/res/train_reachD.log" 2>&1 &
   wait
-  send_back reach reachP
+  send_back reach reachP reachD
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then

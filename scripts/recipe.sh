@@ -35,7 +35,8 @@
 # gpu15data gpu15 mar15 (session 15, gpu15 on a CUDA machine: MAR dynamics on models/tokenizer_cont, with and
 # without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU), reach16 (session 16: the reacher's arm on
 # the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big),
-# gpu17data gpu17 (prepared, not run: the same with cheetah_big on the GPU, PushT's share kept high, one arm).
+# gpu17data gpu17 (prepared, not run: the same with cheetah_big on the GPU, PushT's share kept high, one arm),
+# gpu17data gpu18 (run in session 18: gpu17's arm and a 6-block one beside it), ev18 (their evaluation, on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -763,6 +764,12 @@ if [[ $STAGE == gpu17 ]]; then  # prepared in session 17, not run: on a CUDA mac
   # with the tree thinned as for gpu16 (18 MB), the tar's 45.5 MB leaves no room for the passive checkpoint's 11 MB.
   # Rank it (hma policy-eval --rank, 50 episodes) before anything ships.
   OUT=out/gpu17 GPU_STAGE=reach PASSIVE=none MIX=pusht=0.65,reacher=0.2,cheetah=0.15 TRAIN_MIN=8.3 \
+      bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == gpu18 ]]; then  # session 18, on a CUDA machine, repo root, .devdata from gpu17data carried
+  # gpu17's arm (runs/gpu_reach) and beside it the same continuation grown to 6 blocks (runs/gpu_reachD, --layers 6):
+  # session 15 asked whether capacity teaches the T's contact and could not say at CPU scale (1,107 vs 1,658 steps).
+  OUT=out/gpu18 GPU_STAGE=reach PASSIVE=none DEEP=6 MIX=pusht=0.65,reacher=0.2,cheetah=0.15 TRAIN_MIN=8.3 \
       bash benchmarks/gpu_session.sh
 fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
