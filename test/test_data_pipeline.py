@@ -61,7 +61,35 @@ def test_pose_demonstrations_push_the_t_and_the_default_policy_mix_is_unchanged(
         assert np.linalg.norm(block[-1] - block[0]) > 10.0 or abs(
             state[start + n - 1, keys.index("block_angle")] - state[start, keys.index("block_angle")]) > 0.2
     assert hma(["gen-data", "--out", str(tmp_path / "r"), "--embodiments", "reacher", "--policies", "pose=1"]) == 2
-    assert "pose and pose_noisy exist for pusht only" in capsys.readouterr().err
+    assert "pose, pose_noisy and pose_elsewhere exist for pusht only" in capsys.readouterr().err
+
+
+def test_pose_elsewhere_pushes_the_t_towards_its_own_random_targets_not_the_goal():
+    """pose_elsewhere decorrelates the T's motion from the goal drawn in the frame: in 4 s (one
+    target) the pose pusher brings the T closer to the random target in every episode, and in
+    some the T moves away from the task's goal."""
+    from hma_ros.data.sims import Policy, make_sim
+
+    sim = make_sim("pusht")
+    closer, away = [], []
+    try:
+        for seed in range(4):
+            sim.reset(seed)
+            pol = Policy(sim, "pose_elsewhere", np.random.default_rng(seed))
+            start = np.array(sim.u.block.position)
+            for i in range(pol.every):
+                sim.step(pol())
+                if i == 0:
+                    target = pol.target.copy()
+            end, goal = np.array(sim.u.block.position), np.array(sim.u.goal_pose[:2])
+            closer.append(np.linalg.norm(start - target[:2]) - np.linalg.norm(end - target[:2]))
+            away.append(np.linalg.norm(end - goal) - np.linalg.norm(start - goal))
+            pol()
+            assert pol.every == 40 and not np.allclose(target, pol.target)  # a new target every 4 s
+    finally:
+        sim.close()
+    assert min(closer) > 30.0, closer
+    assert max(away) > 30.0, away
 
 
 def test_two_datasets_of_one_embodiment_train_as_one(generated, tmp_path):

@@ -28,7 +28,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--policies", default=None,
                    help="KIND=SHARE,... which policies drive the episodes (default expert=0.4,noisy=0.3,random=0.3); "
                         "kinds: expert, noisy, random, and for pusht pose, pose_noisy (PushTPosePusher, which solves "
-                        "the task and pushes the T a lot)")
+                        "the task and pushes the T a lot) and pose_elsewhere (the same pushing the T towards random "
+                        "poses, not the goal)")
     p.set_defaults(func=run)
 
 
@@ -60,7 +61,7 @@ def run(args) -> int:
         except ValueError as e:
             raise CliError(f"--policies: {e}") from None
         if any(k.startswith("pose") for k in policies) and set(names) - {"pusht"}:
-            raise CliError(f"--policies {args.policies}: pose and pose_noisy exist for pusht only "
+            raise CliError(f"--policies {args.policies}: pose, pose_noisy and pose_elsewhere exist for pusht only "
                            f"(asked for {', '.join(names)}); add --embodiments pusht")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -75,9 +75,14 @@ class Policy:
     """'expert' (scripted), 'noisy' (expert + Gaussian noise, 20% of the range), 'random', and
     for simulators with a task-solving controller (`pose_action`: PushT's `PushTPosePusher`)
     'pose' and 'pose_noisy' (+ noise of 10% of the range): demonstrations that solve the task,
-    with many contacts, which gen-data's default three kinds rarely make."""
+    with many contacts, which gen-data's default three kinds rarely make; 'pose_elsewhere': the
+    same controller pushing the block towards random poses instead of the task's goal (a new one
+    every `RETARGET_S` seconds), so that in the data the block's motion follows the pushes and not
+    the goal drawn in the frame -- a world model trained only on goal-seeking pushes learns that
+    the block drifts towards the goal."""
 
-    KINDS = ("expert", "noisy", "random", "pose", "pose_noisy")
+    KINDS = ("expert", "noisy", "random", "pose", "pose_noisy", "pose_elsewhere")
+    RETARGET_S = 4.0
 
     def __init__(self, sim: Sim, kind: str, rng: np.random.Generator):
         if kind not in self.KINDS:
@@ -91,10 +96,17 @@ class Policy:
         self.noise_scale = (0.1 if kind == "pose_noisy" else 0.2) * span
         if kind.startswith("pose"):
             sim.new_pose_episode()
+        self.steps, self.every = 0, max(1, int(round(self.RETARGET_S * sim.info.control_hz)))
+        self.target = None
 
     def __call__(self) -> np.ndarray:
         if self.kind == "random":
             a = self.random()
+        elif self.kind == "pose_elsewhere":
+            if self.steps % self.every == 0:
+                self.target = self.sim.random_pose(self.rng)
+            self.steps += 1
+            a = self.sim.pose_action(self.rng, goal=self.target)
         else:
             a = self.sim.pose_action(self.rng) if self.kind.startswith("pose") else self.sim.expert_action(self.rng)
             if self.kind in ("noisy", "pose_noisy"):
@@ -359,12 +371,19 @@ class PushTSim(Sim):
             self._pose = PushTPosePusher()
         self._pose.reset()
 
-    def pose_action(self, rng: np.random.Generator) -> np.ndarray:
-        """The pose pusher (`PushTPosePusher`, which solves the task) on the true state."""
+    def pose_action(self, rng: np.random.Generator, goal=None) -> np.ndarray:
+        """The pose pusher (`PushTPosePusher`, which solves the task) on the true state, pushing
+        the block towards `goal` (x, y, angle; default the task's goal pose)."""
         if getattr(self, "_pose", None) is None:
             self.new_pose_episode()
         block = [*self.u.block.position, self.u.block.angle]
-        return self._pose(self.u.agent.position, block, self.u.goal_pose, rng)
+        return self._pose(self.u.agent.position, block, self.u.goal_pose if goal is None else goal, rng)
+
+    @staticmethod
+    def random_pose(rng: np.random.Generator) -> np.ndarray:
+        """A block pose drawn uniformly over the table's inner part (x, y in [100, 412] world
+        units, any angle): a target for `pose_action` other than the task's goal."""
+        return np.array([*rng.uniform(100.0, 412.0, 2), rng.uniform(-np.pi, np.pi)])
 
     def close(self) -> None:
         if getattr(self, "_pose", None) is not None:
