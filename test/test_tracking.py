@@ -14,6 +14,8 @@ from hma_ros.evaluation.tracking import (
     arm_fscore,
     block_mask,
     find_agent,
+    goal_cover,
+    goal_mask,
     mask_iou,
     motion_iou,
     pusht_project,
@@ -141,6 +143,35 @@ def test_block_mask_covers_the_t_and_iou_drops_when_it_moves(pusht_frames):
     assert mask_iou(m[0], m[0]) == 1.0
     shifted = np.roll(frames[0], 6, axis=1)
     assert mask_iou(block_mask(shifted), m[0]) < 0.7
+
+
+def test_goal_cover_reads_gym_pushts_coverage_off_the_pixels():
+    """On simulator frames at posed T's (many near the goal) the T's share of the goal region's
+    pixels follows gym-pusht's own coverage: correlation > 0.99, mean error < 0.05, none off
+    by more than 0.2; a T off the goal covers none of it."""
+    from hma_ros.evaluation.pusht_judge import posed_frames
+
+    frames, states, keys = posed_frames(120, seed=5, near_goal=0.6, progress=False)
+    cov, read = states[:, keys.index("coverage")], goal_cover(frames)
+    assert goal_mask(64).sum() == 93  # the goal T: 6,300 world units^2, ~98 px at 64x64
+    assert np.corrcoef(read, cov)[0, 1] > 0.99 and np.abs(read - cov).mean() < 0.05
+    assert np.abs(read - cov).max() < 0.2 and (read[cov == 0] < 0.02).all() and (cov > 0.3).sum() >= 10
+
+
+def test_goal_bias_is_zero_for_the_truth_and_signed_for_a_t_elsewhere(pusht_frames):
+    """score_frames' goal_bias: the truth against itself 0; a frame whose T covers more of the
+    goal than the true one scores > 0, the converse < 0."""
+    from hma_ros.evaluation.pusht_judge import posed_frames
+
+    frames, agent = pusht_frames
+    s = score_frames(frames[1:9], frames[1:9], frames[0], agent[1:9])
+    assert np.abs(s["goal_bias"]).max() == 0.0
+    posed, states, keys = posed_frames(40, seed=6, near_goal=1.0, progress=False)
+    on, off = posed[np.argmax(states[:, keys.index("coverage")])], frames[0]
+    assert goal_cover(on[None])[0] > 0.5 and goal_cover(off[None])[0] < 0.05
+    onto = score_frames(on[None], off[None], off, agent[:1])["goal_bias"][0]
+    away = score_frames(off[None], on[None], on, agent[:1])["goal_bias"][0]
+    assert onto > 0.45 and away == pytest.approx(-onto)
 
 
 def test_motion_iou_of_a_known_change():

@@ -21,6 +21,10 @@ at 64x64 on a white table). These measures look at what the actions move:
   same in every pose, is left out). On frames the simulator rendered at
   random joint angles every mask pixel lies within 1.05 px of the arm's projected links and every
   visible point of them within 1.1 px of a mask pixel (test_tracking).
+- `goal_cover`: the share of PushT's goal region the T covers, read off the pixels (gym-pusht's
+  coverage within 0.03 on average, correlation > 0.99 on posed simulator frames): imagined minus
+  true is the learned simulator's optimism (`goal_bias`: > 0 where the imagined T drifts onto the
+  goal drawn in the frame).
 - `motion_iou`: for any embodiment, the pixels that really changed since the newest prompt
   frame against the pixels that changed in the imagined frame (the same >10-level test as
   `metrics.moving_pixels`).
@@ -103,6 +107,31 @@ def block_mask(frames: np.ndarray) -> np.ndarray:
     return (b - r > 12) & (b - r < 70) & (g < 200) & (b < 215) & (blueness(frames) < BLUENESS_MIN)
 
 
+_GOAL_MASKS: dict[int, np.ndarray] = {}
+
+
+def goal_mask(size: int) -> np.ndarray:
+    """(size, size) bool: the pixels of a size x size frame whose centre lies in PushT's goal
+    region (gym-pusht's fixed goal pose, the T's polygon: `pusht_judge.tee_polygon`)."""
+    m = _GOAL_MASKS.get(size)
+    if m is None:
+        import shapely
+
+        from hma_ros.evaluation.pusht_judge import GOAL_POSE, tee_polygon
+
+        ys, xs = np.mgrid[0:size, 0:size]
+        wx, wy = (xs + 0.5) * PUSHT_WORLD / size, (ys + 0.5) * PUSHT_WORLD / size
+        m = _GOAL_MASKS[size] = shapely.contains_xy(tee_polygon(*GOAL_POSE), wx.ravel(), wy.ravel()).reshape(size, size)
+    return m
+
+
+def goal_cover(frames: np.ndarray) -> np.ndarray:
+    """(...,) the share of the goal region's pixels that the T (`block_mask`) covers in each frame:
+    gym-pusht's coverage, read off the pixels (no learned judge)."""
+    g = goal_mask(frames.shape[-2])
+    return (block_mask(frames) & g).sum(axis=(-2, -1)) / g.sum()
+
+
 def agent_contact(truth: np.ndarray, agent_xy_world: np.ndarray) -> np.ndarray:
     """(N,) bool: in each true frame (N, H, W, 3), the agent (world positions (N, 2)) touches the
     T -- some block pixel lies within two agent radii of its centre (the disc's rim against the
@@ -174,7 +203,9 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
     where absent), agent_within (error <= 1/16 of the frame side), the same split into frames whose
     true agent touches the T (agent_within_contact) and the rest (agent_within_free; NaN where the
     frame belongs to the other), block_iou; with arm (the reacher): arm_f (`arm_fscore`), split into
-    frames whose true arm moved off its pose in `newest` (arm_f_moved) and the rest (arm_f_still)."""
+    frames whose true arm moved off its pose in `newest` (arm_f_moved) and the rest (arm_f_still);
+    goal_bias (PushT): the goal coverage read off the imagined frame minus the true frame's
+    (`goal_cover`)."""
     out = {"motion_iou": motion_iou(pred, truth, newest)}
     if arm:  # split where the true arm moved off its newest prompt pose (F-score < 0.5 against it), as
         # the agent is split at contact: where the arm stays, copying the last frame scores well
@@ -191,4 +222,7 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
         out["agent_within_contact"] = np.where(touch, out["agent_within"], np.nan)
         out["agent_within_free"] = np.where(touch, np.nan, out["agent_within"])
         out["block_iou"] = mask_iou(block_mask(pred), block_mask(truth))
+        # how much more of the goal the imagined T covers than the true one (> 0: an optimistic
+        # simulator, the T drifting onto the goal drawn in the frame)
+        out["goal_bias"] = goal_cover(pred) - goal_cover(truth)
     return out
