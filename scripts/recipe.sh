@@ -36,7 +36,8 @@
 # without the trunk of hma_discrete_moves; mar15 evaluates them on the CPU), reach16 (session 16: the reacher's arm on
 # the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big),
 # gpu17data gpu17 (prepared, not run: the same with cheetah_big on the GPU, PushT's share kept high, one arm),
-# gpu17data gpu18 (run in session 18: gpu17's arm and a 6-block one beside it), ev18 (their evaluation, on the CPU).
+# gpu17data gpu18 (run in session 18: gpu17's arm and a 6-block one beside it), ev18 (their evaluation, on the CPU),
+# else18 (session 18, CPU: version 7 trained on with the T pushed to random poses, pose_elsewhere, vs without).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -48,6 +49,16 @@ mar_v1() {
   mkdir -p $MAR1 && for F in model.safetensors config.yaml; do git show 0550ede:models/hma_mar_small/$F > $MAR1/$F; done
 }
 MODEL="--d-model 192 --layers 4 --heads 4 --batch-size 8 --save-every 250 --eval-every 700"
+# a device call's returned files (benchmarks/gpu_session.sh: out/gpuN/results.tgz and each run's checkpoint in
+# 15 MB parts) -> runs/gN/gpu_RUN checkpoints: from_device N RUN...
+from_device() {
+  local N=$1 R; shift
+  mkdir -p runs/g$N && tar xzf out/gpu$N/results.tgz -C runs/g$N
+  for R in "$@"; do
+    mkdir -p runs/g$N/gpu_$R && cat out/gpu$N/gpu_$R.safetensors.part_* > runs/g$N/gpu_$R/model.safetensors
+    cp runs/g$N/res/gpu_$R.config.yaml runs/g$N/gpu_$R/config.yaml
+  done
+}
 
 if [[ $STAGE == all || $STAGE == data ]]; then
   hma gen-data --out data/sim --overwrite                                   # ~5 min
@@ -772,14 +783,52 @@ if [[ $STAGE == gpu18 ]]; then  # session 18, on a CUDA machine, repo root, .dev
   OUT=out/gpu18 GPU_STAGE=reach PASSIVE=none DEEP=6 MIX=pusht=0.65,reacher=0.2,cheetah=0.15 TRAIN_MIN=8.3 \
       bash benchmarks/gpu_session.sh
 fi
+if [[ $STAGE == all || $STAGE == ev18 ]] && [[ -d out/gpu18 || -d runs/g18 ]]; then  # after gpu18, on the CPU
+  [[ -d out/gpu18 ]] && from_device 18 reach reachD
+  A=runs/g18/gpu_reach; B=runs/g18/gpu_reachD; E="--data data/test --episodes all --trials 1 --threads 1"
+  for R in $A $B; do  # the ship gate first: the policy ranking in the learned simulator (#15)
+    N=$(basename $R); OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt $R --judge models/pusht_judge --episodes 50 \
+      --seconds 10 --threads 1 --json runs/rank/g18_$N.json --plot runs/rank/g18_$N.png --gif runs/rank/g18_$N.gif &
+  done; wait
+  # PushT, 240 windows, tokens: the first arm paired with version 7, the 6-block arm paired with the first (capacity)
+  OMP_NUM_THREADS=1 hma eval --ckpt $A --control models/hma_discrete_moves $E --windows 240 --embodiments pusht \
+      --render tokens --gifs 2 --out runs/ev18_reach_tok240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt $B --control $A $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
+      --out runs/ev18_reachD_tok240 &
+  wait
+  # the three embodiments, 48 windows, residual: passive = session 17's r16dP (the nearest passive twin; not trained here)
+  OMP_NUM_THREADS=1 hma eval --ckpt $A --passive runs/r16dP --control models/hma_discrete_moves $E --windows 48 \
+      --embodiments reacher,pusht,cheetah --gifs 2 --out runs/ev18_reach &
+  OMP_NUM_THREADS=1 hma eval --ckpt $B --passive runs/r16dP --control $A $E --windows 48 \
+      --embodiments reacher,pusht,cheetah --gifs 2 --out runs/ev18_reachD &
+  wait
+  for R in $A $B; do  # the T at contact, one step from true frames
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt $R --data data/test/pusht --windows 240 \
+      > runs/contact_$(basename $R).txt &
+  done; wait
+fi
+if [[ $STAGE == all || $STAGE == else18 ]]; then  # session 18, on the CPU: the T pushed anywhere, not only to the goal
+  # In the learned simulator the imagined T drifts onto the goal (the waypoint pusher: 0.35 coverage imagined, 0.075
+  # real): every PushT dataset so far pushes the T towards the goal drawn in the frame. pose_elsewhere episodes push
+  # it towards random poses instead. Version 7 continued with them (else18) and without (ctrl18), side by side.
+  hma gen-data --out data/elsewhere --embodiments pusht --episodes 400 --seed 13 --workers 1 \
+      --policies pose_elsewhere=1 --overwrite                                           # ~10 min
+  C="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \
+     --batch-size 8 --lr 1e-4 --warmup 50 --save-every 250 --eval-every 100000 --threads 1 --steps 4000 --minutes 55 \
+     --init models/hma_discrete_moves --data data/sim/pusht data/sim/reacher data/sim/cheetah data/big/pusht \
+     data/pose/pusht data/reacher_big/reacher data/cheetah_big/cheetah"
+  OMP_NUM_THREADS=1 hma train $C data/elsewhere/pusht --out runs/else18 &
+  OMP_NUM_THREADS=1 hma train $C --out runs/ctrl18 &
+  wait
+  for R in else18 ctrl18; do
+    OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt runs/$R --judge models/pusht_judge --episodes 50 --seconds 10 \
+      --threads 1 --json runs/rank/$R.json --plot runs/rank/$R.png --gif runs/rank/$R.gif &
+  done; wait
+  hma eval --ckpt runs/else18 --control runs/ctrl18 --data data/test --episodes all --trials 1 --threads 2 \
+      --windows 240 --embodiments pusht --render tokens --gifs 2 --out runs/ev18_else_tok240
+fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
-  if [[ -d out/gpu16 ]]; then
-    mkdir -p runs/g16 && tar xzf out/gpu16/results.tgz -C runs/g16
-    for R in reach reachP; do
-      mkdir -p runs/g16/gpu_$R && cat out/gpu16/gpu_$R.safetensors.part_* > runs/g16/gpu_$R/model.safetensors
-      cp runs/g16/res/gpu_$R.config.yaml runs/g16/gpu_$R/config.yaml
-    done
-  fi
+  [[ -d out/gpu16 ]] && from_device 16 reach reachP
   hma eval --ckpt runs/g16/gpu_reach --passive runs/g16/gpu_reachP --control models/hma_discrete_moves --data data/test \
       --episodes all --windows 48 --embodiments reacher,pusht,cheetah --trials 1 --threads 1 --out runs/ev16_gpu_reach
   # both arms 50 CPU min more with cheetah_big back in the data (the GPU run lacked it: cheetah -0.57 dB vs version 7)
