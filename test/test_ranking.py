@@ -252,3 +252,40 @@ def test_a_bc_policy_learns_the_pose_pushers_chunks_and_is_ranked_from_pixels(tm
                 "--seconds", "2", "--workers", "1", "--policies", "random=1"]) == 0
     assert hma(["train-bc", "--data", str(tmp_path / "w" / "pusht"), "--out", str(tmp_path / "x")]) == 2
     assert "no episodes driven by pose, pose_noisy (it has random)" in capsys.readouterr().err
+
+
+def test_pool_rank_pools_runs_over_their_starts_and_refuses_shared_starts(tmp_path):
+    """scripts/pool_rank.py: two runs' episodes per policy concatenated give the agreement of the
+    concatenated arrays (what one run over all the starts would report); runs that share starts
+    are refused, since pooling would count those episodes twice."""
+    import subprocess
+    import sys
+
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    runs, real, sim = [], [], []
+    for k in range(2):
+        r = rng.uniform(0, 1, (3, 6)) * np.array([[1.0], [0.5], [0.1]])
+        s = r + rng.normal(0, 0.05, r.shape)
+        real.append(r), sim.append(s)
+        runs.append({"checkpoint": "m", "seeds": list(range(10 * k, 10 * k + 6)),
+                     "episodes_raw": {n: {"real_sim": r[i].tolist(), "learned_judge": s[i].tolist()}
+                                      for i, n in enumerate(names)}})
+    paths = []
+    for k, r in enumerate(runs):
+        paths.append(tmp_path / f"r{k}.json")
+        paths[-1].write_text(json.dumps(r))
+    repo = Path(__file__).resolve().parents[1]
+    out = subprocess.run([sys.executable, str(repo / "scripts/pool_rank.py"), *map(str, paths), "--json",
+                          str(tmp_path / "pooled.json")], capture_output=True, text=True, cwd=repo)
+    assert out.returncode == 0, out.stderr
+    pooled = json.loads((tmp_path / "pooled.json").read_text())
+    want = agreement(np.concatenate(real, 1), np.concatenate(sim, 1))
+    assert pooled["episodes"] == 12
+    for k in ("pearson", "spearman", "mmrv"):
+        assert pooled["learned_vs_real"][k]["value"] == pytest.approx(want[k]["value"])
+        assert pooled["learned_vs_real"][k]["ci95"] == pytest.approx(want[k]["ci95"])
+    assert pooled["policies"]["b"]["real_sim"]["mean"] == pytest.approx(np.concatenate(real, 1)[1].mean())
+    twice = subprocess.run([sys.executable, str(repo / "scripts/pool_rank.py"), str(paths[0]), str(paths[0])],
+                           capture_output=True, text=True, cwd=repo)
+    assert twice.returncode != 0 and "share episode starts" in twice.stderr
