@@ -824,8 +824,24 @@ if [[ $STAGE == all || $STAGE == else18 ]]; then  # session 18, on the CPU: the 
     OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt runs/$R --judge models/pusht_judge --episodes 50 --seconds 10 \
       --threads 1 --json runs/rank/$R.json --plot runs/rank/$R.png --gif runs/rank/$R.gif &
   done; wait
-  hma eval --ckpt runs/else18 --control runs/ctrl18 --data data/test --episodes all --trials 1 --threads 2 \
-      --windows 240 --embodiments pusht --render tokens --gifs 2 --out runs/ev18_else_tok240
+  E="--data data/test --episodes all --trials 1 --threads 1 --windows 240 --embodiments pusht --render tokens"
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/else18 --control runs/ctrl18 $E --gifs 2 --out runs/ev18_else_tok240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/ctrl18 --control models/hma_discrete_moves $E --gifs 0 \
+      --out runs/ev18_ctrl_vs7_tok240 &
+  wait
+  # ctrl18 as it would ship (fp16), ranked on the first 50 starts and on 50 others; version 7 on the others too
+  hma export --ckpt runs/ctrl18 --out runs/moves8
+  R="--judge models/pusht_judge --episodes 50 --seconds 10 --threads 1"
+  for S in 0 1; do
+    OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt runs/moves8 $R --seed $S --json runs/rank/moves8_s$S.json &
+  done; wait
+  OMP_NUM_THREADS=1 hma policy-eval --rank --ckpt models/hma_discrete_moves $R --seed 1 --json runs/rank/moves7_s1.json &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/moves8 --passive runs/g7/gpu_passive7 --control models/hma_discrete_moves \
+      --data data/test --episodes all --trials 1 --threads 1 --windows 48 --embodiments reacher,pusht,cheetah \
+      --gifs 2 --out runs/ev18_moves8_48 &
+  wait
+  python scripts/pool_rank.py runs/rank/moves7_50.json runs/rank/moves7_s1.json --json runs/rank/moves7_pooled.json
+  python scripts/pool_rank.py runs/rank/moves8_s0.json runs/rank/moves8_s1.json --json runs/rank/moves8_pooled.json
 fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
   [[ -d out/gpu16 ]] && from_device 16 reach reachP
