@@ -27,6 +27,9 @@ def pool(runs: list[dict]) -> dict:
     for r in runs[1:]:
         if list(r["episodes_raw"]) != names:
             raise SystemExit(f"the runs rank different policies: {names} vs {list(r['episodes_raw'])}")
+    ckpts = sorted({r["checkpoint"] for r in runs})
+    if len(ckpts) > 1:
+        raise SystemExit(f"the runs rank different checkpoints ({', '.join(ckpts)}): pool runs of one model")
     seeds = [s for r in runs for s in r["seeds"]]
     if len(set(seeds)) != len(seeds):
         raise SystemExit("the runs share episode starts (the same --seed twice?): pooling would count them twice")
@@ -34,7 +37,7 @@ def pool(runs: list[dict]) -> dict:
            for n in names}
     real = np.stack([raw[n]["real_sim"] for n in names])
     sim = np.stack([raw[n]["learned_judge"] for n in names])
-    return {"runs": len(runs), "episodes": int(real.shape[1]), "checkpoints": sorted({r["checkpoint"] for r in runs}),
+    return {"runs": len(runs), "episodes": int(real.shape[1]), "checkpoints": ckpts,
             "policies": {n: {k: mean_ci(v) for k, v in raw[n].items()} for n in names},
             "learned_vs_real": agreement(real, sim)}
 

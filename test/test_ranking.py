@@ -289,3 +289,8 @@ def test_pool_rank_pools_runs_over_their_starts_and_refuses_shared_starts(tmp_pa
     twice = subprocess.run([sys.executable, str(repo / "scripts/pool_rank.py"), str(paths[0]), str(paths[0])],
                            capture_output=True, text=True, cwd=repo)
     assert twice.returncode != 0 and "share episode starts" in twice.stderr
+    other = dict(runs[1], checkpoint="n")
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    mixed = subprocess.run([sys.executable, str(repo / "scripts/pool_rank.py"), str(paths[0]), str(tmp_path / "other.json")],
+                           capture_output=True, text=True, cwd=repo)
+    assert mixed.returncode != 0 and "different checkpoints" in mixed.stderr
