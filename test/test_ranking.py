@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -188,7 +190,8 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     out = tmp_path / "rank.json"
     rc = hma(["policy-eval", "--rank", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge",
               str(JUDGE), "--episodes", "2", "--seconds", "1", "--threads", "2", "--json", str(out),
-              "--plot", str(tmp_path / "rank.png"), "--gif", str(tmp_path / "first.gif")])
+              "--plot", str(tmp_path / "rank.png"), "--gif", str(tmp_path / "first.gif"),
+              "--frames", str(tmp_path / "rank.npz")])
     assert rc == 0
     printed = capsys.readouterr().out
     assert "pearson" in printed and "learned simulator vs gym-pusht" in printed
@@ -206,6 +209,26 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     assert gif.size == (128, 64) and gif.n_frames == 3  # real | imagined, the last real frame + 2 steps
     first = np.asarray(gif.convert("RGB"))
     np.testing.assert_array_equal(first[:, :64], first[:, 64:])  # both worlds start from the same real frame
+    kept = np.load(tmp_path / "rank.npz")  # --frames: every episode, both worlds, for offline scoring
+    assert sorted(kept.files) == sorted(f"{p.name}/{w}" for p in POLICIES for w in ("real", "imagined"))
+    for p in POLICIES:
+        real, imagined = kept[f"{p.name}/real"], kept[f"{p.name}/imagined"]
+        assert real.shape == imagined.shape == (2, 3, 64, 64, 3) and real.dtype == np.uint8
+        np.testing.assert_array_equal(real[:, 0], imagined[:, 0])  # the same real start in both worlds
+    # the frames score as the run did: the judge's max coverage on them is the JSON's
+    judge = load_judge(JUDGE)
+    for p in POLICIES:
+        for world, key in (("real", "real_judge"), ("imagined", "learned_judge")):
+            cov = judge.estimate(kept[f"{p.name}/{world}"].reshape(-1, 64, 64, 3))["coverage"].reshape(2, 3)
+            np.testing.assert_allclose(cov.max(1), res["episodes_raw"][p.name][key], atol=1e-6)
+    rescored = tmp_path / "rescored.json"
+    stem = str(tmp_path / "rank")
+    assert subprocess.run([sys.executable, str(ROOT / "scripts" / "rank_frames.py"), stem, "--judge", str(JUDGE),
+                           "--json", str(rescored)], capture_output=True, text=True, check=True).returncode == 0
+    again = json.loads(rescored.read_text())
+    np.testing.assert_allclose(again["readers"]["judge"]["imagined"],
+                               [np.mean(res["episodes_raw"][p.name]["learned_judge"]) for p in POLICIES], atol=1e-6)
+    assert len(again["readers"]["pixels"]["curve_imagined"][0]) == 3  # per model step, the start included
 
 
 def test_policy_eval_rank_refuses_without_a_judge(capsys):
@@ -294,3 +317,15 @@ def test_pool_rank_pools_runs_over_their_starts_and_refuses_shared_starts(tmp_pa
     mixed = subprocess.run([sys.executable, str(repo / "scripts/pool_rank.py"), str(paths[0]), str(tmp_path / "other.json")],
                            capture_output=True, text=True, cwd=repo)
     assert mixed.returncode != 0 and "different checkpoints" in mixed.stderr
+
+
+def test_open_world_passes_the_sampling_settings_and_refuses_bad_ones():
+    """The learned simulator draws its frames as `hma policy-eval --mask-steps/--mask-order/--temperature`
+    say; an order the model cannot use is a clear error, not a crash mid-run."""
+    from hma_ros.evaluation.policy import PolicyEvalError, open_world
+
+    wm, emb, sim = open_world(str(ROOT / "models" / "hma_discrete_moves"), "pusht", 1.0, 4, "confidence")
+    sim.close()
+    assert (wm.mask_steps, wm.mask_order, wm.temperature) == (4, "confidence", 1.0)
+    with pytest.raises(PolicyEvalError, match="mask_order"):
+        open_world(str(ROOT / "models" / "hma_discrete_moves"), "pusht", 0.0, 2, "sideways")

@@ -40,7 +40,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--embodiment", default="pusht", help="a simulated embodiment of the checkpoint (default pusht)")
     p.add_argument("--episodes", type=int, default=50)
     p.add_argument("--seconds", type=float, default=30.0, help="episode length (gym-pusht's own limit is 300 steps = 30 s)")
-    p.add_argument("--temperature", type=float, default=0.0, help="act() sampling temperature (MAR heads)")
+    p.add_argument("--temperature", type=float, default=0.0, help="the model's sampling temperature, 0 = greedy: "
+                   "act()'s (MAR heads) and, with --rank, the imagined frames' tokens")
     p.add_argument("--act-samples", type=int, default=1,
                    help="MAR heads: execute the mean of this many act() samples (default 1: one sample)")
     p.add_argument("--scripted", action="store_true", help="also run the scripted controller (reference)")
@@ -52,6 +53,12 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--bc", help="--rank: also these BC image policies (comma-separated .safetensors from hma train-bc)")
     p.add_argument("--prompt", type=int, help="--rank: real frames of the robot standing still before each episode "
                                                "(default: the model's prompt length; 1 = the initial frame alone)")
+    p.add_argument("--mask-steps", type=int, default=2, help="--rank: MaskGIT unmasking steps per imagined frame "
+                   "(default %(default)s, as the nodes)")
+    p.add_argument("--mask-order", default="random", choices=("random", "confidence"),
+                   help="--rank: which tokens each unmasking step decides (default %(default)s)")
+    p.add_argument("--frames", help="--rank: also write every episode's 2 Hz frames, real and imagined, to this "
+                   ".npz (keys '<policy>/real', '<policy>/imagined': episodes x steps+1 x H x W x 3 uint8)")
     p.add_argument("--plot", help="--rank: write the ground truth vs learned simulator scatter (PNG) here")
     p.add_argument("--gif", help="write the first model episode's camera frames here (--rank: real | imagined, "
                                  "side by side, the best policy)")
@@ -104,12 +111,13 @@ def _rank(args) -> int:
             load_bc(p)  # a bad path fails here, before any episode
             policies.append(FramePolicy(f"BC {Path(p).parent.name}/{Path(p).stem}", "bc", path=p))
         judge = load_judge(args.judge)
-        wm, emb, sim = open_world(args.ckpt, args.embodiment, args.temperature)
+        wm, emb, sim = open_world(args.ckpt, args.embodiment, args.temperature, args.mask_steps, args.mask_order)
     except (PolicyEvalError, JudgeError, BCError) as e:
         raise CliError(str(e)) from None
+    keep = {} if args.frames else None
     try:
         results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed,
-                                        policies=tuple(policies), prompt=args.prompt)
+                                        policies=tuple(policies), prompt=args.prompt, keep=keep)
     except JudgeError as e:
         raise CliError(str(e)) from None
     finally:
@@ -122,6 +130,10 @@ def _rank(args) -> int:
     if args.plot:
         Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
         scatter_png(results, args.plot)
+    if keep is not None:
+        Path(args.frames).parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(args.frames, **{f"{name}/{world}": np.stack(v[world]).astype(np.uint8)
+                                             for name, v in keep.items() for world in ("real", "imagined")})
     if args.gif:
         from hma_ros.data.images import write_video
 

@@ -54,16 +54,17 @@ def summarize(rows: list[dict]) -> dict:
                 "sem": float(np.std([r[k] for r in rows]) / np.sqrt(len(rows)))} for k in keys}
 
 
-def open_world(ckpt: str, embodiment: str, temperature: float = 0.0):
+def open_world(ckpt: str, embodiment: str, temperature: float = 0.0, mask_steps: int = 2, mask_order: str = "random"):
     """(world model, embodiment, its real simulator) for closed-loop evaluation, with clear errors
-    when the checkpoint lacks the embodiment or the simulator does not match its stem."""
+    when the checkpoint lacks the embodiment or the simulator does not match its stem.
+    temperature / mask_steps / mask_order: how the model draws each imagined frame's tokens."""
     from hma_ros.data.dataset import DatasetError, embodiment_from_dict_loose
     from hma_ros.data.sims import make_sim
     from hma_ros.model.checkpoint import CheckpointError
     from hma_ros.runtime.world_model import WorldModel
 
     try:
-        wm = WorldModel.load(ckpt, embodiment, temperature=temperature)
+        wm = WorldModel.load(ckpt, embodiment, temperature=temperature, mask_steps=mask_steps, mask_order=mask_order)
     except (CheckpointError, ValueError) as e:
         raise PolicyEvalError(str(e)) from None
     try:

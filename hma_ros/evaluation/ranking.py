@@ -267,11 +267,14 @@ def real_scores(policy: FramePolicy, judge, sim, spec, stride: int, episodes: in
 
 
 def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.0, seed: int = 0,
-                  policies=POLICIES, prompt: int | None = None, progress: bool = True) -> tuple[dict, dict]:
+                  policies=POLICIES, prompt: int | None = None, progress: bool = True,
+                  keep: dict | None = None) -> tuple[dict, dict]:
     """Every policy, `episodes` episodes in the simulator and in the world model from the same
     initial states, after `prompt` real frames of the robot standing still (default: the
     model's prompt length; 1 = the initial frame alone). Returns (results for JSON, {policy: (real frames, imagined frames)} of the
-    first episode, for GIFs)."""
+    first episode, for GIFs). Pass a dict as `keep` to receive every episode's 2 Hz frames in
+    it: {policy: {"real": [(steps + 1, H, W, 3)], "imagined": [...]}} (to study other scorers
+    offline, e.g. `python scripts/rank_frames.py`)."""
     from tqdm import tqdm
 
     from hma_ros.evaluation.pusht_judge import JudgeError
@@ -312,6 +315,10 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             r["learned_success"].append(jl["success"])
             if ep == 0:
                 firsts[pol.name] = (real["frames"], imagined)
+            if keep is not None:
+                k = keep.setdefault(pol.name, {"real": [], "imagined": []})
+                k["real"].append(real["frames"])
+                k["imagined"].append(imagined)
             bar.update(1)
     bar.close()
     names = [p.name for p in policies]
