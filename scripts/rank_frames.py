@@ -5,6 +5,9 @@ imagined. This script reads them back and scores each episode's max coverage thr
 
 - `judge`: the PushT judge's pose estimate -> gym-pusht's coverage (what --rank reports);
 - `pixels`: the T's slate-grey pixels over the goal region (`tracking.goal_cover`; no learned part);
+- `hybrid`: the judge on frames whose T is whole (area within +-40% of the first frame's, the rule of
+  `ranking.t_intact`), the pixels on frames where it melted or vanished (the judge, trained on whole
+  Ts, reads a pose into an empty table -- near the goal -- where the pixels read nothing);
 - and, per model step, the mean of each over the policy's episodes (where the optimism builds).
 
 For each reader it prints the per-policy means (real frames, imagined frames) and the agreement of the
@@ -27,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hma_ros.evaluation.pusht_judge import load_judge  # noqa: E402
 from hma_ros.evaluation.ranking import agreement  # noqa: E402
-from hma_ros.evaluation.tracking import goal_cover  # noqa: E402
+from hma_ros.evaluation.tracking import block_mask, goal_cover  # noqa: E402
 
 
 def readers(judge) -> dict:
@@ -35,7 +38,15 @@ def readers(judge) -> dict:
         e, s = frames.shape[:2]
         return judge.estimate(frames.reshape(-1, *frames.shape[2:]))["coverage"].reshape(e, s)
 
-    return {"judge": by_judge, "pixels": goal_cover}
+    def hybrid(frames: np.ndarray) -> np.ndarray:
+        # the judge where the frame's T is whole (its area within +-40% of the episode's first,
+        # real frame: ranking.t_intact's rule), the T's pixels on the goal where it is not
+        ref = block_mask(frames[:, :1]).sum(axis=(-2, -1))
+        area = block_mask(frames).sum(axis=(-2, -1))
+        whole = np.abs(area - ref) <= 0.4 * np.maximum(ref, 1)
+        return np.where(whole, by_judge(frames), goal_cover(frames))
+
+    return {"judge": by_judge, "pixels": goal_cover, "hybrid": hybrid}
 
 
 def load_run(stem: str) -> tuple[dict, dict]:

@@ -133,3 +133,18 @@ def test_synth_skip_replays_the_later_episodes_and_keeps_who_drove_them(synth, t
     assert syn.episodes == [(0, n)] and syn.meta["synthetic"]["source_episodes"] == [2]
     assert np.array_equal(syn.arrays["actions"], src.arrays["actions"][a:a + n])
     assert syn.meta["policies"] == [src.meta["policies"][2]]
+
+
+def test_synth_draws_frames_as_mask_steps_and_order_say_and_records_it(synth, tmp_path):
+    """`hma synth --mask-steps 4 --mask-order confidence` (the learned simulator's whole-T setting)
+    imagines other frames than the default's from the same prompt and actions, and the dataset
+    says how its frames were drawn."""
+    assert hma(["synth", "--ckpt", MODEL, "--data", str(synth / "src" / "pusht"), "--episodes", "1",
+                "--out", str(tmp_path / "c"), "--threads", "1", "--mask-steps", "4", "--mask-order", "confidence"]) == 0
+    default, conf = Dataset(synth / "h" / "pusht"), Dataset(tmp_path / "c" / "pusht")
+    assert conf.meta["synthetic"]["mask_steps"] == 4 and conf.meta["synthetic"]["mask_order"] == "confidence"
+    assert default.meta["synthetic"]["mask_steps"] == 2 and default.meta["synthetic"]["mask_order"] == "random"
+    P = conf.meta["synthetic_from_step"]
+    a, n = conf.episodes[0]
+    c, d = np.asarray(conf.arrays["frames"][a:a + n]), np.asarray(default.arrays["frames"][a:a + n])
+    assert np.array_equal(c[:P], d[:P]) and not np.array_equal(c[P:], d[P:])

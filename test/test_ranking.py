@@ -16,6 +16,7 @@ import pytest
 from hma_ros.data.images import ImageSpec
 from hma_ros.evaluation.pusht_judge import JudgeError, coverage, load_judge, save_judge
 from hma_ros.evaluation.ranking import POLICIES, agreement, mmrv, pearson, spearman
+from hma_ros.evaluation.tracking import goal_cover
 
 ROOT = Path(__file__).resolve().parents[1]
 JUDGE = ROOT / "models" / "pusht_judge"
@@ -168,6 +169,53 @@ def test_t_intact_tells_a_whole_t_from_a_dissolved_one(sim):
     assert t_intact(gone, real[0]) == pytest.approx(2 / 3)
 
 
+def test_posed_frames_can_show_an_empty_table_and_label_it_so():
+    """posed_frames(absent=...): gym-pusht's own renderer with the block moved off the table --
+    no T pixels, the goal and the agent still drawn -- labelled with an unknown pose and no coverage."""
+    from hma_ros.evaluation.pusht_judge import posed_frames
+    from hma_ros.evaluation.tracking import block_mask, goal_mask
+
+    frames, states, keys = posed_frames(24, seed=3, progress=False, absent=0.5)
+    gone = np.isnan(states[:, keys.index("block_x")])
+    assert 4 <= gone.sum() <= 20  # about half
+    assert (block_mask(frames[gone]).sum(axis=(1, 2)) <= 3).all()  # a T is ~120 pixels; the agent's rim may tint 1-2
+    assert (block_mask(frames[~gone]).sum(axis=(1, 2)) > 50).all()
+    assert (states[gone, keys.index("coverage")] == 0).all()
+    assert np.isfinite(states[:, keys.index("agent_x")]).all()  # the agent is still there and known
+    green = (frames[gone][..., 1].astype(int) - frames[gone][..., 0]) > 40  # the light-green goal still drawn
+    assert (green & goal_mask(64)).sum(axis=(1, 2)).min() > 0.8 * goal_mask(64).sum()
+
+
+def test_a_judge_trained_with_empty_tables_says_no_t_and_reads_no_coverage_there(tmp_path):
+    """A judge that saw empty tables in training calls them empty and reads coverage 0 there, where
+    a pose regressor reads a pose into the empty table (the shipped version 1: any pose it likes);
+    it keeps reading frames with a T. Older judge files (no visibility) still load."""
+    from hma_ros.evaluation.pusht_judge import (
+        PushTJudge,
+        empty_table_errors,
+        posed_frames,
+        targets,
+        train_judge,
+    )
+
+    frames, states, keys = posed_frames(300, seed=4, progress=False, absent=0.5)
+    judge, _ = train_judge(frames, targets(states, keys), steps=150, batch_size=32, lr=2e-3, width=8,
+                           progress=False)
+    assert judge.visibility and judge.config["visibility"] is True
+    test_frames, test_states, _ = posed_frames(60, seed=5, progress=False, absent=0.5)
+    gone = np.isnan(test_states[:, keys.index("block_x")])
+    est = judge.estimate(test_frames)
+    called = est["t_visible"] < 0.5
+    assert (called == gone).mean() > 0.95
+    assert (est["coverage"][called] == 0).all()
+    again = load_judge(save_judge(judge, tmp_path / "v"))
+    np.testing.assert_array_equal(again.estimate(test_frames)["t_visible"] < 0.5, called)
+    empty = empty_table_errors(again, n=40)
+    assert empty["called_empty"] > 0.9 and empty["coverage_mean"] < 0.05
+    old = load_judge(save_judge(PushTJudge(64, 8), tmp_path / "old"))  # a version-1 file: six outputs
+    assert not old.visibility and "t_visible" not in old.estimate(test_frames[:2])
+
+
 def test_a_judge_round_trips_through_safetensors_and_a_missing_one_says_what_to_do(tmp_path):
     judge = load_judge(JUDGE)
     path = save_judge(judge, tmp_path / "j")
@@ -201,6 +249,8 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     for raw in res["episodes_raw"].values():
         assert len(raw["real_sim"]) == 2 and all(0.0 <= v <= 1.0 for v in raw["learned_judge"])
     assert set(res["learned_vs_real"]) == {"pearson", "spearman", "mmrv"}
+    assert set(res["learned_pixels_vs_real"]) == {"pearson", "spearman", "mmrv"}
+    assert "learned sim (pixels)" in printed
     assert all(0.0 <= p["learned_t_intact"]["mean"] <= 1.0 for p in res["policies"].values())
     assert res["wall_s_per_episode"]["learned"] > 0
     assert Image.open(tmp_path / "rank.png").size == (480, 480)
@@ -221,6 +271,8 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
         for world, key in (("real", "real_judge"), ("imagined", "learned_judge")):
             cov = judge.estimate(kept[f"{p.name}/{world}"].reshape(-1, 64, 64, 3))["coverage"].reshape(2, 3)
             np.testing.assert_allclose(cov.max(1), res["episodes_raw"][p.name][key], atol=1e-6)
+        np.testing.assert_allclose(goal_cover(kept[f"{p.name}/imagined"]).max(1),
+                                   res["episodes_raw"][p.name]["learned_pixels"], atol=1e-12)
     rescored = tmp_path / "rescored.json"
     stem = str(tmp_path / "rank")
     assert subprocess.run([sys.executable, str(ROOT / "scripts" / "rank_frames.py"), stem, "--judge", str(JUDGE),

@@ -28,6 +28,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--prompt", type=int, default=None, help="real frames per episode before imagining")
     p.add_argument("--skip", type=int, default=0, help="start after this many usable source episodes")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mask-steps", type=int, default=2, help="MaskGIT unmasking steps per imagined frame "
+                   "(default %(default)s, as the nodes)")
+    p.add_argument("--mask-order", default="random", choices=("random", "confidence"),
+                   help="which tokens each unmasking step decides (default %(default)s)")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--overwrite", action="store_true")
     p.set_defaults(func=run)
@@ -46,7 +50,7 @@ def run(args) -> int:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
     try:
         res = synthesize(args.ckpt, args.data, args.episodes, args.out, args.format, args.prompt, args.seed,
-                         args.overwrite, skip=args.skip)
+                         args.overwrite, skip=args.skip, mask_steps=args.mask_steps, mask_order=args.mask_order)
     except (SynthError, LeRobotError) as e:
         raise CliError(str(e)) from None
     print(json.dumps(res))

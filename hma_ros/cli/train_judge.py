@@ -24,6 +24,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--data", nargs="*", default=[], help="PushT datasets with simulator state (hma gen-data)")
     p.add_argument("--posed", type=int, default=30000,
                    help="also this many frames rendered at random poses (default %(default)s; ~10 ms each)")
+    p.add_argument("--absent", type=float, default=0.1,
+                   help="share of the posed frames rendered with no T on the table, so the judge learns to say "
+                        "'no T' (coverage 0) instead of reading a pose into an imagined frame whose T vanished "
+                        "(default %(default)s; 0: the version-1 judge, no such output)")
     p.add_argument("--heldout", help="a PushT dataset to measure the judge's error on (e.g. data/test/pusht)")
     p.add_argument("--out", required=True, help="folder for judge.safetensors")
     p.add_argument("--steps", type=int, default=3000)
@@ -58,6 +62,7 @@ def run(args) -> int:
     from hma_ros.cli import CliError
     from hma_ros.evaluation.pusht_judge import (
         JudgeError,
+        empty_table_errors,
         judge_errors,
         load_judge,
         posed_frames,
@@ -68,11 +73,13 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
+    if not 0.0 <= args.absent < 1.0:
+        raise CliError(f"--absent is a share of the posed frames in [0, 1), got {args.absent}")
     if not args.data and args.posed <= 0:
         raise CliError("nothing to train on: give --data PushT datasets and/or --posed N")
     parts = [_load(d) for d in args.data]
     if args.posed > 0:
-        parts.append(posed_frames(args.posed, args.seed))
+        parts.append(posed_frames(args.posed, args.seed, absent=args.absent))
     ys = []
     for (_, states, keys), where in zip(parts, [*args.data, "posed frames"], strict=False):
         try:
@@ -92,8 +99,14 @@ def run(args) -> int:
         print(f"held-out {args.heldout} ({e['frames']} frames): agent {e['agent_err_median_px']:.2f} px median, "
               f"block {e['block_err_median_px']:.2f} px, angle {e['angle_err_median_deg']:.1f} deg median "
               f"(p90 {e['angle_err_p90_deg']:.1f}), coverage MAE {e['coverage_mae']:.4f} "
-              f"({e['coverage_mae_when_covering']:.4f} where the T covers the goal)")
+              f"({e['coverage_mae_when_covering']:.4f} where the T covers the goal)"
+              + (f", called empty {e['t_called_absent']:.2%}" if e["t_called_absent"] is not None else ""))
         path = save_judge(judge, args.out, info)
+    info["empty_table"] = empty_table_errors(load_judge(path))
+    e = info["empty_table"]
+    print(f"{e['frames']} rendered frames with no T: called empty {e['called_empty']:.1%}, coverage read "
+          f"{e['coverage_mean']:.3f} mean / {e['coverage_max']:.3f} max")
+    path = save_judge(judge, args.out, info)
     (path.parent / "judge.json").write_text(json.dumps(info, indent=2))
     print(f"wrote {path}")
     return 0

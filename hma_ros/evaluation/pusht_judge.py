@@ -108,12 +108,21 @@ def load_net(path: Path, fmt: str, cls, error, what: str):
 
 class PushTJudge(nn.Module):
     """uint8 frames (N, H, W, 3) -> (N, 6): agent x, y and block x, y in world units / 512,
-    and the block angle's sine and cosine. Four stride-2 convolutions and a small MLP."""
+    and the block angle's sine and cosine. Four stride-2 convolutions and a small MLP.
 
-    def __init__(self, image_size: int = 64, width: int = 32):
+    With `visibility`, a seventh output is the logit that a T is on the table at all: an
+    imagined frame can lose its T (the model erased it), and a pose regressor trained only on
+    whole Ts reads a pose into the empty table anyway -- near the goal, where its training
+    poses cluster (session 19: coverage 0.42 on an empty table). Such a judge reports coverage
+    0 where it sees no T."""
+
+    def __init__(self, image_size: int = 64, width: int = 32, visibility: bool = False):
         super().__init__()
         self.config = {"image_size": int(image_size), "width": int(width)}
-        self.features, self.head = frame_net(image_size, width, 6)
+        if visibility:  # older judge files have no such key (and no such output)
+            self.config["visibility"] = True
+        self.visibility = bool(visibility)
+        self.features, self.head = frame_net(image_size, width, 7 if visibility else 6)
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.permute(0, 3, 1, 2).float() / 127.5 - 1.0
@@ -122,7 +131,9 @@ class PushTJudge(nn.Module):
     @torch.no_grad()
     def estimate(self, frames: np.ndarray, batch: int = 256) -> dict[str, np.ndarray]:
         """Frames (N, H, W, 3) or one (H, W, 3) uint8 -> agent (N, 2), block (N, 3: x, y, angle)
-        in world units, and coverage (N,) computed from the block pose."""
+        in world units, and coverage (N,) computed from the block pose; a judge with visibility
+        also gives t_visible (N,), the probability that a T is there, and coverage 0 where it
+        is under one half."""
         frames = np.asarray(frames)
         single = frames.ndim == 3
         if single:
@@ -138,11 +149,15 @@ class PushTJudge(nn.Module):
         block = np.stack([out[:, 2] * WORLD, out[:, 3] * WORLD, np.arctan2(out[:, 4], out[:, 5])], axis=1)
         cov = np.array([coverage(*b) for b in block])
         res = {"agent": agent, "block": block, "coverage": cov}
+        if self.visibility:
+            res["t_visible"] = 1.0 / (1.0 + np.exp(-out[:, 6]))
+            res["coverage"] = np.where(res["t_visible"] >= 0.5, cov, 0.0)
         return {k: v[0] for k, v in res.items()} if single else res
 
 
 def targets(states: np.ndarray, keys: list[str]) -> np.ndarray:
-    """Dataset state rows -> the judge's (N, 6) regression targets."""
+    """Dataset state rows -> the judge's (N, 6) regression targets (NaN block entries: no T in
+    the frame, see `posed_frames(absent=...)`)."""
     try:
         col = {k: states[:, keys.index(k)].astype(np.float64) for k in STATE_KEYS}
     except ValueError:
@@ -153,11 +168,13 @@ def targets(states: np.ndarray, keys: list[str]) -> np.ndarray:
 
 
 def posed_frames(n: int, seed: int = 0, image_size: int = 64, near_goal: float = 0.35,
-                 progress: bool = True) -> tuple[np.ndarray, np.ndarray, list[str]]:
+                 progress: bool = True, absent: float = 0.0) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """n simulator frames at random poses with their true state (frames (n, S, S, 3) uint8,
     states (n, k), state keys): the agent anywhere, the block anywhere in the table, at any
     angle, a `near_goal` share of them near the goal so partial coverage is well represented.
-    Poses are read back after gym-pusht separates an overlapping agent and block."""
+    Poses are read back after gym-pusht separates an overlapping agent and block. An `absent`
+    share of the frames shows no T at all (gym-pusht's renderer with the block moved off the
+    table): their block pose is NaN and their coverage 0, for a judge that learns to say so."""
     from tqdm import tqdm
 
     from hma_ros.data.images import ImageSpec
@@ -176,8 +193,12 @@ def posed_frames(n: int, seed: int = 0, image_size: int = 64, near_goal: float =
             else:
                 block, angle = rng.uniform(60.0, 452.0, 2), rng.uniform(-np.pi, np.pi)
             sim.reset_to(agent, block, angle)
-            frames.append(spec.prepare(sim.render()))
             st = sim.state()
+            if absent > 0 and rng.random() < absent:  # no draw at absent=0: version 1's frames, unchanged
+                sim.u.block.position = (-10.0 * WORLD, -10.0 * WORLD)  # off the table: not drawn
+                sim.u.space.reindex_shapes_for_body(sim.u.block)
+                st = {**st, "block_x": np.nan, "block_y": np.nan, "block_angle": np.nan, "coverage": 0.0}
+            frames.append(spec.prepare(sim.render()))
             states.append([st[k] for k in STATE_KEYS])
     finally:
         sim.close()
@@ -205,18 +226,24 @@ def train_judge(frames: np.ndarray, y: np.ndarray, steps: int = 3000, batch_size
 
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
-    judge = PushTJudge(frames.shape[1], width)
+    present = np.isfinite(y).all(axis=1)
+    judge = PushTJudge(frames.shape[1], width, visibility=not present.all())  # frames without a T: learn to say so
     opt = torch.optim.AdamW(judge.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.05)
     X = torch.from_numpy(np.ascontiguousarray(frames))
-    Y = torch.from_numpy(y.astype(np.float32))
+    Y = torch.from_numpy(np.nan_to_num(y, nan=0.0).astype(np.float32))
+    V = torch.from_numpy(present)
+    known = torch.from_numpy(np.isfinite(y))  # the block's targets of a frame without a T are unknown
     losses, run = [], 0.0
     judge.train()
     bar = tqdm(range(steps), desc="train judge", unit="step", disable=not progress)
     for step in bar:
         idx = torch.randint(len(X), (batch_size,), generator=g)
         pred = judge.head(judge.features(_augment(X[idx], g).permute(0, 3, 1, 2) / 127.5 - 1.0))
-        loss = nn.functional.smooth_l1_loss(pred, Y[idx], beta=0.02)
+        err = nn.functional.smooth_l1_loss(pred[:, :6], Y[idx], beta=0.02, reduction="none")
+        loss = (err * known[idx]).sum() / known[idx].sum().clamp_min(1)
+        if judge.visibility:
+            loss = loss + 0.1 * nn.functional.binary_cross_entropy_with_logits(pred[:, 6], V[idx].float())
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -250,7 +277,20 @@ def judge_errors(judge: PushTJudge, frames: np.ndarray, states: np.ndarray, keys
             "angle_err_p90_deg": float(np.degrees(np.percentile(ang, 90))),
             "coverage_mae": float(cov.mean()),
             "coverage_mae_when_covering": float(cov[col["coverage"] > 0].mean()) if (col["coverage"] > 0).any()
-            else None}
+            else None,
+            # a judge with visibility: real frames (a T on every one) it took for empty tables
+            "t_called_absent": float(np.mean(est["t_visible"] < 0.5)) if "t_visible" in est else None}
+
+
+def empty_table_errors(judge: PushTJudge, n: int = 500, seed: int = 1_000) -> dict:
+    """The judge on n rendered frames with no T on the table (`posed_frames(absent=1)`): the
+    share it calls empty and the coverage it reads into them (a judge without visibility reads
+    a pose into every one)."""
+    frames, _, _ = posed_frames(n, seed, judge.config["image_size"], progress=False, absent=1.0)
+    est = judge.estimate(frames)
+    called = est["t_visible"] < 0.5 if "t_visible" in est else np.zeros(len(frames), bool)
+    return {"frames": int(n), "called_empty": float(called.mean()), "coverage_mean": float(est["coverage"].mean()),
+            "coverage_max": float(est["coverage"].max())}
 
 
 def save_judge(judge: PushTJudge, path: str | Path, extra: dict | None = None) -> Path:

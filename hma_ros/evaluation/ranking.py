@@ -278,6 +278,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     from tqdm import tqdm
 
     from hma_ros.evaluation.pusht_judge import JudgeError
+    from hma_ros.evaluation.tracking import goal_cover
 
     if sim.info.name != "pusht":
         raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
@@ -292,7 +293,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     bar = tqdm(total=total, desc="rank policies", unit="episode", disable=not progress)
     seeds = off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000)
     for pi, pol in enumerate(policies):
-        r = rows[pol.name] = {"real_sim": [], "real_judge": [], "learned_judge": [],
+        r = rows[pol.name] = {"real_sim": [], "real_judge": [], "learned_judge": [], "learned_pixels": [],
                               "real_success": [], "learned_success": [], "learned_t_intact": []}
         for ep, ep_seed in enumerate(seeds):
             t0 = time.perf_counter()
@@ -311,6 +312,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             r["real_sim"].append(float(real["coverage"].max()))
             r["real_judge"].append(jr["max_coverage"])
             r["learned_judge"].append(jl["max_coverage"])
+            r["learned_pixels"].append(float(goal_cover(imagined).max()))
             r["real_success"].append(float(real["coverage"].max() > SUCCESS))
             r["learned_success"].append(jl["success"])
             if ep == 0:
@@ -323,7 +325,8 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     bar.close()
     names = [p.name for p in policies]
     per = {n: {k: mean_ci(v) for k, v in rows[n].items()} for n in names}
-    table = {k: np.array([rows[n][k] for n in names]) for k in ("real_sim", "real_judge", "learned_judge")}
+    table = {k: np.array([rows[n][k] for n in names])
+             for k in ("real_sim", "real_judge", "learned_judge", "learned_pixels")}
     gt = table["real_sim"].mean(1)
     results = {
         "episodes": episodes, "seconds": seconds, "native_steps": steps * stride, "model_steps": steps,
@@ -333,6 +336,10 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
         "spread": float(gt.max() / gt.min()) if gt.min() > 0 else float("inf"),
         "learned_vs_real": agreement(table["real_sim"], table["learned_judge"]),
         "judge_vs_real": agreement(table["real_sim"], table["real_judge"]),
+        # the imagined frames read without the judge: the T's pixels on the goal. The judge,
+        # trained on whole Ts, reads a pose -- near the goal -- into a frame whose T melted or
+        # vanished; the pixels read nothing there, so the two differ where the model erased the T
+        "learned_pixels_vs_real": agreement(table["real_sim"], table["learned_pixels"]),
         "wall_s_per_episode": {k: float(np.mean(v)) for k, v in wall.items()},
         "episodes_raw": rows,
     }
@@ -343,19 +350,23 @@ def format_ranking(res: dict) -> str:
     lines = [f"{res['episodes']} episodes x {res['native_steps']} native steps ({res['seconds']:g} s, "
              f"{res['model_steps']} model steps) after {res['prompt_frames']} real frames standing still; "
              f"score: {res['score']} (mean [95% CI])",
-             "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | success real / learned "
-             "| imagined T intact |",
-             "|---|---|---|---|---|---|"]
+             "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | learned sim (pixels) "
+             "| success real / learned | imagined T intact |",
+             "|---|---|---|---|---|---|---|"]
 
     def f(d):
         return f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
 
     for name, p in res["policies"].items():
-        lines.append(f"| {name} | {f(p['real_sim'])} | {f(p['real_judge'])} | {f(p['learned_judge'])} | "
+        px = f(p["learned_pixels"]) if "learned_pixels" in p else "-"
+        lines.append(f"| {name} | {f(p['real_sim'])} | {f(p['real_judge'])} | {f(p['learned_judge'])} | {px} | "
                      f"{p['real_success']['mean']:.2f} / {p['learned_success']['mean']:.2f} | "
                      f"{p['learned_t_intact']['mean']:.2f} |")
-    for label, key in (("learned simulator", "learned_vs_real"), ("judge on real frames", "judge_vs_real")):
-        a = res[key]
+    for label, key in (("learned simulator", "learned_vs_real"), ("judge on real frames", "judge_vs_real"),
+                       ("learned simulator read by pixels", "learned_pixels_vs_real")):
+        a = res.get(key)
+        if a is None:
+            continue
         lines.append(f"{label} vs gym-pusht: " + ", ".join(
             f"{k} {v['value']:.3f} [{v['ci95'][0]:.3f}, {v['ci95'][1]:.3f}]" for k, v in a.items()))
     w = res["wall_s_per_episode"]

@@ -44,9 +44,11 @@ def rollout_episode(wm, frames: np.ndarray, actions: np.ndarray, prompt: int, se
 
 
 def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", prompt: int | None = None,
-               seed: int = 0, overwrite: bool = False, progress: bool = True, skip: int = 0) -> dict:
+               seed: int = 0, overwrite: bool = False, progress: bool = True, skip: int = 0,
+               mask_steps: int = 2, mask_order: str = "random") -> dict:
     """`episodes` source episodes of `data` (fully valid ones, in order, after the first `skip`)
-    rolled through `ckpt`; writes an hma dataset (OUT/<embodiment>) or a LeRobot v3 folder (OUT).
+    rolled through `ckpt`, each frame's tokens drawn in `mask_steps` unmasking steps in
+    `mask_order`; writes an hma dataset (OUT/<embodiment>) or a LeRobot v3 folder (OUT).
     Returns a summary."""
     from tqdm import tqdm
 
@@ -63,7 +65,7 @@ def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", 
     except DatasetError as e:
         raise SynthError(str(e)) from None
     try:
-        wm = WorldModel.load(ckpt, ds.name)
+        wm = WorldModel.load(ckpt, ds.name, mask_steps=mask_steps, mask_order=mask_order)
     except (CheckpointError, ValueError, KeyError) as e:
         raise SynthError(f"{ckpt}: cannot imagine {ds.name} ({e})") from None
     if tuple(wm.image_size) != tuple(ds.meta["image_size"]):
@@ -76,6 +78,7 @@ def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", 
                          f"{f' after the first {skip}' if skip else ''}, asked for {episodes}")
     emb = ds.embodiment
     info = {"synthetic": True, "checkpoint": str(ckpt), "source": str(data), "prompt_steps": P,
+            "mask_steps": mask_steps, "mask_order": mask_order,
             "note": f"steps >= {P} of each episode carry frames imagined by the checkpoint from the source "
                     f"episode's first {P} frames and its recorded actions", "source_episodes": usable[:episodes]}
     out = Path(out)
