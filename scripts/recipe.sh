@@ -37,7 +37,9 @@
 # the CPU), gpu16data gpu16 r16c (session 17: random-torque reacher data on a lent H200, then on the CPU with cheetah_big),
 # gpu17data gpu17 (prepared, not run: the same with cheetah_big on the GPU, PushT's share kept high, one arm),
 # gpu17data gpu18 (run in session 18: gpu17's arm and a 6-block one beside it), ev18 (their evaluation, on the CPU),
-# else18 (session 18, CPU: version 7 trained on with the T pushed to random poses, pose_elsewhere, vs without).
+# else18 (session 18, CPU: version 7 trained on with the T pushed to random poses, pose_elsewhere, vs without),
+# s19 (session 19, CPU: the ranking's frames read again; sampling the learned simulator in confidence order; its
+# synthetic episodes for the BC experiment; the judge that says "no T"; version 7 ranked again with it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -284,8 +286,9 @@ if [[ $STAGE == all || $STAGE == mixture2_eval ]]; then
   python scripts/agent_token_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht --windows 48
 fi
 if [[ $STAGE == all || $STAGE == judge ]]; then
-  hma train-judge --posed 30000 --data data/sim/pusht --heldout data/test/pusht --out models/pusht_judge \
-      --steps 5000 --threads 1                                                  # ~28 min
+  # version 2 (session 19): 10% of the posed frames show an empty table (version 1: --absent 0, ~28 min)
+  hma train-judge --posed 30000 --absent 0.1 --data data/sim/pusht --heldout data/test/pusht --out models/pusht_judge \
+      --steps 5000 --threads 1                                                  # ~14 min
 fi
 if [[ $STAGE == all || $STAGE == rank ]]; then
   hma policy-eval --rank --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 20 --seconds 10 \
@@ -842,6 +845,47 @@ if [[ $STAGE == all || $STAGE == else18 ]]; then  # session 18, on the CPU: the 
   wait
   python scripts/pool_rank.py runs/rank/moves7_50.json runs/rank/moves7_s1.json --json runs/rank/moves7_pooled.json
   python scripts/pool_rank.py runs/rank/moves8_s0.json runs/rank/moves8_s1.json --json runs/rank/moves8_pooled.json
+fi
+if [[ $STAGE == all || $STAGE == s19 ]]; then  # session 19, on the CPU (after synth_exp6 for the BC arms' real runs)
+  mkdir -p runs/s19/judge1 runs/synth_exp19
+  git show 85c4768:models/pusht_judge/judge.safetensors > runs/s19/judge1/judge.safetensors  # the judge, version 1
+  R="hma policy-eval --rank --ckpt models/hma_discrete_moves --episodes 50 --seconds 10 --threads 1"
+  # version 7 with judge version 1 (session 18's runs, bit-identical), every frame kept, then read again offline
+  for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge1 --seed $S --json runs/s19/v7_s$S.json \
+      --frames runs/s19/v7_s$S.npz & done; wait
+  python scripts/rank_frames.py runs/s19/v7_s0 runs/s19/v7_s1 --judge runs/s19/judge1 --json runs/s19/rescore_v7.json
+  # the learned simulator's sampling: temperature 1; confidence order in 4 steps (both seeds)
+  OMP_NUM_THREADS=1 $R --judge runs/s19/judge1 --seed 0 --temperature 1.0 --json runs/s19/v7t1_s0.json \
+      --frames runs/s19/v7t1_s0.npz &
+  OMP_NUM_THREADS=1 $R --judge runs/s19/judge1 --seed 0 --mask-steps 4 --mask-order confidence \
+      --json runs/s19/v7c4_s0.json --frames runs/s19/v7c4_s0.npz &
+  wait
+  OMP_NUM_THREADS=1 $R --judge runs/s19/judge1 --seed 1 --mask-steps 4 --mask-order confidence \
+      --json runs/s19/v7c4_s1.json --frames runs/s19/v7c4_s1.npz &
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 240 \
+      --embodiments pusht --trials 1 --render tokens --gifs 2 --threads 1 --steps 4 --mask-order confidence \
+      --out runs/s19/ev_c4_tok240 &
+  wait
+  python scripts/pool_rank.py runs/s19/v7c4_s0.json runs/s19/v7c4_s1.json
+  python scripts/rank_frames.py runs/s19/v7c4_s0 runs/s19/v7c4_s1 --judge runs/s19/judge1 --json runs/s19/rescore_v7c4.json
+  # #16 with whole-T synthetic frames: the same 90 episodes drawn in confidence order, four BC seeds
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synth7c4 \
+      --threads 1 --overwrite --mask-steps 4 --mask-order confidence
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  for S in 0 1 2 3; do
+    OMP_NUM_THREADS=1 hma train-bc --data data/bc/pusht:10 data/bc_synth7c4/pusht:90 --out runs/bc7c4_syn90_s$S $BC \
+        --seed $S --json runs/synth_exp19/syn90_s$S.json &
+    if (( S % 2 == 1 )); then wait; fi
+    cp runs/synth_exp6/real10_s$S.json runs/synth_exp6/real100_s$S.json runs/synth_exp19/
+  done
+  python scripts/synth_experiment.py runs/synth_exp19 --seeds 0,1,2,3 --arms real10,syn90,real100
+  # the judge, version 2: 10% of its posed frames show an empty table (the shipped models/pusht_judge)
+  hma train-judge --posed 30000 --absent 0.1 --data data/sim/pusht --heldout data/test/pusht --out runs/s19/judge2 \
+      --steps 5000 --threads 1
+  for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --json runs/s19/v7j2_s$S.json \
+      --frames runs/s19/v7j2_s$S.npz --plot runs/s19/v7j2_s$S.png --gif runs/s19/v7j2_s$S.gif & done; wait
+  python scripts/pool_rank.py runs/s19/v7j2_s0.json runs/s19/v7j2_s1.json --json runs/s19/v7j2_pooled.json
+  python scripts/rank_frames.py runs/s19/v7j2_s0 runs/s19/v7j2_s1 --judge runs/s19/judge2 --json runs/s19/rescore_v7j2.json
 fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
   [[ -d out/gpu16 ]] && from_device 16 reach reachP
