@@ -456,6 +456,8 @@ def test_a_frame_policy_runs_episodes_in_the_learned_simulator_and_is_scored(pro
     assert res["episodes"] == 3 and res["model_steps"] == 3 and len(raw) == 3
     assert all(0.0 <= c <= 1.0 for c in raw) and res["wall_s_per_episode"]["learned"] > 0
     assert res["policies"]["policy"]["learned_judge"]["mean"] == sum(raw) / 3
+    pixels = res["episodes_raw"]["policy"]["learned_pixels"]  # the same JSON as hma policy-eval --rank
+    assert len(pixels) == 3 and all(0.0 <= c <= 1.0 for c in pixels)
     time.sleep(0.5)
     stamps = [round(_stamp(m), 3) for _, m in images]
     assert max(stamps) == 1.5  # 3 steps per episode, never a 4th

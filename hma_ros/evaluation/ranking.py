@@ -219,15 +219,20 @@ def t_intact(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) 
 
 
 def score_episode(judge, frames: np.ndarray) -> dict:
-    """An episode's 2 Hz frames (real or imagined) scored by the judge: max coverage, success."""
+    """An episode's 2 Hz frames (real or imagined) scored by the judge: max coverage, success;
+    and pixel_max_coverage, the same read off the T's pixels on the goal (no learned part)."""
+    from hma_ros.evaluation.tracking import goal_cover
+
     cov = judge.estimate(frames)["coverage"]
-    return {"max_coverage": float(cov.max()), "success": float(cov.max() > SUCCESS)}
+    return {"max_coverage": float(cov.max()), "success": float(cov.max() > SUCCESS),
+            "pixel_max_coverage": float(goal_cover(frames).max())}
 
 
 def learned_summary(policy: str, rows: list[dict], model_steps: int, judge: str) -> dict:
     """One policy's learned-simulator episodes (score_episode rows + wall_s) in the field names
-    of rank_policies' JSON (learned_judge, learned_success, with intervals)."""
-    raw = {"learned_judge": [r["max_coverage"] for r in rows], "learned_success": [r["success"] for r in rows]}
+    of rank_policies' JSON (learned_judge, learned_pixels, learned_success, with intervals)."""
+    raw = {"learned_judge": [r["max_coverage"] for r in rows], "learned_pixels": [r["pixel_max_coverage"] for r in rows],
+           "learned_success": [r["success"] for r in rows]}
     return {"policy": policy, "episodes": len(rows), "model_steps": model_steps, "judge": judge,
             "score": "max coverage over the episode, read by the judge from the imagined frames",
             "policies": {policy: {k: mean_ci(v) for k, v in raw.items()}},
@@ -278,7 +283,6 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     from tqdm import tqdm
 
     from hma_ros.evaluation.pusht_judge import JudgeError
-    from hma_ros.evaluation.tracking import goal_cover
 
     if sim.info.name != "pusht":
         raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
@@ -312,7 +316,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             r["real_sim"].append(float(real["coverage"].max()))
             r["real_judge"].append(jr["max_coverage"])
             r["learned_judge"].append(jl["max_coverage"])
-            r["learned_pixels"].append(float(goal_cover(imagined).max()))
+            r["learned_pixels"].append(jl["pixel_max_coverage"])
             r["real_success"].append(float(real["coverage"].max() > SUCCESS))
             r["learned_success"].append(jl["success"])
             if ep == 0:
