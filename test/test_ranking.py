@@ -381,3 +381,32 @@ def test_open_world_passes_the_sampling_settings_and_refuses_bad_ones():
     assert (wm.mask_steps, wm.mask_order, wm.temperature) == (4, "confidence", 1.0)
     with pytest.raises(PolicyEvalError, match="mask_order"):
         open_world(str(ROOT / "models" / "hma_discrete_moves"), "pusht", 0.0, 2, "sideways")
+
+
+def test_a_token_loop_carries_the_drawn_tokens_forward_not_the_frame_encoded_again(sim):
+    """closed_loop(loop="tokens") (`hma policy-eval --rank --loop tokens`): each step is the frame
+    imagine() would draw from the same state, and the model's newest step holds the tokens it drew
+    (its frame is their decoding), where loop "pixels" encodes the decoded frame again."""
+    from hma_ros.evaluation.policy import open_world
+    from hma_ros.evaluation.ranking import still_prefix
+    from hma_ros.runtime.synth import closed_loop
+
+    wm, emb, s = open_world(str(ROOT / "models" / "hma_discrete_moves"), "pusht")
+    s.close()
+    wm.render = "tokens"  # frames are exactly the tokens' decoding
+    sim.reset(1_000_003)
+    prefix = still_prefix(sim, emb.image_spec, wm.stride, 3)
+    push = np.repeat(np.array([[250.0, 250.0]], np.float32), wm.stride, 0)  # drive the agent across the table
+    a = closed_loop(wm, prefix, lambda f: push, 3, seed=0, loop="tokens")
+    drawn = wm.history[-1][0]
+    np.testing.assert_array_equal(wm.tok.decode(drawn)[0].cpu().numpy(), a[-1])  # the history holds what it drew
+    b = closed_loop(wm, prefix, lambda f: push, 3, seed=0, loop="pixels")
+    np.testing.assert_array_equal(a[:2], b[:2])  # the same first step: one imagine() from the real prefix
+    assert not np.array_equal(a[2:], b[2:])  # then the round trip through the encoder changes the rollout
+    wm.reset(0)
+    for frame, chunk in prefix:
+        wm.observe(frame, chunk)
+    one = wm.imagine(push[None])[0]
+    np.testing.assert_array_equal(one, a[1])
+    with pytest.raises(ValueError, match="loop must be"):
+        closed_loop(wm, prefix, lambda f: push, 1, loop="latent")

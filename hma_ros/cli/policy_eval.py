@@ -57,6 +57,9 @@ def add_parser(sub, name: str) -> None:
                    "(default %(default)s, as the nodes)")
     p.add_argument("--mask-order", default="random", choices=("random", "confidence"),
                    help="--rank: which tokens each unmasking step decides (default %(default)s)")
+    p.add_argument("--loop", default="pixels", choices=("pixels", "tokens"),
+                   help="--rank: what the learned simulator carries from step to step: the imagined frame, "
+                        "encoded again (pixels, default) or its tokens as drawn (tokens)")
     p.add_argument("--frames", help="--rank: also write every episode's 2 Hz frames, real and imagined, to this "
                    ".npz (keys '<policy>/real', '<policy>/imagined': episodes x steps+1 x H x W x 3 uint8)")
     p.add_argument("--plot", help="--rank: write the ground truth vs learned simulator scatter (PNG) here")
@@ -117,7 +120,7 @@ def _rank(args) -> int:
     keep = {} if args.frames else None
     try:
         results, firsts = rank_policies(wm, judge, sim, emb.image_spec, args.episodes, args.seconds, args.seed,
-                                        policies=tuple(policies), prompt=args.prompt, keep=keep)
+                                        policies=tuple(policies), prompt=args.prompt, keep=keep, loop=args.loop)
     except JudgeError as e:
         raise CliError(str(e)) from None
     finally:

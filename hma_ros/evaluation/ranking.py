@@ -132,12 +132,13 @@ def real_episode(sim, spec, policy: FramePolicy, steps: int) -> dict:
     return {"frames": np.stack(frames), "coverage": np.asarray(cov)}
 
 
-def learned_episode(wm, prefix: list, policy: FramePolicy, steps: int, seed: int) -> np.ndarray:
+def learned_episode(wm, prefix: list, policy: FramePolicy, steps: int, seed: int, loop: str = "pixels") -> np.ndarray:
     """One episode in the world model after observing the real prefix steps [(frame, chunk)]:
-    the 2 Hz frames (steps + 1, the first = the prefix's last, real)."""
+    the 2 Hz frames (steps + 1, the first = the prefix's last, real). loop: see
+    `runtime.synth.closed_loop`."""
     from hma_ros.runtime.synth import closed_loop
 
-    return closed_loop(wm, prefix, policy, steps, seed)
+    return closed_loop(wm, prefix, policy, steps, seed, loop)
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -273,7 +274,7 @@ def real_scores(policy: FramePolicy, judge, sim, spec, stride: int, episodes: in
 
 def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.0, seed: int = 0,
                   policies=POLICIES, prompt: int | None = None, progress: bool = True,
-                  keep: dict | None = None) -> tuple[dict, dict]:
+                  keep: dict | None = None, loop: str = "pixels") -> tuple[dict, dict]:
     """Every policy, `episodes` episodes in the simulator and in the world model from the same
     initial states, after `prompt` real frames of the robot standing still (default: the
     model's prompt length; 1 = the initial frame alone). Returns (results for JSON, {policy: (real frames, imagined frames)} of the
@@ -307,7 +308,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             real = real_episode(sim, spec, pol, steps)
             t1 = time.perf_counter()
             pol.start(judge, stride, sim.info, np.random.default_rng([seed, pi, ep]))
-            imagined = learned_episode(wm, prefix, pol, steps, ep_seed)
+            imagined = learned_episode(wm, prefix, pol, steps, ep_seed, loop)
             t2 = time.perf_counter()
             wall["real"].append(t1 - t0)
             wall["learned"].append(t2 - t1)
@@ -334,7 +335,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     gt = table["real_sim"].mean(1)
     results = {
         "episodes": episodes, "seconds": seconds, "native_steps": steps * stride, "model_steps": steps,
-        "prompt_frames": prompt,
+        "prompt_frames": prompt, "loop": loop,
         "seeds": seeds, "score": "max coverage over the episode (starts with the T off the goal)",
         "policies": per,
         "spread": float(gt.max() / gt.min()) if gt.min() > 0 else float("inf"),

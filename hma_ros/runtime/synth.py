@@ -16,19 +16,29 @@ class SynthError(ValueError):
     """A synthesis that cannot run as asked (the message says why)."""
 
 
-def closed_loop(wm, prefix: list, act, steps: int, seed: int = 0) -> np.ndarray:
+LOOPS = ("pixels", "tokens")
+
+
+def closed_loop(wm, prefix: list, act, steps: int, seed: int = 0, loop: str = "pixels") -> np.ndarray:
     """The world model as a simulator: observe the real prefix [(frame, the chunk that led into
-    it)], then `steps` times ask act(newest frame) for a chunk, imagine the next frame and observe
-    it. Returns steps + 1 frames, the first the prefix's last (real). Used by synthesis (act
-    replays recorded chunks) and by policy ranking (act is a policy)."""
+    it)], then `steps` times ask act(newest frame) for a chunk and imagine the next frame. loop:
+    what the model carries forward -- "pixels": the imagined frame, observed (encoded) again;
+    "tokens": its tokens as drawn (`WorldModel.step`), as imagine() does within a horizon.
+    Returns steps + 1 frames, the first the prefix's last (real). Used by synthesis (act replays
+    recorded chunks) and by policy ranking (act is a policy)."""
+    if loop not in LOOPS:
+        raise ValueError(f"loop must be one of {LOOPS}, got {loop!r}")
     wm.reset(seed)
     for frame, chunk in prefix:
         wm.observe(frame, chunk)
     frames = [prefix[-1][0]]
     for _ in range(steps):
         chunk = np.asarray(act(frames[-1]), np.float32)
-        frame = wm.imagine(chunk[None])[0]
-        wm.observe(frame, chunk)
+        if loop == "tokens":
+            frame = wm.step(chunk)
+        else:
+            frame = wm.imagine(chunk[None])[0]
+            wm.observe(frame, chunk)
         frames.append(frame)
     return np.stack(frames)
 

@@ -297,6 +297,20 @@ class WorldModel:
         self.latency["observe_ms"] = 1e3 * (time.perf_counter() - t)
 
     @torch.no_grad()
+    def step(self, chunk) -> np.ndarray:
+        """The world model as a simulator, one 2 Hz step: the frame (H, W, 3) that `chunk`
+        (stride, dim) leads into, imagined and made the newest observed step with its tokens
+        as drawn -- as imagine() carries its own frames forward -- where observe(frame) would
+        encode the decoded frame again (a lossy round trip at every step of a long rollout)."""
+        frame = self.imagine(np.asarray(chunk, np.float32)[None])[0]
+        codes, a = self._drawn
+        codes, a = codes.clone(), a[0].clone()  # (1, S, K), (stride, dim) as observe() keeps them; own memory
+        self.history = (self.history + [(codes, a)])[-(self.window - 1):]
+        self.steps += 1
+        self._newest = (self._frame(frame)[0], codes)
+        return frame
+
+    @torch.no_grad()
     def imagine(self, future_chunks=None, horizon: int | None = None, start=None) -> np.ndarray:
         """K imagined frames (K, H, W, 3) following the newest observed one. future_chunks
         (K, stride, dim) in embodiment units: chunk i leads into imagined frame i; or (B, K,
@@ -356,6 +370,7 @@ class WorldModel:
                 pending = (codes, a) if cache is not None else None
                 slots.append((codes, a))
                 out.append(codes)
+            self._drawn = (codes, a)  # the last frame's tokens as drawn (step() keeps them)
             frames = self.tok.decode(torch.stack(out, 1).flatten(0, 1))  # (B*K, H, W, 3)
             if self.render == "residual" and self._newest is not None:
                 real, real_codes = self._newest
