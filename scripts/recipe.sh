@@ -886,6 +886,13 @@ if [[ $STAGE == all || $STAGE == s19 ]]; then  # session 19, on the CPU (after s
       --frames runs/s19/v7j2_s$S.npz --plot runs/s19/v7j2_s$S.png --gif runs/s19/v7j2_s$S.gif & done; wait
   python scripts/pool_rank.py runs/s19/v7j2_s0.json runs/s19/v7j2_s1.json --json runs/s19/v7j2_pooled.json
   python scripts/rank_frames.py runs/s19/v7j2_s0 runs/s19/v7j2_s1 --judge runs/s19/judge2 --json runs/s19/rescore_v7j2.json
+  # the learned simulator carrying its drawn tokens instead of re-encoding each imagined frame
+  for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --loop tokens --json runs/s19/v7tok_s$S.json \
+      --frames runs/s19/v7tok_s$S.npz & done; wait
+  python scripts/pool_rank.py runs/s19/v7tok_s0.json runs/s19/v7tok_s1.json --json runs/s19/v7tok_pooled.json
+  # the node benchmark, five runs (gc.freeze interleaved, not kept: docs/architecture.md)
+  for i in 1 2 3 4 5; do python benchmarks/imagine_node_bench.py --duration 30 --torch-threads 1 --param precision:=bf16 \
+      --param graphs:=true --param compile:=true > runs/s19/node_$i.json; done
 fi
 if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; then  # after gpu16, on the CPU
   [[ -d out/gpu16 ]] && from_device 16 reach reachP
