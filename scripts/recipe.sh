@@ -890,6 +890,12 @@ if [[ $STAGE == all || $STAGE == s19 ]]; then  # session 19, on the CPU (after s
   for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --loop tokens --json runs/s19/v7tok_s$S.json \
       --frames runs/s19/v7tok_s$S.npz & done; wait
   python scripts/pool_rank.py runs/s19/v7tok_s0.json runs/s19/v7tok_s1.json --json runs/s19/v7tok_pooled.json
+  # recorded commands replayed open loop: the test set, the BC demonstrations, the ranking's own episodes
+  python scripts/replay_goal.py --data data/test/pusht --steps 20 --json runs/s19/replay_test.json
+  python scripts/replay_goal.py --data data/bc/pusht --steps 20 --json runs/s19/replay_bc.json
+  python scripts/replay_goal.py --rank "waypoint pusher,random" --episodes 50 --seed 0 --json runs/s19/replay_rank_a.json
+  python scripts/replay_goal.py --rank "pose pusher,pose pusher+noise 120" --episodes 50 --seed 0 \
+      --json runs/s19/replay_rank_b.json
   # the node benchmark, five runs (gc.freeze interleaved, not kept: docs/architecture.md)
   for i in 1 2 3 4 5; do python benchmarks/imagine_node_bench.py --duration 30 --torch-threads 1 --param precision:=bf16 \
       --param graphs:=true --param compile:=true > runs/s19/node_$i.json; done
