@@ -410,3 +410,17 @@ def test_a_token_loop_carries_the_drawn_tokens_forward_not_the_frame_encoded_aga
     np.testing.assert_array_equal(one, a[1])
     with pytest.raises(ValueError, match="loop must be"):
         closed_loop(wm, prefix, lambda f: push, 1, loop="latent")
+
+
+def test_replay_goal_replays_a_rankings_episodes_open_loop(tmp_path):
+    """scripts/replay_goal.py --rank: the ranking's start, the policy's gym-pusht commands recorded
+    and replayed through the model; real and replayed max coverage per policy, paired difference."""
+    out = tmp_path / "replay.json"
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "replay_goal.py"), "--rank", "random,waypoint pusher",
+                    "--episodes", "2", "--seconds", "1", "--judge", str(JUDGE), "--json", str(out)],
+                   check=True, capture_output=True, text=True, cwd=ROOT)
+    res = json.loads(out.read_text())
+    assert list(res["policies"]) == ["random", "waypoint pusher"] and res["episodes"] == 2
+    for p in res["policies"].values():
+        assert 0.0 <= p["real"]["mean"] <= 1.0 and 0.0 <= p["replayed"]["mean"] <= 1.0
+        assert p["replayed_minus_real"]["mean"] == pytest.approx(p["replayed"]["mean"] - p["real"]["mean"])
