@@ -885,6 +885,8 @@ if [[ $STAGE == all || $STAGE == s19 ]]; then  # session 19, on the CPU (after s
   for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --json runs/s19/v7j2_s$S.json \
       --frames runs/s19/v7j2_s$S.npz --plot runs/s19/v7j2_s$S.png --gif runs/s19/v7j2_s$S.gif & done; wait
   python scripts/pool_rank.py runs/s19/v7j2_s0.json runs/s19/v7j2_s1.json --json runs/s19/v7j2_pooled.json
+  for S in 2 3; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --json runs/s19/v7j2_s$S.json & done; wait
+  python scripts/pool_rank.py runs/s19/v7j2_s{0,1,2,3}.json --json runs/s19/v7j2_pooled200.json
   python scripts/rank_frames.py runs/s19/v7j2_s0 runs/s19/v7j2_s1 --judge runs/s19/judge2 --json runs/s19/rescore_v7j2.json
   # the learned simulator carrying its drawn tokens instead of re-encoding each imagined frame
   for S in 0 1; do OMP_NUM_THREADS=1 $R --judge runs/s19/judge2 --seed $S --loop tokens --json runs/s19/v7tok_s$S.json \
