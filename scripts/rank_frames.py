@@ -29,8 +29,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hma_ros.evaluation.pusht_judge import load_judge  # noqa: E402
-from hma_ros.evaluation.ranking import agreement  # noqa: E402
-from hma_ros.evaluation.tracking import block_mask, goal_cover  # noqa: E402
+from hma_ros.evaluation.ranking import agreement, t_whole  # noqa: E402
+from hma_ros.evaluation.tracking import goal_cover  # noqa: E402
 
 
 def readers(judge) -> dict:
@@ -39,12 +39,9 @@ def readers(judge) -> dict:
         return judge.estimate(frames.reshape(-1, *frames.shape[2:]))["coverage"].reshape(e, s)
 
     def hybrid(frames: np.ndarray) -> np.ndarray:
-        # the judge where the frame's T is whole (its area within +-40% of the episode's first,
-        # real frame: ranking.t_intact's rule), the T's pixels on the goal where it is not
-        ref = block_mask(frames[:, :1]).sum(axis=(-2, -1))
-        area = block_mask(frames).sum(axis=(-2, -1))
-        whole = np.abs(area - ref) <= 0.4 * np.maximum(ref, 1)
-        return np.where(whole, by_judge(frames), goal_cover(frames))
+        # the judge where the frame's T is whole (against the episode's first, real frame: the
+        # rule of the ranking's "T intact"), the T's pixels on the goal where it is not
+        return np.where(t_whole(frames, frames[:, :1]), by_judge(frames), goal_cover(frames))
 
     return {"judge": by_judge, "pixels": goal_cover, "hybrid": hybrid}
 

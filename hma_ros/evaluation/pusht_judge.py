@@ -113,8 +113,8 @@ class PushTJudge(nn.Module):
     With `visibility`, a seventh output is the logit that a T is on the table at all: an
     imagined frame can lose its T (the model erased it), and a pose regressor trained only on
     whole Ts reads a pose into the empty table anyway -- near the goal, where its training
-    poses cluster (session 19: coverage 0.42 on an empty table). Such a judge reports coverage
-    0 where it sees no T."""
+    poses cluster (version 1 on 500 rendered empty tables: coverage 0.131 mean, 0.534 max).
+    Such a judge reports coverage 0 where it sees no T."""
 
     def __init__(self, image_size: int = 64, width: int = 32, visibility: bool = False):
         super().__init__()

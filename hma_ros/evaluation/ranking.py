@@ -209,14 +209,20 @@ def mean_ci(x: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- the evaluation
-def t_intact(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) -> float:
-    """Share of frames whose T (slate-grey block mask) has the reference frame's area within
-    +-40%: where the imagined T dissolved or smeared, the judge's reading of it means little."""
+def t_whole(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) -> np.ndarray:
+    """(...,) bool per frame: its T (slate-grey block mask) has the reference frame's area
+    within +-40%. frames (..., H, W, 3); reference (H, W, 3) or broadcastable (..., 1, H, W, 3)."""
     from hma_ros.evaluation.tracking import block_mask
 
-    ref = block_mask(reference).sum()
+    ref = block_mask(reference).sum(axis=(-2, -1))
     area = block_mask(frames).sum(axis=(-2, -1))
-    return float(np.mean(np.abs(area - ref) <= tolerance * max(ref, 1)))
+    return np.abs(area - ref) <= tolerance * np.maximum(ref, 1)
+
+
+def t_intact(frames: np.ndarray, reference: np.ndarray, tolerance: float = 0.4) -> float:
+    """Share of frames whose T is whole (`t_whole`): where the imagined T dissolved or smeared,
+    the judge's reading of it means little."""
+    return float(np.mean(t_whole(frames, reference, tolerance)))
 
 
 def score_episode(judge, frames: np.ndarray) -> dict:
