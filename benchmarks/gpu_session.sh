@@ -23,6 +23,9 @@
 # always moves there): scripts/recipe.sh STAGE=gpu16. With cheetah_big in .devdata (STAGE=gpu17data) it trains on it
 # too; PASSIVE=none trains the first arm alone; MIX sets the mixture; DEEP=N adds an arm grown to N blocks (runs/gpu_reachD:
 # `--layers N`, the new blocks identities at first) beside it, the capacity question of the card's session 15.
+# GPU_STAGE=closed: version 7 trained on side by side with (clA) the learned simulator's closed-loop
+# commands replayed in gym-pusht (data/closed: hma gen-closed-loop) and without (clC), the rest of the data and settings the same:
+# scripts/recipe.sh STAGE=s20data s20.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -122,6 +125,22 @@ if [[ ${GPU_STAGE:-1} == reach ]]; then
     hma train $RE --init models/hma_discrete_moves --layers "$DEEP" --out runs/gpu_reachD > "$OUT/res/train_reachD.log" 2>&1 &
   wait
   send_back reach reachP reachD
+fi
+
+if [[ ${GPU_STAGE:-1} == closed ]]; then
+  # Does data from the model's own closed loop teach the contact it gets wrong? Two continuations of version 7 for
+  # TRAIN_MIN minutes side by side on the one GPU, the same command but for one dataset: clA adds data/closed/pusht
+  # (the closed-loop commands of three frame policies in version 7, replayed in gym-pusht); clC does not.
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah"
+  CL="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
+      --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
+      --eval-every 100000 --token-cache off --device $DEV --fp16 --init ${INIT:-models/hma_discrete_moves}"
+  rm -rf runs/gpu_clA runs/gpu_clC
+  hma train --data $D .devdata/data/closed/pusht $CL --out runs/gpu_clA > "$OUT/res/train_clA.log" 2>&1 &
+  hma train --data $D $CL --out runs/gpu_clC > "$OUT/res/train_clC.log" 2>&1 &
+  wait
+  send_back clA clC
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then

@@ -39,7 +39,9 @@
 # gpu17data gpu18 (run in session 18: gpu17's arm and a 6-block one beside it), ev18 (their evaluation, on the CPU),
 # else18 (session 18, CPU: version 7 trained on with the T pushed to random poses, pose_elsewhere, vs without),
 # s19 (session 19, CPU: the ranking's frames read again; sampling the learned simulator in confidence order; its
-# synthetic episodes for the BC experiment; the judge that says "no T"; version 7 ranked again with it).
+# synthetic episodes for the BC experiment; the judge that says "no T"; version 7 ranked again with it),
+# s20data s20 ev20 (session 20: version 7's closed-loop commands replayed in gym-pusht as training data, trained on
+# with and without them on a lent H200, evaluated on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -940,4 +942,16 @@ if [[ $STAGE == all || $STAGE == r16c ]] && [[ -d out/gpu16 || -d runs/g16 ]]; t
   OMP_NUM_THREADS=1 hma eval --ckpt runs/r16d --control models/hma_discrete_moves $E --windows 240 --embodiments pusht \
       --render tokens --gifs 0 --out runs/ev17_r16d_vs7_tok240 &   # paired against version 7
   wait
+fi
+if [[ $STAGE == all || $STAGE == s20data ]]; then  # session 20, CPU: the closed-loop data and the device's tar.xz
+  # data/big, data/pose, data/reacher_rand, data/cheetah_big as in the data notes (README); data/closed: three frame
+  # policies' closed-loop commands in version 7 (100 starts apart from the ranking's), replayed in gym-pusht (~22 min)
+  OMP_NUM_THREADS=1 hma gen-closed-loop --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 100 \
+      --out data/closed --overwrite --threads 1
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah data/closed/pusht \
+      | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == s20 ]]; then  # session 20, on a CUDA machine, repo root, .devdata from s20data carried
+  OUT=out/gpu20 GPU_STAGE=closed TRAIN_MIN=${TRAIN_MIN:-8.3} bash benchmarks/gpu_session.sh
 fi

@@ -424,3 +424,53 @@ def test_replay_goal_replays_a_rankings_episodes_open_loop(tmp_path):
     for p in res["policies"].values():
         assert 0.0 <= p["real"]["mean"] <= 1.0 and 0.0 <= p["replayed"]["mean"] <= 1.0
         assert p["replayed_minus_real"]["mean"] == pytest.approx(p["replayed"]["mean"] - p["real"]["mean"])
+
+
+def test_gen_closed_loop_replays_the_learned_simulators_commands_in_gym_pusht(tmp_path, capsys):
+    """`hma gen-closed-loop` on tiny settings: every policy's closed-loop commands in the learned
+    simulator, from starts no ranking uses, played in gym-pusht from the same start. The dataset's
+    episodes start on that start's real frame, begin with the ranking's standing-still prefix, and
+    carry the commands the policy answered to imagined frames; bad policy specs are refused with
+    what to write."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.data.sims import make_sim
+    from hma_ros.evaluation.policy import SEED_BASE
+    from hma_ros.evaluation.ranking import CLOSED_LOOP_BASE, parse_policies
+
+    assert CLOSED_LOOP_BASE - SEED_BASE >= 50 * 10_000  # rank seeds 0..49 start below it
+    assert [p.name for p in parse_policies("pose:25,waypoint,random")] == [
+        "pose pusher+noise 25", "waypoint pusher", "random"]
+    with pytest.raises(ValueError, match="KIND"):
+        parse_policies("teleport:3")
+    assert hma(["gen-closed-loop", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge", str(JUDGE),
+                "--out", str(tmp_path), "--policies", "pose,waypoint:a"]) == 2
+    assert "must be a number" in capsys.readouterr().err
+
+    rc = hma(["gen-closed-loop", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge", str(JUDGE),
+              "--out", str(tmp_path), "--episodes", "2", "--seconds", "2", "--policies", "pose:25,waypoint",
+              "--threads", "2"])
+    assert rc == 0
+    res = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert res["episodes"] == 4
+    ds = Dataset(tmp_path / "pusht")
+    meta, frames, actions = ds.meta, ds.arrays["frames"], ds.arrays["actions"]
+    assert meta["policies"] == ["pose pusher+noise 25", "waypoint pusher"] * 2
+    starts = meta["closed_loop"]["starts"]
+    assert len(starts) == 2 and min(starts) >= CLOSED_LOOP_BASE
+    spec = ImageSpec((64, 64), "center")
+    sim = make_sim("pusht")
+    try:
+        for e, (start, length) in enumerate(meta["episodes"]):
+            seed = starts[e // 2]
+            sim.reset(seed)
+            assert sim.state()["coverage"] == 0.0  # an off-goal start
+            np.testing.assert_array_equal(frames[start], spec.prepare(sim.render()))
+            rest = sim.rest_action()
+            acts = actions[start:start + length]  # acts[k]: the chunk from frame k to frame k + 1
+            # prompt 4 -> 3 standing-still chunks (the agent held where it starts), then 4 policy chunks
+            assert length >= 3 + 4
+            np.testing.assert_allclose(acts[0:3], np.broadcast_to(rest, acts[0:3].shape), atol=1e-3)
+            assert np.abs(acts[3:7] - rest).max() > 1.0  # the policy moved the agent
+    finally:
+        sim.close()

@@ -30,6 +30,7 @@ SUBCOMMANDS: dict[str, str] = {
     "export": "hma_ros.cli.export_cmd",
     "synth": "hma_ros.cli.synth_cmd",
     "lerobot2data": "hma_ros.cli.lerobot2data",
+    "gen-closed-loop": "hma_ros.cli.gen_closed_loop",
 }
 
 

@@ -357,6 +357,71 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     return results, firsts
 
 
+CLOSED_LOOP_BASE = SEED_BASE + 500_000  # gen-closed-loop's starts: apart from ranking seeds 0..49's
+
+
+class _Recorder:
+    """Wraps a policy: every chunk it answers, kept (clipped as the simulator clips)."""
+
+    def __init__(self, policy, sim):
+        self.policy, self.sim, self.chunks = policy, sim, []
+
+    def __call__(self, frame):
+        chunk = np.stack([self.sim.clip(np.asarray(a, float)) for a in self.policy(frame)])
+        self.chunks.append(chunk)
+        return chunk
+
+
+def closed_loop_plans(wm, judge, sim, spec, policies, episodes: int, seconds: float = 10.0, seed: int = 0,
+                      prompt: int | None = None, progress: bool = True) -> list[tuple[int, str, np.ndarray]]:
+    """The learned simulator's closed-loop commands, to replay in the real simulator (`hma
+    gen-closed-loop`): for `episodes` off-goal starts from CLOSED_LOOP_BASE + seed * 10_000 (none a start of
+    ranking seeds 0-49), every policy runs in the world model as `rank_policies` runs it -- the real
+    prefix of the robot standing still, then each chunk answered from the newest imagined frame.
+    Returns [(start seed, policy name, every native command from the start: the prefix's rest
+    commands, then the policy's)]. Played in gym-pusht, they show what those pushes really do --
+    the states a policy reaches by exploiting the model's errors, with their true consequences."""
+    from tqdm import tqdm
+
+    stride = wm.stride
+    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    if prompt is None:
+        prompt = max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+    seeds = off_goal_seeds(sim, episodes, CLOSED_LOOP_BASE + seed * 10_000)
+    plans = []
+    bar = tqdm(total=len(seeds) * len(policies), desc="closed loop", unit="episode", disable=not progress)
+    for ep, ep_seed in enumerate(seeds):
+        sim.reset(ep_seed)
+        rest = np.repeat(sim.rest_action()[None].astype(float), stride * (prompt - 1), 0)  # held where it starts
+        prefix = still_prefix(sim, spec, stride, prompt - 1)
+        for pi, pol in enumerate(policies):
+            pol.start(judge, stride, sim.info, np.random.default_rng([CLOSED_LOOP_BASE + seed, pi, ep]))
+            rec = _Recorder(pol, sim)
+            learned_episode(wm, prefix, rec, steps, ep_seed)
+            plans.append((ep_seed, pol.name, np.concatenate([rest, *rec.chunks]).reshape(-1, rest.shape[1])))
+            bar.update(1)
+    bar.close()
+    return plans
+
+
+def parse_policies(text: str) -> list[FramePolicy]:
+    """"pose:25,waypoint,random" -> FramePolicies (KIND[:NOISE], noise in world units)."""
+    out = []
+    for part in filter(None, (x.strip() for x in text.split(","))):
+        kind, _, noise = part.partition(":")
+        if kind not in ("pose", "waypoint", "random"):
+            raise ValueError(f"policy {part!r}: KIND[:NOISE] with KIND pose, waypoint or random")
+        try:
+            n = float(noise or 0.0)
+        except ValueError:
+            raise ValueError(f"policy {part!r}: the noise after ':' must be a number (world units)") from None
+        name = "random" if kind == "random" else f"{kind} pusher" + (f"+noise {n:g}" if n else "")
+        out.append(FramePolicy(name, kind, n))
+    if not out:
+        raise ValueError("no policies given")
+    return out
+
+
 def format_ranking(res: dict) -> str:
     lines = [f"{res['episodes']} episodes x {res['native_steps']} native steps ({res['seconds']:g} s, "
              f"{res['model_steps']} model steps) after {res['prompt_frames']} real frames standing still; "
