@@ -130,14 +130,16 @@ fi
 if [[ ${GPU_STAGE:-1} == closed ]]; then
   # Does data from the model's own closed loop teach the contact it gets wrong? Two continuations of version 7 for
   # TRAIN_MIN minutes side by side on the one GPU, the same command but for one dataset: clA adds data/closed/pusht
-  # (the closed-loop commands of three frame policies in version 7, replayed in gym-pusht); clC does not.
+  # and data/closed1/pusht when carried (the closed-loop commands of three frame policies in version 7 from 100 starts
+  # each, replayed in gym-pusht); clC does not.
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah"
   CL="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
       --eval-every 100000 --token-cache off --device $DEV --fp16 --init ${INIT:-models/hma_discrete_moves}"
   rm -rf runs/gpu_clA runs/gpu_clC
-  hma train --data $D .devdata/data/closed/pusht $CL --out runs/gpu_clA > "$OUT/res/train_clA.log" 2>&1 &
+  CLD=".devdata/data/closed/pusht"; [[ -d .devdata/data/closed1/pusht ]] && CLD="$CLD .devdata/data/closed1/pusht"
+  hma train --data $D $CLD $CL --out runs/gpu_clA > "$OUT/res/train_clA.log" 2>&1 &
   hma train --data $D $CL --out runs/gpu_clC > "$OUT/res/train_clC.log" 2>&1 &
   wait
   send_back clA clC

@@ -946,10 +946,12 @@ fi
 if [[ $STAGE == all || $STAGE == s20data ]]; then  # session 20, CPU: the closed-loop data and the device's tar.xz
   # data/big, data/pose, data/reacher_rand, data/cheetah_big as in the data notes (README); data/closed: three frame
   # policies' closed-loop commands in version 7 (100 starts apart from the ranking's), replayed in gym-pusht (~22 min)
-  OMP_NUM_THREADS=1 hma gen-closed-loop --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 100 \
-      --out data/closed --overwrite --threads 1
+  CG="hma gen-closed-loop --ckpt models/hma_discrete_moves --judge models/pusht_judge --episodes 100 --threads 1"
+  OMP_NUM_THREADS=1 $CG --seed 0 --out data/closed --overwrite     # two sets of 100 starts, seed 1's after seed 0's
+  OMP_NUM_THREADS=1 $CG --seed 1 --out data/closed1 --overwrite
   rm -rf .devdata && mkdir -p .devdata
   tar -cf - data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah data/closed/pusht \
+      data/closed1/pusht \
       | xz -6 -T2 > .devdata/data.tar.xz
 fi
 if [[ $STAGE == s20 ]]; then  # session 20, on a CUDA machine, repo root, .devdata from s20data carried
