@@ -131,18 +131,24 @@ if [[ ${GPU_STAGE:-1} == closed ]]; then
   # Does data from the model's own closed loop teach the contact it gets wrong? Two continuations of version 7 for
   # TRAIN_MIN minutes side by side on the one GPU, the same command but for one dataset: clA adds data/closed/pusht
   # and data/closed1/pusht when carried (the closed-loop commands of three frame policies in version 7 from 100 starts
-  # each, replayed in gym-pusht); clC does not.
+  # each, replayed in gym-pusht); clC does not. With data/closed2 carried, the second round (DAgger's next iteration):
+  # INIT=runs/g20/gpu_clA trained on with (cl2A) and without (cl2C) data/closed2, clA's own closed loop replayed.
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah"
   CL="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
       --eval-every 100000 --token-cache off --device $DEV --fp16 --init ${INIT:-models/hma_discrete_moves}"
-  rm -rf runs/gpu_clA runs/gpu_clC
   CLD=".devdata/data/closed/pusht"; [[ -d .devdata/data/closed1/pusht ]] && CLD="$CLD .devdata/data/closed1/pusht"
-  hma train --data $D $CLD $CL --out runs/gpu_clA > "$OUT/res/train_clA.log" 2>&1 &
-  hma train --data $D $CL --out runs/gpu_clC > "$OUT/res/train_clC.log" 2>&1 &
+  if [[ -d .devdata/data/closed2/pusht ]]; then  # the second round: INIT = the first round's clA, its own closed loop
+    A_DATA="$D $CLD .devdata/data/closed2/pusht"; C_DATA="$D $CLD"; NA=cl2A; NC=cl2C  # (data/closed2) added or not
+  else
+    A_DATA="$D $CLD"; C_DATA="$D"; NA=clA; NC=clC
+  fi
+  rm -rf runs/gpu_$NA runs/gpu_$NC
+  hma train --data $A_DATA $CL --out runs/gpu_$NA > "$OUT/res/train_$NA.log" 2>&1 &
+  hma train --data $C_DATA $CL --out runs/gpu_$NC > "$OUT/res/train_$NC.log" 2>&1 &
   wait
-  send_back clA clC
+  send_back $NA $NC
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then

@@ -954,6 +954,32 @@ if [[ $STAGE == all || $STAGE == s20data ]]; then  # session 20, CPU: the closed
       data/closed1/pusht \
       | xz -6 -T2 > .devdata/data.tar.xz
 fi
-if [[ $STAGE == s20 ]]; then  # session 20, on a CUDA machine, repo root, .devdata from s20data carried
-  OUT=out/gpu20 GPU_STAGE=closed TRAIN_MIN=${TRAIN_MIN:-8.3} bash benchmarks/gpu_session.sh
+if [[ $STAGE == s20 ]]; then  # session 20, on a CUDA machine, repo root, .devdata from s20data carried (8.0 min ran)
+  OUT=out/gpu20 GPU_STAGE=closed TRAIN_MIN=${TRAIN_MIN:-8.0} bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == s20bdata ]]; then  # the second round's data, CPU, after s20 (runs/g20/gpu_clA: from_device 20 clA clC)
+  OMP_NUM_THREADS=1 hma gen-closed-loop --ckpt runs/g20/gpu_clA --judge models/pusht_judge --episodes 100 --seed 2 \
+      --out data/closed2 --overwrite --threads 1                    # clA's own closed loop, 100 new starts (~17 min)
+  rm -rf .devdata && mkdir -p .devdata
+  tar -cf - data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah data/closed/pusht \
+      data/closed1/pusht data/closed2/pusht | xz -6 -T2 > .devdata/data.tar.xz
+fi
+if [[ $STAGE == s20b ]]; then  # session 20, on a CUDA machine: .devdata from s20bdata and runs/g20/gpu_clA carried
+  OUT=out/gpu20b GPU_STAGE=closed TRAIN_MIN=${TRAIN_MIN:-3.0} INIT=runs/g20/gpu_clA bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == all || $STAGE == ev20 ]] && [[ -d out/gpu20 || -d runs/g20 ]]; then  # after s20, on the CPU
+  [[ -d out/gpu20 ]] && from_device 20 clA clC
+  R="hma policy-eval --rank --judge models/pusht_judge --episodes 50 --seconds 10 --threads 1"
+  mkdir -p runs/s20
+  for S in 0 1; do  # the ship gate first: the ranking (#15), both arms, ranking starts apart from data/closed's
+    for A in clA clC; do OMP_NUM_THREADS=1 $R --ckpt runs/g20/gpu_$A --seed $S --json runs/s20/${A}_s$S.json \
+        --frames runs/s20/${A}_s$S.npz & done; wait
+  done
+  for S in 2 3; do OMP_NUM_THREADS=1 $R --ckpt runs/g20/gpu_clA --seed $S --json runs/s20/clA_s$S.json & done; wait
+  python scripts/pool_rank.py runs/s20/clA_s{0,1,2,3}.json --json runs/s20/clA_pooled.json
+  python scripts/pool_rank.py runs/s20/clC_s{0,1}.json --json runs/s20/clC_pooled.json
+  E="--data data/test --episodes all --trials 1 --threads 1 --control models/hma_discrete_moves"
+  for A in clA clC; do  # PushT, 240 windows, tokens, each paired against version 7
+    OMP_NUM_THREADS=1 hma eval --ckpt runs/g20/gpu_$A $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
+        --out runs/s20/ev_${A}_tok240 & done; wait
 fi
