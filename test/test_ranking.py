@@ -15,7 +15,7 @@ import pytest
 
 from hma_ros.data.images import ImageSpec
 from hma_ros.evaluation.pusht_judge import JudgeError, coverage, load_judge, save_judge
-from hma_ros.evaluation.ranking import POLICIES, agreement, mmrv, pearson, spearman
+from hma_ros.evaluation.ranking import POLICIES, agreement, mmrv, pearson, score_error, spearman
 from hma_ros.evaluation.tracking import goal_cover
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,8 +111,12 @@ def test_agreement_statistics_on_known_values():
     assert mmrv(real, np.array([0.9, 0.2, 0.5, 0.6])) == pytest.approx((0.5 + 0.1 + 0.4 + 0.5) / 4)
     rng = np.random.default_rng(0)
     per_ep_real = real[:, None] + rng.normal(0, 0.05, (4, 30))
+    # the score error sees what the correlations cannot: a simulator 0.2 optimistic for everyone
+    assert score_error(real, real + 0.2) == pytest.approx(0.2) and pearson(real, real + 0.2) == pytest.approx(1.0)
+    assert score_error(real, np.array([0.2, 0.1, 0.6, 0.5])) == pytest.approx(0.1)
     a = agreement(per_ep_real, per_ep_real + 0.01, n_boot=300)
     assert a["pearson"]["value"] == pytest.approx(1.0) and a["mmrv"]["value"] == 0.0
+    assert a["score_error"]["value"] == pytest.approx(0.01) and a["score_error"]["ci95"] == pytest.approx([0.01, 0.01])
     assert a["pearson"]["ci95"][0] <= 1.0 and a["spearman"]["ci95"][1] == pytest.approx(1.0)
     noisy = agreement(per_ep_real, rng.normal(0.3, 0.3, (4, 30)), n_boot=300)
     lo, hi = noisy["pearson"]["ci95"]

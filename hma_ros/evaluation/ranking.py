@@ -176,12 +176,19 @@ def mmrv(real: np.ndarray, sim: np.ndarray) -> float:
     return float(np.mean(worst))
 
 
+def score_error(real: np.ndarray, sim: np.ndarray) -> float:
+    """Mean absolute difference between the simulator's and reality's per-policy scores, in the
+    score's units: how far off a user reading the learned simulator's numbers is. Correlations are
+    blind to it (a simulator that adds 0.2 to every policy ranks perfectly)."""
+    return float(np.mean(np.abs(np.asarray(sim, float) - np.asarray(real, float))))
+
+
 def agreement(real: np.ndarray, sim: np.ndarray, n_boot: int = 2000, seed: int = 0) -> dict:
     """real, sim: (policies, episodes) per-episode scores, episodes paired by initial state.
-    Pearson, Spearman and MMRV of the per-policy means, each with a 95% bootstrap interval
-    (each policy's episodes resampled with replacement, jointly in both worlds)."""
+    Pearson, Spearman, MMRV and the score error of the per-policy means, each with a 95% bootstrap
+    interval (each policy's episodes resampled with replacement, jointly in both worlds)."""
     real, sim = np.asarray(real, float), np.asarray(sim, float)
-    stats = {"pearson": pearson, "spearman": spearman, "mmrv": mmrv}
+    stats = {"pearson": pearson, "spearman": spearman, "mmrv": mmrv, "score_error": score_error}
     point = {k: f(real.mean(1), sim.mean(1)) for k, f in stats.items()}
     rng = np.random.default_rng(seed)
     p, e = real.shape
