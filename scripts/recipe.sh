@@ -967,7 +967,7 @@ fi
 if [[ $STAGE == s20b ]]; then  # session 20, on a CUDA machine: .devdata from s20bdata and runs/g20/gpu_clA carried
   OUT=out/gpu20b GPU_STAGE=closed TRAIN_MIN=${TRAIN_MIN:-3.0} INIT=runs/g20/gpu_clA bash benchmarks/gpu_session.sh
 fi
-if [[ $STAGE == all || $STAGE == ev20 ]] && [[ -d out/gpu20 || -d runs/g20 ]]; then  # after s20, on the CPU
+if [[ $STAGE == all || $STAGE == ev20 ]] && [[ -d out/gpu20 || -d runs/g20 ]]; then  # after s20 (and s20b), on the CPU
   [[ -d out/gpu20 ]] && from_device 20 clA clC
   R="hma policy-eval --rank --judge models/pusht_judge --episodes 50 --seconds 10 --threads 1"
   mkdir -p runs/s20
@@ -976,10 +976,33 @@ if [[ $STAGE == all || $STAGE == ev20 ]] && [[ -d out/gpu20 || -d runs/g20 ]]; t
         --frames runs/s20/${A}_s$S.npz & done; wait
   done
   for S in 2 3; do OMP_NUM_THREADS=1 $R --ckpt runs/g20/gpu_clA --seed $S --json runs/s20/clA_s$S.json & done; wait
-  python scripts/pool_rank.py runs/s20/clA_s{0,1,2,3}.json --json runs/s20/clA_pooled.json
-  python scripts/pool_rank.py runs/s20/clC_s{0,1}.json --json runs/s20/clC_pooled.json
-  E="--data data/test --episodes all --trials 1 --threads 1 --control models/hma_discrete_moves"
-  for A in clA clC; do  # PushT, 240 windows, tokens, each paired against version 7
-    OMP_NUM_THREADS=1 hma eval --ckpt runs/g20/gpu_$A $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
-        --out runs/s20/ev_${A}_tok240 & done; wait
+  python scripts/pool_rank.py runs/s20/clA_s{0,1,2,3}.json --json runs/s20/pool_clA_4.json
+  python scripts/pool_rank.py runs/s20/clA_s{0,1}.json --json runs/s20/pool_clA_01.json
+  python scripts/pool_rank.py runs/s20/clC_s{0,1}.json --json runs/s20/pool_clC_01.json
+  if [[ -d out/gpu20b || -d runs/g20b ]]; then  # the second round (s20b), seed 0 only
+    [[ -d out/gpu20b ]] && { N=20b; mkdir -p runs/g$N && tar xzf out/gpu$N/results.tgz -C runs/g$N
+      for A in cl2A cl2C; do mkdir -p runs/g$N/gpu_$A && cat out/gpu$N/gpu_$A.safetensors.part_* > runs/g$N/gpu_$A/model.safetensors
+        cp runs/g$N/res/gpu_$A.config.yaml runs/g$N/gpu_$A/config.yaml; done; }
+    for A in cl2A cl2C; do OMP_NUM_THREADS=1 $R --ckpt runs/g20b/gpu_$A --seed 0 --json runs/s20/${A}_s0.json & done; wait
+  fi
+  E="--data data/test --episodes all --trials 1 --threads 1 --control models/hma_discrete_moves"  # version 7 as control
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/g20/gpu_clA $E --windows 240 --embodiments pusht --render tokens --gifs 2 \
+      --out runs/s20/ev_clA_tok240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/g20/gpu_clA $E --windows 48 --embodiments reacher,pusht,cheetah --gifs 0 \
+      --out runs/s20/ev_clA_48 &
+  wait
+  hma export --ckpt runs/g20/gpu_clA --out models/hma_discrete_moves    # version 8 (bitwise the evaluated weights)
+  # #16 with version 8's synthetic episodes (data/bc: STAGE=synth_exp's gen-data; the real arms as session 19's)
+  hma synth --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 --out data/bc_synthA \
+      --threads 1 --overwrite
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  mkdir -p runs/synth_exp20
+  for S in 0 1 2 3; do
+    OMP_NUM_THREADS=1 hma train-bc --data data/bc/pusht:10 data/bc_synthA/pusht:90 --out runs/bcA_syn90_s$S $BC \
+        --seed $S --json runs/synth_exp20/syn90_s$S.json &
+    if (( S % 2 == 1 )); then wait; fi
+    cp benchmarks/results/2026-11-27_s19/synth_exp19/real10_s$S.json \
+       benchmarks/results/2026-11-27_s19/synth_exp19/real100_s$S.json runs/synth_exp20/
+  done
+  python scripts/synth_experiment.py runs/synth_exp20 --seeds 0,1,2,3 --arms real10,syn90,real100
 fi
