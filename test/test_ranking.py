@@ -252,8 +252,8 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     assert res["native_steps"] == 10 and res["model_steps"] == 2
     for raw in res["episodes_raw"].values():
         assert len(raw["real_sim"]) == 2 and all(0.0 <= v <= 1.0 for v in raw["learned_judge"])
-    assert set(res["learned_vs_real"]) == {"pearson", "spearman", "mmrv"}
-    assert set(res["learned_pixels_vs_real"]) == {"pearson", "spearman", "mmrv"}
+    assert set(res["learned_vs_real"]) == {"pearson", "spearman", "mmrv", "score_error"}
+    assert set(res["learned_pixels_vs_real"]) == {"pearson", "spearman", "mmrv", "score_error"}
     assert "learned sim (pixels)" in printed
     assert all(0.0 <= p["learned_t_intact"]["mean"] <= 1.0 for p in res["policies"].values())
     assert res["wall_s_per_episode"]["learned"] > 0
@@ -361,7 +361,7 @@ def test_pool_rank_pools_runs_over_their_starts_and_refuses_shared_starts(tmp_pa
     pooled = json.loads((tmp_path / "pooled.json").read_text())
     want = agreement(np.concatenate(real, 1), np.concatenate(sim, 1))
     assert pooled["episodes"] == 12
-    for k in ("pearson", "spearman", "mmrv"):
+    for k in ("pearson", "spearman", "mmrv", "score_error"):
         assert pooled["learned_vs_real"][k]["value"] == pytest.approx(want[k]["value"])
         assert pooled["learned_vs_real"][k]["ci95"] == pytest.approx(want[k]["ci95"])
     assert pooled["policies"]["b"]["real_sim"]["mean"] == pytest.approx(np.concatenate(real, 1)[1].mean())
