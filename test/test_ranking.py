@@ -450,6 +450,9 @@ def test_gen_closed_loop_replays_the_learned_simulators_commands_in_gym_pusht(tm
     assert hma(["gen-closed-loop", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge", str(JUDGE),
                 "--out", str(tmp_path), "--policies", "pose,waypoint:a"]) == 2
     assert "must be a number" in capsys.readouterr().err
+    assert hma(["gen-closed-loop", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge", str(JUDGE),
+                "--out", str(tmp_path), "--seconds", "-1"]) == 2
+    assert "--seconds must be > 0" in capsys.readouterr().err
 
     rc = hma(["gen-closed-loop", "--ckpt", str(ROOT / "models" / "hma_discrete_small"), "--judge", str(JUDGE),
               "--out", str(tmp_path), "--episodes", "2", "--seconds", "2", "--policies", "pose:25,waypoint",

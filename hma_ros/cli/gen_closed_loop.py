@@ -52,6 +52,8 @@ def run(args) -> int:
         torch.set_num_threads(args.threads)
     if args.episodes < 1:
         raise CliError(f"--episodes must be >= 1, got {args.episodes}")
+    if not args.seconds > 0:
+        raise CliError(f"--seconds must be > 0 (policy time per episode), got {args.seconds}")
     out = Path(args.out)
     if (out / "pusht").exists() and not args.overwrite:
         raise CliError(f"{out / 'pusht'} exists; pass --overwrite to replace it")

@@ -405,7 +405,7 @@ def closed_loop_plans(wm, judge, sim, spec, policies, episodes: int, seconds: fl
             pol.start(judge, stride, sim.info, np.random.default_rng([CLOSED_LOOP_BASE + seed, pi, ep]))
             rec = _Recorder(pol, sim)
             learned_episode(wm, prefix, rec, steps, ep_seed)
-            plans.append((ep_seed, pol.name, np.concatenate([rest, *rec.chunks]).reshape(-1, rest.shape[1])))
+            plans.append((ep_seed, pol.name, np.concatenate([rest, *rec.chunks])))
             bar.update(1)
     bar.close()
     return plans
