@@ -87,7 +87,7 @@ def main() -> int:
 def replay_rank(args) -> int:
     from hma_ros.evaluation.policy import SEED_BASE, open_world
     from hma_ros.evaluation.pusht_judge import load_judge
-    from hma_ros.evaluation.ranking import POLICIES, off_goal_seeds, real_episode, still_prefix
+    from hma_ros.evaluation.ranking import POLICIES, episode_steps, off_goal_seeds, real_episode, still_prefix
     from hma_ros.runtime.synth import closed_loop
 
     judge = load_judge(args.judge)
@@ -98,8 +98,8 @@ def replay_rank(args) -> int:
     if unknown:
         raise SystemExit(f"unknown policies {unknown}; ranking.POLICIES: {list(index)}")
     stride = wm.stride
-    steps = max(1, int(round(args.seconds * sim.info.control_hz / stride)))
-    prompt = max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+    steps = episode_steps(args.seconds, sim, stride)
+    prompt = wm.prompt
     seeds = off_goal_seeds(sim, args.episodes, SEED_BASE + args.seed * 10_000)
     out = {"ckpt": args.ckpt, "rank_seed": args.seed, "episodes": args.episodes, "seconds": args.seconds,
            "policies": {}}

@@ -254,6 +254,11 @@ def learned_summary(policy: str, rows: list[dict], model_steps: int, judge: str)
             "episodes_raw": {policy: raw}}
 
 
+def episode_steps(seconds: float, sim, stride: int) -> int:
+    """An episode of `seconds` as 2 Hz model steps of `stride` native commands (at least one)."""
+    return max(1, int(round(seconds * sim.info.control_hz / stride)))
+
+
 def off_goal_seeds(sim, n: int, base: int) -> list[int]:
     """The first n seeds from `base` whose gym-pusht start has the T off the goal (coverage 0):
     a start that already covers the goal would score a policy that does nothing."""
@@ -273,7 +278,7 @@ def real_scores(policy: FramePolicy, judge, sim, spec, stride: int, episodes: in
     success, with intervals."""
     from tqdm import tqdm
 
-    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    steps = episode_steps(seconds, sim, stride)
     cov = []
     for ep, ep_seed in enumerate(tqdm(off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000), desc=policy.name,
                                       unit="episode", disable=not progress)):
@@ -301,9 +306,9 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     if sim.info.name != "pusht":
         raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
     stride = wm.stride
-    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    steps = episode_steps(seconds, sim, stride)
     if prompt is None:
-        prompt = max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+        prompt = wm.prompt
     rows: dict[str, dict[str, list]] = {}
     firsts: dict = {}
     wall = {"real": [], "learned": []}
@@ -391,9 +396,9 @@ def closed_loop_plans(wm, judge, sim, spec, policies, episodes: int, seconds: fl
     from tqdm import tqdm
 
     stride = wm.stride
-    steps = max(1, int(round(seconds * sim.info.control_hz / stride)))
+    steps = episode_steps(seconds, sim, stride)
     if prompt is None:
-        prompt = max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+        prompt = wm.prompt
     seeds = off_goal_seeds(sim, episodes, CLOSED_LOOP_BASE + seed * 10_000)
     plans = []
     bar = tqdm(total=len(seeds) * len(policies), desc="closed loop", unit="episode", disable=not progress)

@@ -80,7 +80,7 @@ def synthesize(ckpt: str, data: str, episodes: int, out: str, fmt: str = "hma", 
         raise SynthError(f"{ckpt}: cannot imagine {ds.name} ({e})") from None
     if tuple(wm.image_size) != tuple(ds.meta["image_size"]):
         raise SynthError(f"{data}: {ds.meta['image_size']} frames, the model's are {list(wm.image_size)}")
-    P = prompt if prompt is not None else max(1, min(wm.dyn.cfg.prompt, wm.window - 1))
+    P = prompt if prompt is not None else wm.prompt
     valid = ds.valid()
     usable = [i for i, (a, n) in enumerate(ds.episodes) if n > P and valid[a:a + n].all()][skip:]
     if len(usable) < episodes:

@@ -143,6 +143,8 @@ class WorldModel:
         self.block_step = compiled_block_step(mode=None if compile in (True, "default") else compile,
                                               cpu=device == "cpu") if compile else None
         self.window = self.dyn.cfg.window
+        # the real steps imagine() conditions on: the trained prompt, short of the window by one
+        self.prompt = max(1, min(self.dyn.cfg.prompt, self.window - 1))
         self.latency: dict[str, float] = {}
         self.reset(seed)
 
@@ -191,7 +193,7 @@ class WorldModel:
         frame = np.zeros((*self.image_size, 3), np.uint8)
         chunk = self.mean_chunk()
         self.reset(self.seed)
-        for t_ in range(self.window - 1 if act else max(1, min(self.dyn.cfg.prompt, self.window - 1))):
+        for t_ in range(self.window - 1 if act else self.prompt):
             self.observe(frame, chunk if t_ else None)
             if horizon > 0:
                 self.imagine(np.repeat(chunk[None], horizon, 0))
@@ -336,7 +338,7 @@ class WorldModel:
             raise ValueError("imagine(None) plans with the policy head and needs horizon >= 1")
         t = time.perf_counter()
         saved = (list(self.history), self.steps, self._newest)
-        P = max(1, min(self.dyn.cfg.prompt, self.window - 1))
+        P = self.prompt
         try:
             if start is not None:
                 self.observe(*start)
