@@ -19,6 +19,9 @@ import numpy as np
 
 ARMS = (("real10", "10 real"), ("syn10", "10 real + 10 synthetic"), ("syn50", "10 real + 50 synthetic"),
         ("syn90", "10 real + 90 synthetic"), ("real100", "100 real"))
+# the 90 synthetic episodes in parts (hma train-bc --synthetic-frames; session 21): only with --arms
+PART_ARMS = (("prompt", "10 real + 90 syn., real prompts only"), ("first12", "10 real + 90 syn., first 12 steps"),
+             ("imagined", "10 real + 90 syn., imagined only"))
 
 
 def mean_ci(a, n_boot: int = 4000, seed: int = 0) -> list[float]:
@@ -68,9 +71,14 @@ def main() -> int:
     ap.add_argument("folder")
     ap.add_argument("--plot")
     ap.add_argument("--seeds", help="comma-separated BC seeds: pool ARM_sSEED.json per arm")
-    ap.add_argument("--arms", help="comma-separated arm keys (default: all five)")
+    ap.add_argument("--arms", help="comma-separated arm keys, in the table's order (default: the five of Tab. 6; "
+                    "also prompt, first12, imagined)")
     args = ap.parse_args()
-    arms = [(k, lbl) for k, lbl in ARMS if not args.arms or k in args.arms.split(",")]
+    labels = dict(ARMS + PART_ARMS)
+    keys = args.arms.split(",") if args.arms else [k for k, _ in ARMS]
+    if unknown := [k for k in keys if k not in labels]:
+        raise SystemExit(f"--arms {','.join(unknown)}: unknown; one of {', '.join(labels)}")
+    arms = [(k, labels[k]) for k in keys]
     if args.seeds:
         return pooled(Path(args.folder), arms, args.seeds.split(","), args.plot)
     res = {k: json.loads((Path(args.folder) / f"{k}.json").read_text()) for k, _ in arms}

@@ -45,6 +45,27 @@ def test_synth_keeps_the_prompt_real_and_imagines_the_rest_from_the_recorded_act
         assert _psnr(imag[P:], real[P:]).mean() > 20  # and looks like the episode
 
 
+def test_bc_trains_on_the_synthetic_steps_asked_for(synth, capsys):
+    """hma train-bc --synthetic-frames: of an hma synth dataset, the real prompt frames (real),
+    the imagined ones (imagined), each episode's first N steps, or all; a plain dataset keeps
+    every step whatever is asked; a bad value is refused with what to pass."""
+    from hma_ros.evaluation.bc import BCError, synthetic_steps
+
+    syn, src = Dataset(synth / "h" / "pusht"), Dataset(synth / "src" / "pusht")
+    P, n = syn.meta["synthetic_from_step"], syn.episodes[0][1]
+    assert [int(synthetic_steps(syn, w).sum()) for w in ("all", "real", "imagined", "first:6")] == \
+        [2 * n, 2 * P, 2 * (n - P), 2 * 6]
+    real = synthetic_steps(syn, "real")
+    assert np.array_equal(np.asarray(syn.arrays["frames"])[real],  # the kept frames are the source's real ones
+                          np.concatenate([np.asarray(src.arrays["frames"])[a:a + P] for a, _ in syn.episodes]))
+    assert synthetic_steps(src, "imagined").all()  # nothing imagined in a plain dataset: all kept
+    with pytest.raises(BCError, match="one of all, real, imagined, first:N"):
+        synthetic_steps(syn, "first:0")
+    assert hma(["train-bc", "--data", str(synth / "h" / "pusht"), "--out", "unused", "--kinds", "random",
+                "--synthetic-frames", "some"]) == 2
+    assert "--synthetic-frames 'some': one of all, real, imagined, first:N" in capsys.readouterr().err
+
+
 def test_lerobot_round_trip_gives_back_the_same_steps(synth, tmp_path):
     assert hma(["lerobot2data", str(synth / "lr"), "--embodiment", "pusht", "--out", str(tmp_path / "back")]) == 0
     a, b = Dataset(synth / "h" / "pusht"), Dataset(tmp_path / "back")

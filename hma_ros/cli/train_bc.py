@@ -19,6 +19,9 @@ def add_parser(sub, name: str) -> None:
                         "the first N episodes of PATH")
     p.add_argument("--out", required=True)
     p.add_argument("--kinds", default="pose,pose_noisy", help="which episodes' policies to imitate")
+    p.add_argument("--synthetic-frames", default="all", metavar="{all,real,imagined,first:N}",
+                   help="of datasets written by hma synth, train on every step (all), only the real prompt "
+                        "frames (real), only the imagined ones (imagined), or each episode's first N steps")
     p.add_argument("--steps", type=int, default=4000)
     p.add_argument("--save-at", default="250,1000", help="also save at these steps (comma-separated)")
     p.add_argument("--batch-size", type=int, default=64)
@@ -51,7 +54,7 @@ def run(args) -> int:
     try:
         for item in args.data:
             path, _, n = item.partition(":")
-            parts.append(bc_examples(Dataset(path), kinds, int(n) if n else None))
+            parts.append(bc_examples(Dataset(path), kinds, int(n) if n else None, args.synthetic_frames))
             print(f"{len(parts[-1][0])} (frame, chunk) examples from {item}")
     except ValueError as e:  # DatasetError, BCError, a bad :N
         raise CliError(str(e) if isinstance(e, DatasetError | BCError) else f"--data {item!r}: PATH or PATH:N") from None
@@ -74,7 +77,8 @@ def run(args) -> int:
                               emb.image_spec, emb.stride, args.eval_episodes, args.eval_seconds)
         finally:
             sim.close()
-        res.update({"data": args.data, "steps": args.steps, "examples": int(len(frames))})
+        res.update({"data": args.data, "steps": args.steps, "examples": int(len(frames)),
+                    "synthetic_frames": args.synthetic_frames})
         m = res["max_coverage"]
         print(f"gym-pusht, {args.eval_episodes} episodes: mean max coverage {m['mean']:.3f} "
               f"[{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}], success {res['success']['mean']:.2f}")

@@ -48,17 +48,41 @@ class BCPolicy(nn.Module):
         return (self(torch.from_numpy(np.ascontiguousarray(frame))[None])[0] * WORLD).double().numpy()
 
 
-def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy"), episodes: int | None = None
-                ) -> tuple[np.ndarray, np.ndarray]:
+SYNTHETIC_FRAMES = ("all", "real", "imagined", "first:N")
+
+
+def synthetic_steps(ds, which: str = "all") -> np.ndarray:
+    """(n_steps,) bool: the steps of `ds` that `which` keeps. A dataset written by `hma synth`
+    (meta `synthetic_from_step` = P) holds each episode's first P frames real and the rest
+    imagined: "real" keeps those P, "imagined" the rest, "first:N" each episode's first N steps
+    (the real prompt and the first N - P imagined ones), "all" every step. Other datasets: all."""
+    head, _, n = which.partition(":")
+    if not (which in ("all", "real", "imagined") or (head == "first" and n.isdigit() and int(n) >= 1)):
+        raise BCError(f"--synthetic-frames {which!r}: one of {', '.join(SYNTHETIC_FRAMES)} (N a positive step count)")
+    P = ds.meta.get("synthetic_from_step")
+    if which == "all" or P is None:
+        return np.ones(len(ds), bool)
+    pos = np.zeros(len(ds), int)  # each step's index within its episode
+    for a, length in ds.episodes:
+        pos[a:a + length] = np.arange(length)
+    if which == "real":
+        return pos < P
+    if which == "imagined":
+        return pos >= P
+    return pos < int(n)
+
+
+def bc_examples(ds, kinds: tuple[str, ...] = ("pose", "pose_noisy"), episodes: int | None = None,
+                synthetic: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """(frames (N, H, W, 3) uint8, chunks (N, stride, dim) float32): each valid step of the
     dataset's episodes (the first `episodes` of them) whose driving policy (meta `policies`) is
-    one of `kinds`."""
+    one of `kinds`; of a synthetic dataset, the steps `synthetic` picks (`synthetic_steps`)."""
     pols = ds.meta.get("policies")
     if not pols or len(pols) != len(ds.episodes):
         raise BCError(f"{ds.path}: no per-episode policy record (meta 'policies'); use an `hma gen-data` dataset")
     if episodes is not None and not 0 < episodes <= len(ds.episodes):
         raise BCError(f"{ds.path}:{episodes}: it has {len(ds.episodes)} episodes")
-    valid = ds.valid()
+    valid = ds.valid() & synthetic_steps(ds, synthetic)
     idx = [i for e, (a, n) in enumerate(ds.episodes[:episodes]) if pols[e] in kinds for i in range(a, a + n)
            if valid[i]]
     if not idx:
