@@ -8,7 +8,10 @@ imagined. This script reads them back and scores each episode's max coverage thr
 - `hybrid`: the judge on frames whose T is whole (area within +-40% of the first frame's, the rule of
   `ranking.t_intact`), the pixels on frames where it melted or vanished (the judge, trained on whole
   Ts, reads a pose into an empty table -- near the goal -- where the pixels read nothing);
-- and, per model step, the mean of each over the policy's episodes (where the optimism builds).
+- `shaped`: the judge on frames whose T is a whole T (`tracking.t_shape` >= `T_SHAPE_MIN`: its pixels
+  match a rigid T as well as every real frame's do), nothing on the others;
+- and, per model step, the mean of each over the policy's episodes (where the optimism builds), and
+  the share of frames whose T is a whole T (real and imagined).
 
 For each reader it prints the per-policy means (real frames, imagined frames) and the agreement of the
 imagined means with gym-pusht's own coverage (the JSON's `real_sim`), so a judge bias on imagined frames
@@ -30,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hma_ros.evaluation.pusht_judge import load_judge  # noqa: E402
 from hma_ros.evaluation.ranking import agreement, t_whole  # noqa: E402
-from hma_ros.evaluation.tracking import goal_cover  # noqa: E402
+from hma_ros.evaluation.tracking import T_SHAPE_MIN, goal_cover, t_shape  # noqa: E402
 
 
 def readers(judge) -> dict:
@@ -43,7 +46,13 @@ def readers(judge) -> dict:
         # rule of the ranking's "T intact"), the T's pixels on the goal where it is not
         return np.where(t_whole(frames, frames[:, :1]), by_judge(frames), goal_cover(frames))
 
-    return {"judge": by_judge, "pixels": goal_cover, "hybrid": hybrid}
+    def shaped(frames: np.ndarray) -> np.ndarray:
+        # the judge only where the frame's T is a whole T (tracking.t_shape >= T_SHAPE_MIN, a rule
+        # fixed on real frames); a bent or melted T is no PushT state and scores nothing
+        ok = (t_shape(frames.reshape(-1, *frames.shape[2:])) >= T_SHAPE_MIN).reshape(frames.shape[:2])
+        return np.where(ok, by_judge(frames), 0.0)
+
+    return {"judge": by_judge, "pixels": goal_cover, "hybrid": hybrid, "shaped": shaped}
 
 
 def load_run(stem: str) -> tuple[dict, dict]:
@@ -66,6 +75,7 @@ def main() -> int:
     read = readers(judge)
     names, truth = None, None
     scores: dict = {r: {"real": None, "imagined": None, "curve_real": None, "curve_imagined": None} for r in read}
+    whole: dict = {}  # (policy, world) -> [(episodes, steps + 1) bool]: is the frame's T a whole T
     for stem in args.runs:
         res, frames = load_run(stem)
         n = list(res["policies"])
@@ -75,6 +85,11 @@ def main() -> int:
             raise SystemExit(f"{stem}: policies {n}, the first run's {names}")
         t = np.array([res["episodes_raw"][k]["real_sim"] for k in names])
         truth = t if truth is None else np.concatenate([truth, t], 1)
+        for k in names:
+            for world in ("real", "imagined"):
+                f = frames[k][world]
+                ok = t_shape(f.reshape(-1, *f.shape[2:])).reshape(f.shape[:2]) >= T_SHAPE_MIN
+                whole.setdefault((k, world), []).append(ok)
         for r, f in read.items():
             for world in ("real", "imagined"):
                 cov = np.stack([f(frames[k][world]) for k in names])  # (policies, episodes, steps + 1)
@@ -84,6 +99,11 @@ def main() -> int:
                 c = cov.mean(1)
                 s["curve_" + world] = c if s["curve_" + world] is None else s["curve_" + world] + c
     out = {"runs": args.runs, "policies": names, "real_sim": truth.mean(1).tolist(), "readers": {}}
+    out["t_whole_per_step"] = {f"{k}/{w}": np.concatenate(v).mean(0).tolist() for (k, w), v in whole.items()}
+    print("share of frames whose T is a whole T (tracking.t_shape >= T_SHAPE_MIN) per model step, real | imagined:")
+    for k in names:
+        cr, ci = (np.concatenate(whole[(k, w)]).mean(0) for w in ("real", "imagined"))
+        print(f"  {k:24s} " + " ".join(f"{x:.2f}" for x in cr[::2]) + " | " + " ".join(f"{x:.2f}" for x in ci[::2]))
     print(f"{truth.shape[1]} episodes per policy; gym-pusht max coverage: "
           + ", ".join(f"{k} {v:.3f}" for k, v in zip(names, truth.mean(1), strict=True)))
     for r, s in scores.items():

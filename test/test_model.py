@@ -1111,6 +1111,7 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert mv["model"]["motion_iou_vs_passive"] == pytest.approx(0.0)
     assert mv["ground_truth"]["goal_bias"] == 0.0 and mv["model"]["goal_bias_vs_passive"] == pytest.approx(0.0)
     assert -1.0 <= mv["model"]["goal_bias"] <= 1.0 and len(mv["model"]["goal_bias_per_horizon"]) == 4
+    assert mv["ground_truth"]["t_shape"] >= 0.75 and mv["model"]["t_shape_vs_passive"] == pytest.approx(0.0)
     assert 0.0 <= mv["tokenizer"]["agent_within"] <= 1.0
     gt = mv["ground_truth"]  # the truth tracks itself in contact with the T and free of it (where either occurs)
     assert all(gt[k] == 1.0 for k in ("agent_within_contact", "agent_within_free") if gt[k] == gt[k])
@@ -1118,6 +1119,7 @@ def test_eval_bench_and_imagine_commands_produce_their_outputs(small_data, tmp_p
     assert lo <= mv["model"]["agent_within_per_horizon"][0] <= hi
     table = (tmp_path / "m/eval/table.md").read_text()
     assert "agent within 1/16 side [95% CI]" in table and "motion IoU [95% CI]" in table
+    assert "T shape (true frames)" in table
     assert "at h=1 [95% CI]" in table and "touching the T" in table and "T on goal, imagined - true [95% CI]" in table
     assert "vs passive [95% CI]" in table and "vs scratch moving [95% CI]" in table and "scratch ppl / ppl [95% CI]" in table
     assert res["render"] == "residual" and res["episode_set"] == "val" and res["episodes"] == 1

@@ -256,6 +256,8 @@ def test_policy_eval_rank_end_to_end_on_the_shipped_model(tmp_path, capsys):
     assert set(res["learned_pixels_vs_real"]) == {"pearson", "spearman", "mmrv", "score_error"}
     assert "learned sim (pixels)" in printed
     assert all(0.0 <= p["learned_t_intact"]["mean"] <= 1.0 for p in res["policies"].values())
+    assert all(0.0 <= p["learned_t_shaped"]["mean"] <= 1.0 for p in res["policies"].values())
+    assert "imagined T a whole T" in printed
     assert res["wall_s_per_episode"]["learned"] > 0
     assert Image.open(tmp_path / "rank.png").size == (480, 480)
     assert res["prompt_frames"] == 4  # the model's prompt: 1.5 s of the robot standing still, real in both worlds

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from hma_ros.evaluation.tracking import (
+    T_SHAPE_MIN,
     agent_contact,
     agent_errors,
     arm_fscore,
@@ -21,6 +22,7 @@ from hma_ros.evaluation.tracking import (
     pusht_project,
     reacher_arm_mask,
     score_frames,
+    t_shape,
 )
 
 
@@ -145,6 +147,32 @@ def test_block_mask_covers_the_t_and_iou_drops_when_it_moves(pusht_frames):
     assert mask_iou(block_mask(shifted), m[0]) < 0.7
 
 
+def test_t_shape_tells_a_whole_t_from_a_bent_melted_or_missing_one(pusht_frames):
+    """tracking.t_shape: every real frame's T (any heading, the agent on it or not) is a whole T
+    (>= T_SHAPE_MIN), and so is one turned by 90 degrees; the same T pixels melted into a blob, or
+    its stem broken off and moved aside, are not; no T pixels: 0."""
+    frames, _ = pusht_frames
+    real = t_shape(frames)
+    assert real.min() >= T_SHAPE_MIN and np.median(real) > 0.8
+    assert t_shape(np.rot90(frames[:8], axes=(1, 2)).copy()).min() >= T_SHAPE_MIN
+    m = block_mask(frames[:8])
+    colour = frames[:8][m].mean(0).astype(np.uint8)  # the T's slate grey
+    melted, broken, gone = frames[:8].copy(), frames[:8].copy(), frames[:8].copy()
+    yy, xx = np.mgrid[:64, :64]
+    for i in range(8):
+        ys, xs = np.nonzero(m[i])
+        for f in (melted, gone):
+            f[i][m[i]] = 255  # the T painted out
+        r = np.sqrt(m[i].sum() / np.pi)  # a disc of the T's area at its centroid
+        melted[i][(yy - ys.mean()) ** 2 + (xx - xs.mean()) ** 2 <= r * r] = colour
+        half = xs < np.median(xs)  # one half of the T's pixels moved 12 px away
+        broken[i][ys[half], xs[half]] = 255
+        broken[i][ys[half], np.clip(xs[half] - 12, 0, 63)] = colour
+    assert block_mask(melted).sum() > 0.8 * m.sum()  # as many T pixels, in a blob
+    assert t_shape(melted).max() < T_SHAPE_MIN and t_shape(broken).max() < T_SHAPE_MIN
+    assert (t_shape(gone) == 0.0).all()
+
+
 def test_goal_cover_reads_gym_pushts_coverage_off_the_pixels():
     """On simulator frames at posed T's (many near the goal) the T's share of the goal region's
     pixels follows gym-pusht's own coverage: correlation > 0.99, mean error < 0.05, none off
@@ -190,6 +218,7 @@ def test_score_frames_of_the_truth_itself_is_perfect(pusht_frames):
     s = score_frames(frames[1:9], frames[1:9], frames[0], agent[1:9])
     assert s["agent_within"].min() == 1.0 and s["agent_present"].min() == 1.0
     assert np.nanmin(s["block_iou"]) == 1.0 and np.nanmin(s["motion_iou"]) == 1.0
+    assert s["t_shape"].min() >= T_SHAPE_MIN
 
 
 def test_demo_scoring_tracks_the_agent_in_filmstrips(pusht_frames):

@@ -6,7 +6,7 @@ teacher-forced perplexity and token accuracy, controllability dPSNR (true action
 actions drawn from the action statistics, 5 trials, 95% bootstrap interval over episodes), the
 tokenizer's reconstruction PSNR (the ceiling), the copy-last-frame baseline and comparison models
 (a passive model, a model trained from scratch, any other as a control; paired intervals, the perplexity ratio of the
-paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tracking, block IoU,
+paper's Fig. 5a), and what moves (`tracking.py`: motion-mask IoU, PushT agent tracking, block IoU, T shape,
 the reacher's arm F-score).
 """
 
@@ -266,7 +266,7 @@ def summarize_moves(moves: dict, eps: np.ndarray) -> dict:
         for arm in moves:
             if arm in ("model", "ground_truth", "tokenizer"):
                 continue
-            for metric in ("motion_iou", "agent_within", "block_iou", "goal_bias", "arm_f", "arm_f_moved"):
+            for metric in ("motion_iou", "agent_within", "block_iou", "t_shape", "goal_bias", "arm_f", "arm_f_moved"):
                 if metric not in moves["model"][0]:
                     continue
                 a = np.stack([r[metric] for r in moves["model"]])
@@ -384,7 +384,7 @@ def format_moves_table(results: dict) -> str:
         [f"vs {a} [95% CI]" for a in arms if a != "copy_last"] + \
         ["agent within 1/16 side [95% CI]", "at h=1 [95% CI]", "touching the T", "free", "agent present", "median err px"] + \
         [f"{a} agent within" for a in arms] + ["tokenizer agent within", "ground-truth detector", "block IoU",
-                                                "T on goal, imagined - true [95% CI]"] + \
+                                                "T shape (true frames)", "T on goal, imagined - true [95% CI]"] + \
         ["arm F [95% CI]", "arm F at h=1", "arm moved: F [95% CI]", "arm still: F"] + [f"{a} arm F (moved)" for a in arms] + \
         [f"arm F vs {a}, moved [95% CI]" for a in arms if a != "copy_last"] + ["tokenizer arm F"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -403,9 +403,10 @@ def format_moves_table(results: dict) -> str:
             cells += [_num(mv.get(a, {}).get("agent_within"), ".3f") for a in arms]
             cells += [_num(mv.get("tokenizer", {}).get("agent_within"), ".3f"),
                       _num(mv.get("ground_truth", {}).get("agent_within"), ".3f"), _num(m.get("block_iou"), ".3f"),
+                      f"{_num(m.get('t_shape'), '.3f')} ({_num(mv.get('ground_truth', {}).get('t_shape'), '.3f')})",
                       _ci(m.get("goal_bias"), m.get("goal_bias_ci95"), "+.3f")]
         else:
-            cells += ["-"] * (6 + len(arms) + 4)
+            cells += ["-"] * (6 + len(arms) + 5)
         if "arm_f" in m:  # the reacher's arm
             cells += [_ci(m["arm_f"], m["arm_f_ci95"], ".3f"), _ci(m["arm_f_per_horizon"][0], m.get("arm_f_first_ci95"), ".3f"),
                       _ci(m["arm_f_moved"], m["arm_f_moved_ci95"], ".3f"), _num(m["arm_f_still"], ".3f")]

@@ -302,6 +302,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     from tqdm import tqdm
 
     from hma_ros.evaluation.pusht_judge import JudgeError
+    from hma_ros.evaluation.tracking import T_SHAPE_MIN, t_shape
 
     if sim.info.name != "pusht":
         raise JudgeError(f"policy ranking scores PushT coverage; the simulator is {sim.info.name}")
@@ -317,7 +318,8 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
     seeds = off_goal_seeds(sim, episodes, SEED_BASE + seed * 10_000)
     for pi, pol in enumerate(policies):
         r = rows[pol.name] = {"real_sim": [], "real_judge": [], "learned_judge": [], "learned_pixels": [],
-                              "real_success": [], "learned_success": [], "learned_t_intact": []}
+                              "real_success": [], "learned_success": [], "learned_t_intact": [],
+                              "learned_t_shaped": []}
         for ep, ep_seed in enumerate(seeds):
             t0 = time.perf_counter()
             sim.reset(ep_seed)
@@ -332,6 +334,7 @@ def rank_policies(wm, judge, sim, spec, episodes: int = 50, seconds: float = 10.
             wall["learned"].append(t2 - t1)
             jr, jl = score_episode(judge, real["frames"]), score_episode(judge, imagined)
             r["learned_t_intact"].append(t_intact(imagined, real["frames"][0]))
+            r["learned_t_shaped"].append(float(np.mean(t_shape(imagined[1:]) >= T_SHAPE_MIN)))
             r["real_sim"].append(float(real["coverage"].max()))
             r["real_judge"].append(jr["max_coverage"])
             r["learned_judge"].append(jl["max_coverage"])
@@ -439,17 +442,18 @@ def format_ranking(res: dict) -> str:
              f"{res['model_steps']} model steps) after {res['prompt_frames']} real frames standing still; "
              f"score: {res['score']} (mean [95% CI])",
              "| policy | gym-pusht (sim) | gym-pusht (judge) | learned sim (judge) | learned sim (pixels) "
-             "| success real / learned | imagined T intact |",
-             "|---|---|---|---|---|---|---|"]
+             "| success real / learned | imagined T intact | imagined T a whole T |",
+             "|---|---|---|---|---|---|---|---|"]
 
     def f(d):
         return f"{d['mean']:.3f} [{d['ci95'][0]:.3f}, {d['ci95'][1]:.3f}]"
 
     for name, p in res["policies"].items():
         px = f(p["learned_pixels"]) if "learned_pixels" in p else "-"
+        shaped = f"{p['learned_t_shaped']['mean']:.2f}" if "learned_t_shaped" in p else "-"  # older JSON: none
         lines.append(f"| {name} | {f(p['real_sim'])} | {f(p['real_judge'])} | {f(p['learned_judge'])} | {px} | "
                      f"{p['real_success']['mean']:.2f} / {p['learned_success']['mean']:.2f} | "
-                     f"{p['learned_t_intact']['mean']:.2f} |")
+                     f"{p['learned_t_intact']['mean']:.2f} | {shaped} |")
     for label, key in (("learned simulator", "learned_vs_real"), ("judge on real frames", "judge_vs_real"),
                        ("learned simulator read by pixels", "learned_pixels_vs_real")):
         a = res.get(key)

@@ -132,6 +132,67 @@ def goal_cover(frames: np.ndarray) -> np.ndarray:
     return (block_mask(frames) & g).sum(axis=(-2, -1)) / g.sum()
 
 
+_T_SHAPE_GRID: dict[int, np.ndarray] = {}
+T_SHAPE_MIN = 0.75  # below every real frame of data/bc (3,000 pose-pusher frames: min 0.757, median 0.847)
+T_SHAPE_ANGLES = np.radians(np.arange(0.0, 360.0, 5.0))
+
+
+def _tee_iou(grid: np.ndarray, m: np.ndarray, centre: np.ndarray, angles: np.ndarray,
+             hidden: np.ndarray) -> np.ndarray:
+    """IoU of the pixel mask m (P,) with a rigid T whose centroid is at each of `centre` (C, 2,
+    world units) at each heading (A,), the `hidden` pixels (P,) left out: (C, A)."""
+    from hma_ros.evaluation.pusht_judge import TEE_LENGTH, TEE_SCALE
+
+    s, n = TEE_SCALE, TEE_LENGTH
+    # the T's centroid in its body frame (bar n*s x s at y in [0, s], stem s x (n-1)*s above it)
+    cy = (n * s * s * (s / 2) + s * (n - 1) * s * (s + (n - 1) * s / 2)) / (n * s * s + (n - 1) * s * s)
+    d = grid[None] - centre[:, None]  # (C, P, 2) world offsets from the centroid
+    cos, sin = np.cos(angles)[None, :, None], np.sin(angles)[None, :, None]
+    u = cos * d[:, None, :, 0] + sin * d[:, None, :, 1]  # body-frame coordinates (R^T d), (C, A, P)
+    v = -sin * d[:, None, :, 0] + cos * d[:, None, :, 1] + cy
+    tee = ((np.abs(u) <= n * s / 2) & (v >= 0) & (v <= s)) | ((np.abs(u) <= s / 2) & (v > s) & (v <= n * s))
+    tee &= ~hidden
+    inter = (tee & m).sum(-1)
+    return inter / (tee.sum(-1) + m.sum() - inter)
+
+
+def t_shape(frames: np.ndarray) -> np.ndarray:
+    """(N,) how T-shaped each frame's T is, read off its pixels (no learned part): the best mask
+    IoU of its T pixels (`block_mask`) with a rigid PushT T. Searched coarse to fine: every heading
+    in 5-degree steps with the T's centroid on the pixels' centroid (where the T touches the frame's
+    edge, also on a 2-px lattice up to 8 px around it: the visible centroid of a T partly out of
+    view is off its own), then the best +-5 degrees and +-2 px; the agent's pixels, which hide
+    what lies under them, are left out of the IoU. Whole Ts in real 64-px frames score
+    ~0.8-0.9; a T bent or melted into a blob scores far lower; no T pixels: 0. frames (N, H, W, 3)."""
+    frames = np.asarray(frames)
+    size = frames.shape[-2]
+    grid = _T_SHAPE_GRID.get(size)
+    if grid is None:  # pixel centres in world units, (size * size, 2) as (x, y)
+        c = (np.arange(size) + 0.5) * PUSHT_WORLD / size
+        grid = _T_SHAPE_GRID[size] = np.stack([np.tile(c, size), np.repeat(c, size)], 1)
+    px = PUSHT_WORLD / size
+
+    def lattice(k: int, step: int) -> np.ndarray:
+        r = np.arange(-k, k + 1, step)
+        return np.stack(np.meshgrid(r, r), -1).reshape(-1, 2) * px
+
+    fine, coarse = lattice(2, 1), lattice(8, 2)
+    masks = block_mask(frames)
+    edge = masks[:, [0, -1]].any(axis=(1, 2)) | masks[:, :, [0, -1]].any(axis=(1, 2))
+    masks = masks.reshape(len(frames), -1)
+    agent = (blueness(frames) >= BLUENESS_MIN).reshape(len(frames), -1)  # the disc hides what is under it
+    out = np.zeros(len(frames))
+    for i, m in enumerate(masks):
+        if not m.any():
+            continue
+        centres = grid[m].mean(0) + (coarse if edge[i] else np.zeros((1, 2)))
+        iou = np.concatenate([_tee_iou(grid, m, centres[j:j + 8], T_SHAPE_ANGLES, agent[i])
+                              for j in range(0, len(centres), 8)])
+        c, a = np.unravel_index(np.argmax(iou), iou.shape)
+        out[i] = _tee_iou(grid, m, centres[c] + fine, T_SHAPE_ANGLES[a] + np.radians([-5.0, 0.0, 5.0]), agent[i]).max()
+    return out
+
+
 def agent_contact(truth: np.ndarray, agent_xy_world: np.ndarray) -> np.ndarray:
     """(N,) bool: in each true frame (N, H, W, 3), the agent (world positions (N, 2)) touches the
     T -- some block pixel lies within two agent radii of its centre (the disc's rim against the
@@ -202,7 +263,7 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
     motion_iou always; with PushT agent positions (K, 2): agent_present, agent_err (pixels, inf
     where absent), agent_within (error <= 1/16 of the frame side), the same split into frames whose
     true agent touches the T (agent_within_contact) and the rest (agent_within_free; NaN where the
-    frame belongs to the other), block_iou; with arm (the reacher): arm_f (`arm_fscore`), split into
+    frame belongs to the other), block_iou, t_shape (`t_shape`: is the imagined T still a T); with arm (the reacher): arm_f (`arm_fscore`), split into
     frames whose true arm moved off its pose in `newest` (arm_f_moved) and the rest (arm_f_still);
     goal_bias (PushT): the goal coverage read off the imagined frame minus the true frame's
     (`goal_cover`)."""
@@ -222,6 +283,7 @@ def score_frames(pred: np.ndarray, truth: np.ndarray, newest: np.ndarray,
         out["agent_within_contact"] = np.where(touch, out["agent_within"], np.nan)
         out["agent_within_free"] = np.where(touch, np.nan, out["agent_within"])
         out["block_iou"] = mask_iou(block_mask(pred), block_mask(truth))
+        out["t_shape"] = t_shape(pred)  # where the T is drawn aside: whether it is drawn as a T at all
         # how much more of the goal the imagined T covers than the true one (> 0: an optimistic
         # simulator, the T drifting onto the goal drawn in the frame)
         out["goal_bias"] = goal_cover(pred) - goal_cover(truth)

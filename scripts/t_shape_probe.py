@@ -1,0 +1,109 @@
+"""Is the imagined PushT T still a T? First imagined steps of recorded episodes, per sampler.
+
+Each episode's first P frames (the model's prompt) are real; its recorded chunks are replayed
+through the checkpoint for `--horizon` more steps (`hma synth`'s rollout). Per imagined step:
+the share of frames whose T is a whole T (`tracking.t_shape` >= `T_SHAPE_MIN`, a rule every real
+frame of data/bc passes), the mean T shape, and the T's mask IoU with the true frame's, beside
+copying the newest real frame (a T held still) and the true frames themselves. One row per
+sampler (`--mask-steps` x `--mask-order`): if only MaskGIT's parallel decoding bent the T,
+drawing one token at a time (64 steps at 8x8 tokens) would straighten it.
+
+    python scripts/t_shape_probe.py --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 \\
+        --episodes 90 --horizon 4 --mask-steps 2,16,64 --mask-order random,confidence
+    python scripts/t_shape_probe.py --synth data/bc_synthA/pusht     # an hma synth dataset, per step
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from hma_ros.evaluation.tracking import T_SHAPE_MIN, block_mask, mask_iou, t_shape  # noqa: E402
+
+
+def synth_rows(path: str) -> dict:
+    """An hma synth dataset: share of whole Ts and mean T shape per episode step."""
+    from hma_ros.data.dataset import Dataset
+
+    ds = Dataset(path)
+    P = ds.meta.get("synthetic_from_step")
+    if P is None:
+        raise SystemExit(f"{path}: not written by hma synth (no synthetic_from_step)")
+    n = min(length for _, length in ds.episodes)
+    frames = np.stack([np.asarray(ds.arrays["frames"][a:a + n]) for a, _ in ds.episodes])  # (E, n, ...)
+    shape = t_shape(frames.reshape(-1, *frames.shape[2:])).reshape(frames.shape[:2])
+    return {"synth": path, "prompt_steps": P, "episodes": len(ds.episodes),
+            "whole_per_step": (shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
+            "shape_per_step": shape.mean(0).round(3).tolist(),
+            "whole_imagined": float((shape[:, P:] >= T_SHAPE_MIN).mean())}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--ckpt", default="models/hma_discrete_moves")
+    ap.add_argument("--data", default="data/bc/pusht", help="a PushT dataset with recorded episodes")
+    ap.add_argument("--skip", type=int, default=10, help="start at this episode (data/bc: 10, the synthetic ones')")
+    ap.add_argument("--episodes", type=int, default=90)
+    ap.add_argument("--horizon", type=int, default=4)
+    ap.add_argument("--mask-steps", default="2")
+    ap.add_argument("--mask-order", default="random")
+    ap.add_argument("--synth", help="instead: score an hma synth dataset's frames per step")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--json")
+    args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.synth:
+        rows = [synth_rows(args.synth)]
+        print(json.dumps(rows[0]))
+    else:
+        from hma_ros.data.dataset import Dataset
+        from hma_ros.runtime.synth import rollout_episode
+        from hma_ros.runtime.world_model import WorldModel
+
+        ds = Dataset(args.data)
+        eps = list(range(args.skip, len(ds.episodes)))[:args.episodes]
+        rows = []
+        for order in args.mask_order.split(","):
+            for steps in (int(s) for s in args.mask_steps.split(",")):
+                wm = WorldModel.load(args.ckpt, "pusht", mask_steps=steps, mask_order=order)
+                P, H = wm.prompt, args.horizon
+                shape, iou, copy_iou, true_shape = [], [], [], []
+                t0 = time.time()
+                for e in eps:
+                    a, n = ds.episodes[e]
+                    if n < P + H:
+                        continue
+                    w = ds.window(a, P + H)
+                    real = np.asarray(w.frames)
+                    imagined = rollout_episode(wm, real, w.actions, P, e)[P:]
+                    shape.append(t_shape(imagined))
+                    iou.append(mask_iou(block_mask(imagined), block_mask(real[P:])))
+                    copy_iou.append(mask_iou(block_mask(real[P - 1])[None], block_mask(real[P:])))
+                    true_shape.append(t_shape(real[P:]))
+                shape, true_shape = np.array(shape), np.array(true_shape)
+                row = {"ckpt": args.ckpt, "mask_steps": steps, "mask_order": order, "episodes": len(shape),
+                       "whole_per_step": (shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
+                       "shape_per_step": shape.mean(0).round(3).tolist(),
+                       "t_iou_per_step": np.mean(iou, 0).round(3).tolist(),
+                       "copy_last_t_iou_per_step": np.mean(copy_iou, 0).round(3).tolist(),
+                       "true_whole_per_step": (true_shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
+                       "seconds": round(time.time() - t0, 1)}
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(rows, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
