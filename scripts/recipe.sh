@@ -1006,3 +1006,28 @@ if [[ $STAGE == all || $STAGE == ev20 ]] && [[ -d out/gpu20 || -d runs/g20 ]]; t
   done
   python scripts/synth_experiment.py runs/synth_exp20 --seeds 0,1,2,3 --arms real10,syn90,real100
 fi
+if [[ $STAGE == all || $STAGE == s21 ]]; then  # session 21, on the CPU (after ev20: data/bc, data/bc_synthA, runs/s20)
+  # #16: the 90 synthetic episodes in parts -- their real prompt frames, their imagined frames, their first 12 steps
+  BC="--steps 2000 --save-at 2000 --threads 1 --eval-episodes 50"
+  mkdir -p runs/synth_exp21
+  cp runs/synth_exp20/*.json runs/synth_exp21/    # 10 real, 100 real (session 19's) and version 8's syn90
+  for F in real:prompt imagined:imagined first:12:first12; do
+    for S in 0 1 2 3; do
+      OMP_NUM_THREADS=1 hma train-bc --data data/bc/pusht:10 data/bc_synthA/pusht:90 --synthetic-frames ${F%:*} \
+          --out runs/bc21_${F##*:}_s$S $BC --seed $S --json runs/synth_exp21/${F##*:}_s$S.json &
+      if (( S % 2 == 1 )); then wait; fi
+    done
+  done
+  python scripts/synth_experiment.py runs/synth_exp21 --seeds 0,1,2,3 \
+      --arms real10,imagined,first12,syn90,prompt,real100 --plot docs/synthetic_data_parts.png
+  # is the imagined T a T? (tracking.t_shape): the synthetic episodes per step; the first 4 imagined steps of
+  # the same replays per sampler (2 / 64 unmasking steps, random / confidence order)
+  python scripts/t_shape_probe.py --synth data/bc_synthA/pusht --json runs/s21/t_shape_synthA.json
+  python scripts/t_shape_probe.py --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 \
+      --horizon 4 --mask-steps 2,64 --mask-order random,confidence --json runs/s21/t_shape_probe.json
+  # #15: version 8's ranking runs (ev20's --frames) read again, with the judge gated on a whole T (reader "shaped")
+  python scripts/rank_frames.py runs/s20/clA_s{0,1,2,3} --json runs/s21/rank_frames_clA.json
+  # #13: the T shape on 240 held-out windows (hma eval's new t_shape), version 8, tokens
+  OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s21/ev_tok240
+fi

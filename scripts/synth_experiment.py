@@ -20,8 +20,8 @@ import numpy as np
 ARMS = (("real10", "10 real"), ("syn10", "10 real + 10 synthetic"), ("syn50", "10 real + 50 synthetic"),
         ("syn90", "10 real + 90 synthetic"), ("real100", "100 real"))
 # the 90 synthetic episodes in parts (hma train-bc --synthetic-frames; session 21): only with --arms
-PART_ARMS = (("prompt", "10 real + 90 syn., real prompts only"), ("first12", "10 real + 90 syn., first 12 steps"),
-             ("imagined", "10 real + 90 syn., imagined only"))
+PART_ARMS = (("prompt", "10 real + syn. prompts"), ("first12", "10 real + syn. first 12"),
+             ("imagined", "10 real + syn. imagined"))
 
 
 def mean_ci(a, n_boot: int = 4000, seed: int = 0) -> list[float]:
@@ -53,7 +53,7 @@ def bars_png(rows: list[tuple[str, float, list[float]]], path: Path, w: int = 56
     for k in range(5):
         v = top * k / 4
         y = y1 - (y1 - y0) * v / top
-        d.text((5, y - 6), f"{v:.2f}", fill="black")
+        d.text((5, y - 6), f"{v:.3f}", fill="black")
     bw = (w - x0 - 20) / len(rows)
     for i, (label, m, (lo, hi)) in enumerate(rows):
         cx = x0 + bw * (i + 0.5)
