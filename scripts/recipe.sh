@@ -1025,6 +1025,7 @@ if [[ $STAGE == all || $STAGE == s21 ]]; then  # session 21, on the CPU (after e
   python scripts/t_shape_probe.py --synth data/bc_synthA/pusht --json runs/s21/t_shape_synthA.json
   python scripts/t_shape_probe.py --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 --episodes 90 \
       --horizon 4 --mask-steps 2,64 --mask-order random,confidence --json runs/s21/t_shape_probe.json
+  python scripts/t_shape_probe.py --starts 0,8,16 --horizon 1 --json runs/s21/t_shape_motion.json  # by how far the T moved
   # #15: version 8's ranking runs (ev20's --frames) read again, with the judge gated on a whole T (reader "shaped")
   python scripts/rank_frames.py runs/s20/clA_s{0,1,2,3} --json runs/s21/rank_frames_clA.json
   # #13: the T shape on 240 held-out windows (hma eval's new t_shape), version 8, tokens

@@ -6,10 +6,14 @@ the share of frames whose T is a whole T (`tracking.t_shape` >= `T_SHAPE_MIN`, a
 frame of data/bc passes), the mean T shape, and the T's mask IoU with the true frame's, beside
 copying the newest real frame (a T held still) and the true frames themselves. One row per
 sampler (`--mask-steps` x `--mask-order`): if only MaskGIT's parallel decoding bent the T,
-drawing one token at a time (64 steps at 8x8 tokens) would straighten it.
+drawing one token at a time (64 steps at 8x8 tokens) would straighten it. Then, per how far the
+true T moved in the step (the IoU of its mask with the newest real frame's: >= 0.9 it stayed,
+< 0.4 it moved about its own width or more): the share of whole Ts drawn and whether a whole T is
+drawn where the T went or where it was.
 
     python scripts/t_shape_probe.py --ckpt models/hma_discrete_moves --data data/bc/pusht --skip 10 \\
         --episodes 90 --horizon 4 --mask-steps 2,16,64 --mask-order random,confidence
+    python scripts/t_shape_probe.py --starts 0,8,16 --horizon 1      # more windows, mid-push too
     python scripts/t_shape_probe.py --synth data/bc_synthA/pusht     # an hma synth dataset, per step
 """
 
@@ -52,6 +56,7 @@ def main() -> int:
     ap.add_argument("--skip", type=int, default=10, help="start at this episode (data/bc: 10, the synthetic ones')")
     ap.add_argument("--episodes", type=int, default=90)
     ap.add_argument("--horizon", type=int, default=4)
+    ap.add_argument("--starts", default="0", help="window starts within each episode (steps), e.g. 0,8,16")
     ap.add_argument("--mask-steps", default="2")
     ap.add_argument("--mask-order", default="random")
     ap.add_argument("--synth", help="instead: score an hma synth dataset's frames per step")
@@ -76,26 +81,38 @@ def main() -> int:
             for steps in (int(s) for s in args.mask_steps.split(",")):
                 wm = WorldModel.load(args.ckpt, "pusht", mask_steps=steps, mask_order=order)
                 P, H = wm.prompt, args.horizon
-                shape, iou, copy_iou, true_shape = [], [], [], []
+                shape, iou, copy_iou, true_shape, held = [], [], [], [], []
                 t0 = time.time()
                 for e in eps:
                     a, n = ds.episodes[e]
-                    if n < P + H:
-                        continue
-                    w = ds.window(a, P + H)
-                    real = np.asarray(w.frames)
-                    imagined = rollout_episode(wm, real, w.actions, P, e)[P:]
-                    shape.append(t_shape(imagined))
-                    iou.append(mask_iou(block_mask(imagined), block_mask(real[P:])))
-                    copy_iou.append(mask_iou(block_mask(real[P - 1])[None], block_mask(real[P:])))
-                    true_shape.append(t_shape(real[P:]))
+                    for start in (int(x) for x in args.starts.split(",")):
+                        if start + P + H > n:
+                            continue
+                        w = ds.window(a + start, P + H)
+                        real = np.asarray(w.frames)
+                        imagined = rollout_episode(wm, real, w.actions, P, e)[P:]
+                        shape.append(t_shape(imagined))
+                        iou.append(mask_iou(block_mask(imagined), block_mask(real[P:])))
+                        copy_iou.append(mask_iou(block_mask(real[P - 1])[None], block_mask(real[P:])))
+                        held.append(mask_iou(block_mask(imagined), block_mask(real[P - 1])[None]))
+                        true_shape.append(t_shape(real[P:]))
                 shape, true_shape = np.array(shape), np.array(true_shape)
+                still, whole = np.array(copy_iou)[:, 0], shape[:, 0] >= T_SHAPE_MIN  # the first imagined step
+                at, where = np.array(iou)[:, 0], np.array(held)[:, 0]
+                by_motion = {}
+                for lo, hi in ((0.9, 1.01), (0.7, 0.9), (0.4, 0.7), (0.0, 0.4)):
+                    m = (still >= lo) & (still < hi)
+                    by_motion[f"true T still-IoU [{lo}, {min(hi, 1.0)}]"] = {
+                        "windows": int(m.sum()), "whole": float(whole[m].mean()) if m.any() else None,
+                        "whole_iou_with_truth": float(at[m & whole].mean()) if (m & whole).any() else None,
+                        "whole_iou_with_newest": float(where[m & whole].mean()) if (m & whole).any() else None}
                 row = {"ckpt": args.ckpt, "mask_steps": steps, "mask_order": order, "episodes": len(shape),
                        "whole_per_step": (shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
                        "shape_per_step": shape.mean(0).round(3).tolist(),
                        "t_iou_per_step": np.mean(iou, 0).round(3).tolist(),
                        "copy_last_t_iou_per_step": np.mean(copy_iou, 0).round(3).tolist(),
                        "true_whole_per_step": (true_shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
+                       "first_step_by_true_motion": by_motion,
                        "seconds": round(time.time() - t0, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)
