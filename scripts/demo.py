@@ -81,6 +81,8 @@ def main() -> int:
     for h, v in s.get("imagined_vs_actual", {}).items():
         agent = (f"; agent drawn within 4 px of where it really is: {100 * v['agent_within']:.0f}% "
                  f"(copy: {100 * v['copy_agent_within']:.0f}%)") if "agent_within" in v else ""
+        if "t_whole" in v:
+            agent += f"; the T drawn whole: {100 * v['t_whole']:.0f}% (camera: {100 * v['camera_t_whole']:.0f}%)"
         print(f"[demo]   {float(h) * 0.5:.1f} s ahead: PSNR imagined vs actual {v['psnr']:.2f} dB "
               f"(copy the current frame: {v['copy_psnr']:.2f} dB, n={v['n']}){agent}")
     print(f"[demo] wrote {s.get('gif', '(no gif)')}  (left: what really happened next | right: imagined)")

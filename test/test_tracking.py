@@ -233,6 +233,7 @@ def test_demo_scoring_tracks_the_agent_in_filmstrips(pusht_frames):
     assert res[1]["agent_within"] == 1.0 and res[2]["agent_within"] == 1.0
     moved = np.linalg.norm(pusht_project(agent[2], 64) - pusht_project(agent[0], 64)) > 4
     assert res[2]["copy_agent_within"] == (0.0 if moved else 1.0)
+    assert res[1]["t_whole"] == res[1]["camera_t_whole"] == 1.0  # the true frames' Ts are whole
 
 
 def test_tracking_is_split_where_the_agent_touches_the_t(pusht_frames):

@@ -32,7 +32,8 @@ def match_imagined(strips: list[tuple[float, np.ndarray]], camera: list[tuple[fl
     Returns per-horizon mean PSNR of imagined and of copy-the-start-frame, and matched pairs.
     With `track_agent` (PushT): also the share of imagined frames that draw the agent within
     1/16 of the side of where the camera shows it (the detector finds it in every real frame
-    within 1 px of the simulator's position, test_tracking.py), and the same for copying."""
+    within 1 px of the simulator's position, test_tracking.py), and the same for copying; and the
+    share of imagined frames whose T is a whole T (`tracking.t_shape`), beside the camera's."""
     tile_size = camera[0][1].shape[0] if camera else 64
     cam_t = np.array([t for t, _ in camera])
     by_h: dict[int, list[tuple[float, float]]] = {}
@@ -50,7 +51,10 @@ def match_imagined(strips: list[tuple[float, np.ndarray]], camera: list[tuple[fl
                 continue
             row = [float(psnr_np(tl[i], truth)), float(psnr_np(tl[0], truth))]
             if track_agent:
-                row += [_agent_within(tl[i], truth), _agent_within(tl[0], truth)]
+                from hma_ros.evaluation.tracking import T_SHAPE_MIN, t_shape
+
+                whole = t_shape(np.stack([tl[i], truth])) >= T_SHAPE_MIN
+                row += [_agent_within(tl[i], truth), _agent_within(tl[0], truth), *whole.astype(float)]
             by_h.setdefault(i, []).append(tuple(row))
             if i == 1:
                 pairs.append((truth, tl[i]))
@@ -60,5 +64,6 @@ def match_imagined(strips: list[tuple[float, np.ndarray]], camera: list[tuple[fl
         out["horizons"][i] = {"n": len(v), "psnr": float(np.mean(np.minimum(a[:, 0], 60))),
                               "copy_psnr": float(np.mean(np.minimum(a[:, 1], 60)))}
         if track_agent:
-            out["horizons"][i] |= {"agent_within": float(a[:, 2].mean()), "copy_agent_within": float(a[:, 3].mean())}
+            out["horizons"][i] |= {"agent_within": float(a[:, 2].mean()), "copy_agent_within": float(a[:, 3].mean()),
+                                   "t_whole": float(a[:, 4].mean()), "camera_t_whole": float(a[:, 5].mean())}
     return out
