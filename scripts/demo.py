@@ -48,7 +48,11 @@ def main() -> int:
           f"imagine_node ({Path(args.checkpoint).name}, K={args.horizon}) + recorder for {args.duration:.0f} s; "
           f"logs in {out}/")
     procs = [
-        start("sim_robot_node", {"embodiment": "pusht", "policy": "noisy"}, out / "sim_robot.log"),
+        # the robot's controller plans its commands 5 s ahead and publishes them (planned_commands), as a
+        # planner would: the node imagines the commands that will really be sent, so the imagined agent can
+        # go where they take it (without a plan it must guess: future_actions hold)
+        start("sim_robot_node", {"embodiment": "pusht", "policy": "random", "plan_seconds": 5.0},
+              out / "sim_robot.log"),
         start("imagine_node", {"checkpoint": args.checkpoint, "embodiment": "pusht", "horizon": args.horizon},
               out / "imagine.log"),
     ]

@@ -288,3 +288,25 @@ def test_a_command_replaces_hold_samples_at_or_after_its_stamp():
     assert ch.stats.late == 0 and ch.stats.duplicates == 0
     assert np.allclose(by_k[1].actions, 1.0)  # [0.5, 1.0): holding
     assert np.allclose(by_k[2].actions, 9.0)  # [1.0, 1.5): the commands
+
+
+def test_a_timed_plan_becomes_chunks_on_the_step_grid_by_zero_order_hold():
+    """plan_chunks: chunk k holds the plan's commands at start + k * 0.5 + i * 0.5 / stride (the
+    last sample at or before each instant); before the plan's first sample the first, after its
+    last the last; a plan with times out of order or mismatched shapes is refused."""
+    from hma_ros.data.chunker import plan_chunks
+
+    t = 100.0 + np.arange(20) / 10.0  # a 10 Hz plan from t = 100.0 to 101.9
+    v = np.stack([np.arange(20.0), -np.arange(20.0)], 1)
+    c = plan_chunks(t, v, 100.3, 3, 5)
+    assert c.shape == (3, 5, 2)
+    assert c[0, :, 0].tolist() == [3, 4, 5, 6, 7] and c[1, :, 0].tolist() == [8, 9, 10, 11, 12]
+    assert c[2, :, 0].tolist() == [13, 14, 15, 16, 17] and c[2, :, 1].tolist() == [-13, -14, -15, -16, -17]
+    assert plan_chunks(t + 1e-9, v, 100.3, 1, 5)[0, :, 0].tolist() == [3, 4, 5, 6, 7]  # stamps' float slack
+    late = plan_chunks(t, v, 101.5, 2, 5)[:, :, 0]  # past the plan's end: its last command held
+    assert late.tolist() == [[15, 16, 17, 18, 19], [19, 19, 19, 19, 19]]
+    assert plan_chunks(t, v, 99.8, 1, 5)[0, :, 0].tolist() == [0, 0, 0, 1, 2]  # before it: its first
+    with pytest.raises(ValueError, match="must not decrease"):
+        plan_chunks(t[::-1], v, 100.0, 1, 5)
+    with pytest.raises(ValueError, match="N sample times"):
+        plan_chunks(t, v[:5], 100.0, 1, 5)

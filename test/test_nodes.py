@@ -74,6 +74,33 @@ def test_imagine_node_publishes_filmstrips_and_future_frames_from_the_simulated_
     assert _diag(diags, "model").endswith("[pusht]")
 
 
+def test_a_planners_trajectory_is_what_the_robot_then_sends_and_what_imagine_node_imagines(probe, launch_node, ckpt):
+    """sim_robot_node with plan_seconds (policy random) publishes planned_commands: its points,
+    10 Hz apart, are the very commands its built-in controller then sends, in order; imagine_node
+    takes its future actions from that trajectory while it is fresh (diagnostics future_source)."""
+    launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml",
+                params={"policy": "random", "plan_seconds": 2.0, "seed": 5})
+    node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                       params={"checkpoint": str(ckpt[0]), "horizon": 4, "display_scale": 1})
+    sent = probe.subscribe(Float64MultiArray, "joint_commands", qos=best_effort(100))
+    plans = probe.subscribe(JointTrajectory, "planned_commands", qos=best_effort(10))
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.subscribe(Image, "imagined/image", qos=10)
+    probe.wait_for("imagined/image", count=3, timeout=40)
+    d = probe.wait_for("/diagnostics", count=1, timeout=10,
+                       predicate=lambda m: _diag([m], "future_source") == "planned_commands")
+    assert _diag(d, "future_source") == "planned_commands", node.output()
+    plan = plans[len(plans) // 2][1]  # one from the middle: the commands it plans have been sent by now
+    t = np.array([p.time_from_start.sec + 1e-9 * p.time_from_start.nanosec for p in plan.points])
+    np.testing.assert_allclose(np.diff(t), 0.1, atol=1e-6)  # one point per native step (10 Hz)
+    assert t[-1] >= 2.0 and list(plan.joint_names) == ["agent_x", "agent_y"]
+    probe.wait_for("joint_commands", count=len(sent) + 25, timeout=10)
+    stream = np.array([m.data for _, m in sent])
+    points = np.array([p.positions for p in plan.points])
+    hits = [i for i in range(len(stream) - len(points) + 1) if np.array_equal(stream[i:i + len(points)], points)]
+    assert len(hits) == 1, "the trajectory's commands, past and planned, are sent as one run, in order"
+
+
 def test_imagine_node_imagines_for_a_robot_at_rest(probe, launch_node, ckpt):
     """No command stream at all (a command-driven robot standing still): the embodiment's
     at_rest hold action makes valid steps, and filmstrips come out."""

@@ -88,3 +88,12 @@ def test_node_processes_spin_the_chosen_executor_and_stop_cleanly_on_sigint(prob
     bad = launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml", env={"HMA_EXECUTOR": "fast"})
     bad.proc.wait(20)
     assert bad.proc.returncode == 2 and "HMA_EXECUTOR must be one of events, single, multi" in bad.output()
+
+
+def test_a_plan_needs_the_open_loop_controller(probe, launch_node):
+    """plan_seconds with a controller that answers the state (expert, noisy) cannot be planned
+    ahead: the node refuses to start and says what to pass."""
+    node = launch_node("sim_robot_node", params_file=REPO / "config/sim_robot.yaml",
+                       params={"policy": "noisy", "plan_seconds": 2.0})
+    assert node.wait_for_output("needs plan_seconds >= 0 and the open-loop built-in policy (policy:=random)",
+                                timeout=20), node.output()

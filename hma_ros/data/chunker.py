@@ -44,6 +44,22 @@ def stride_for(action_hz: float, period: float = 0.5) -> int:
     return max(1, int(math.floor(action_hz * period + 0.5)))
 
 
+def plan_chunks(times, values, start: float, steps: int, stride: int, period: float = 0.5) -> np.ndarray:
+    """A timed command plan (a trajectory: sample times (N,), ascending, and commands (N, dim))
+    as `steps` chunks of `stride` commands from `start` on the step grid: chunk k holds the
+    commands at start + k * period + i * period / stride, each the last sample at or before that
+    instant (zero-order hold, as the chunker's). Instants before the plan's first sample take the
+    first, after its last the last. Returns (steps, stride, dim)."""
+    times, values = np.asarray(times, float), np.asarray(values, float)
+    if times.ndim != 1 or values.ndim != 2 or len(times) != len(values) or not len(times):
+        raise ValueError(f"a plan needs N sample times and N x dim commands, got {times.shape} and {values.shape}")
+    if np.any(np.diff(times) < 0):
+        raise ValueError("a plan's sample times must not decrease")
+    grid = start + np.arange(steps * stride) * (period / stride)
+    idx = np.clip(np.searchsorted(times, grid + EPS, side="right") - 1, 0, len(times) - 1)
+    return values[idx].reshape(steps, stride, values.shape[1])
+
+
 REST_MODES = ("none", "joints", "last", "zero")
 
 
