@@ -1,7 +1,9 @@
 """The whole graph against a simulated robot, on one machine: the simulated robot publishes
 camera + joint states, the imagine node imagines, RViz (optional) shows both. It is the two
 launch files a robot user runs, included, not a copy of them. The checkpoint defaults to
-hma_discrete_moves, the shipped model that draws the PushT agent where the commands take it.
+hma_discrete_moves, the shipped model that draws the PushT agent where the commands take it; the
+simulated robot's controller publishes its commands 5 s ahead (planned_commands), so the node
+imagines the commands that will really be sent, as `make demo` does.
 
     ros2 launch hma_ros demo.launch.py rviz:=true
 """
@@ -24,7 +26,8 @@ def generate_launch_description():
         DeclareLaunchArgument("rviz", default_value="false"),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(os.path.join(launch_dir, "sim_robot.launch.py")),
-            launch_arguments=[("embodiment", LaunchConfiguration("embodiment")), ("rviz", "false")]),
+            launch_arguments=[("embodiment", LaunchConfiguration("embodiment")), ("rviz", "false"),
+                              ("policy", "random"), ("plan_seconds", "5.0")]),
         IncludeLaunchDescription(
             PythonLaunchDescriptionSource(os.path.join(launch_dir, "imagine.launch.py")),
             launch_arguments=[("embodiment", LaunchConfiguration("embodiment")),

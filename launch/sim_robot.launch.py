@@ -1,6 +1,7 @@
 """Simulated robot only: camera + joint states from a real simulator (PushT by default).
 
     ros2 launch hma_ros sim_robot.launch.py embodiment:=reacher rviz:=true
+    ros2 launch hma_ros sim_robot.launch.py policy:=random plan_seconds:=5.0   # publishes its plan
 """
 
 import os
@@ -20,6 +21,11 @@ def generate_launch_description():
         DeclareLaunchArgument("embodiment", default_value="pusht",
                               description="pusht | reacher | cheetah | manipulator"),
         DeclareLaunchArgument("camera_hz", default_value="10.0"),
+        DeclareLaunchArgument("policy", default_value="expert",
+                              description="built-in controller: expert | noisy | random | hold"),
+        DeclareLaunchArgument("plan_seconds", default_value="0.0",
+                              description="with policy:=random, publish its commands this far ahead "
+                                          "(planned_commands) for imagine_node"),
         DeclareLaunchArgument("rviz", default_value="false"),
         # large raw images need the shared-memory transport profile (see README)
         SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE",
@@ -32,7 +38,9 @@ def generate_launch_description():
             parameters=[
                 os.path.join(share, "config", "sim_robot.yaml"),
                 {"embodiment": LaunchConfiguration("embodiment"),
-                 "camera_hz": LaunchConfiguration("camera_hz")},
+                 "camera_hz": LaunchConfiguration("camera_hz"),
+                 "policy": LaunchConfiguration("policy"),
+                 "plan_seconds": LaunchConfiguration("plan_seconds")},
             ],
         ),
         Node(

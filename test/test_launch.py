@@ -109,12 +109,22 @@ def _wait(probe, topic, count, timeout, launched, predicate=None):
 
 
 def test_demo_launch_publishes_filmstrips(probe, launch):
+    """demo.launch.py: the simulated robot publishes its planned commands and imagine_node imagines
+    under them (its diagnostics name the source)."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from trajectory_msgs.msg import JointTrajectory
+
     lp = launch("demo.launch.py", "rviz:=false")
     strips = probe.subscribe(Image, "imagined/image", qos=10)
+    plans = probe.subscribe(JointTrajectory, "planned_commands", qos=best_effort(2))
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
     _wait(probe, "imagined/image", 3, 90, [lp])
     s = strips[-1][1]
     assert s.encoding == "rgb8" and s.width == 9 * s.height // 1  # newest frame + 8 imagined, side by side
     assert "hma_imagine" in lp.output() and "sim_robot" in lp.output()
+    assert plans and len(plans[-1][1].points) >= 50  # 1 s applied + 5 s planned at 10 Hz
+    _wait(probe, "/diagnostics", 1, 20, [lp], predicate=lambda m: any(
+        kv.key == "future_source" and kv.value == "planned_commands" for st in m.status for kv in st.values))
 
 
 def test_imagine_launch_with_the_simulated_robot_publishes_filmstrips(probe, launch):
