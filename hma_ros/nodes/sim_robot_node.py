@@ -121,6 +121,7 @@ class SimRobotNode(Node):
                 throttle_duration_sec=2.0)
             return
         self.last_command = self.sim.clip(a)
+        self.applied.clear()  # someone else drives now: the built-in controller's applied past ends here
         self.last_command_time = now_sec(self)
         self.commands_received += 1
 
