@@ -513,6 +513,26 @@ def _launch_nodes(path: Path):
     return found
 
 
+def test_a_stalled_episode_is_started_again_not_waited_out(probe, launch_node, tmp_path):
+    """policy_eval_node: when no frame comes for stall_timeout seconds (here: a policy that is
+    there but never answers), it says so and resets the episode instead of waiting out the
+    episode timeout; it keeps running."""
+    from hma_ros.cli.main import main as hma
+
+    ckpt = tiny_checkpoint(tmp_path / "tiny64", resolution=64)
+    assert hma(["gen-data", "--out", str(tmp_path / "data"), "--embodiments", "pusht", "--episodes", "1",
+                "--seconds", "3", "--workers", "1"]) == 0
+    launch_node("simulate_node", params_file=REPO / "config/simulate.yaml",
+                params={"checkpoint": str(ckpt), "dataset": str(tmp_path / "data" / "pusht"), "episode_steps": 3})
+    probe.publisher(Float64MultiArray, "sim/action")  # a "policy" that never answers
+    ev = launch_node("policy_eval_node", node_name="hma_policy_eval", params_file=REPO / "config/policy_eval.yaml",
+                     params={"episodes": 1, "episode_steps": 3, "out": str(tmp_path / "eval.json"), "settle": 0.1,
+                             "stall_timeout": 1.0})
+    assert ev.wait_for_output("no frame for 1 s after", timeout=30), ev.output()
+    assert ev.wait_for_output("starting it again", timeout=5) and ev.alive()
+    assert not (tmp_path / "eval.json").exists()
+
+
 @pytest.mark.parametrize("path", LAUNCH, ids=[p.name for p in LAUNCH])
 def test_launch_files_name_registered_executables_and_existing_parameter_files(path):
     compile(path.read_text(), str(path), "exec")

@@ -5,7 +5,10 @@ and `next_episode_on_reset: true`): before each it waits `settle` seconds (so a 
 to the last frame of the previous episode lands while the simulator ignores it), calls the
 simulator's reset service (the first time only once a policy publishes on `action_topic`),
 collects the episode's frames from sim/image (stamp 0.0 .. 0.5 x episode_steps), and scores
-them with the PushT judge: max coverage over the episode, success (coverage > 0.95). After the
+them with the PushT judge: max coverage over the episode, success (coverage > 0.95). An episode
+in which no frame comes for `stall_timeout` seconds (a reset answer or a first frame lost while
+DDS still matches the nodes, a policy that stopped answering) is started again, as one past
+`episode_timeout` is. After the
 last episode it writes `out` (JSON, the fields `hma policy-eval --rank` writes for the learned
 simulator: learned_judge, learned_success with intervals, the raw episodes, wall-clock per
 episode) and exits; launch/policy_eval.launch.py then ends.
@@ -40,6 +43,7 @@ class PolicyEvalNode(Node):
         self.declare_parameter("action_topic", "sim/action")  # the policy's: waited for before the first reset
         self.declare_parameter("settle", 0.5)
         self.declare_parameter("episode_timeout", 120.0)
+        self.declare_parameter("stall_timeout", 15.0)  # s without a frame in an episode: start it again
         from hma_ros.evaluation.pusht_judge import JudgeError, load_judge
 
         try:
@@ -53,6 +57,10 @@ class PolicyEvalNode(Node):
         self.out = Path(str(self.get_parameter("out").value)).expanduser()
         self.settle = float(self.get_parameter("settle").value)
         self.timeout = float(self.get_parameter("episode_timeout").value)
+        self.stall = float(self.get_parameter("stall_timeout").value)
+        if self.timeout <= 0 or self.stall <= 0:
+            raise ValueError(f"episode_timeout ({self.timeout:g}) and stall_timeout ({self.stall:g}) must be > 0 s")
+        self.t_progress = 0.0  # when the episode last moved on (its reset, its newest frame)
         self.frames: list[np.ndarray] = []
         self.rows: list[dict] = []
         self.collecting = False
@@ -86,6 +94,7 @@ class PolicyEvalNode(Node):
             return
         # collect from now: the simulator publishes the episode's first frame before it answers
         self.frames, self.collecting, self.t_start = [], True, time.monotonic()
+        self.t_progress = self.t_start
         self.cli.call_async(Trigger.Request()).add_done_callback(self._after_reset)
 
     def _after_reset(self, fut) -> None:
@@ -96,9 +105,17 @@ class PolicyEvalNode(Node):
             self._later(1.0, self._reset)
 
     def _watchdog(self) -> None:
-        if self.collecting and time.monotonic() - self.t_start > self.timeout:
+        if not self.collecting:
+            return
+        now = time.monotonic()
+        if now - self.t_start > self.timeout:
             self.get_logger().warning(f"episode {len(self.rows)}: {len(self.frames)} of {self.steps + 1} frames in "
                                       f"{self.timeout:.0f} s (is a policy answering sim/image?); starting it again")
+            self._reset()
+        elif now - self.t_progress > self.stall:
+            self.get_logger().warning(f"episode {len(self.rows)}: no frame for {self.stall:g} s after {len(self.frames)} "
+                                      f"of {self.steps + 1} (a lost reset answer or frame, or a policy not "
+                                      f"answering sim/image); starting it again")
             self._reset()
 
     def on_image(self, msg: Image) -> None:
@@ -114,6 +131,7 @@ class PolicyEvalNode(Node):
         except ImageError as e:
             self.get_logger().error(f"sim/image: {e}")
             return
+        self.t_progress = time.monotonic()
         if len(self.frames) == self.steps + 1:
             self._episode_done()
 
