@@ -137,20 +137,28 @@ T_SHAPE_MIN = 0.75  # below every real frame of data/bc (3,000 pose-pusher frame
 T_SHAPE_ANGLES = np.radians(np.arange(0.0, 360.0, 5.0))
 
 
+def _tee_rects() -> tuple[np.ndarray, float]:
+    """PushT's T as its two rectangles in the body frame ((2, 4): x0, x1, y0, y1, from
+    `pusht_judge._tee_local`) and the y of its centroid there."""
+    from hma_ros.evaluation.pusht_judge import _tee_local
+
+    rects = np.array([[v[:, 0].min(), v[:, 0].max(), v[:, 1].min(), v[:, 1].max()] for v in _tee_local()])
+    area = (rects[:, 1] - rects[:, 0]) * (rects[:, 3] - rects[:, 2])
+    return rects, float((area * (rects[:, 2] + rects[:, 3]) / 2).sum() / area.sum())
+
+
 def _tee_iou(grid: np.ndarray, m: np.ndarray, centre: np.ndarray, angles: np.ndarray,
              hidden: np.ndarray) -> np.ndarray:
     """IoU of the pixel mask m (P,) with a rigid T whose centroid is at each of `centre` (C, 2,
     world units) at each heading (A,), the `hidden` pixels (P,) left out: (C, A)."""
-    from hma_ros.evaluation.pusht_judge import TEE_LENGTH, TEE_SCALE
-
-    s, n = TEE_SCALE, TEE_LENGTH
-    # the T's centroid in its body frame (bar n*s x s at y in [0, s], stem s x (n-1)*s above it)
-    cy = (n * s * s * (s / 2) + s * (n - 1) * s * (s + (n - 1) * s / 2)) / (n * s * s + (n - 1) * s * s)
+    rects, cy = _tee_rects()
     d = grid[None] - centre[:, None]  # (C, P, 2) world offsets from the centroid
     cos, sin = np.cos(angles)[None, :, None], np.sin(angles)[None, :, None]
     u = cos * d[:, None, :, 0] + sin * d[:, None, :, 1]  # body-frame coordinates (R^T d), (C, A, P)
     v = -sin * d[:, None, :, 0] + cos * d[:, None, :, 1] + cy
-    tee = ((np.abs(u) <= n * s / 2) & (v >= 0) & (v <= s)) | ((np.abs(u) <= s / 2) & (v > s) & (v <= n * s))
+    tee = np.zeros(u.shape, bool)
+    for x0, x1, y0, y1 in rects:
+        tee |= (u >= x0) & (u <= x1) & (v >= y0) & (v <= y1)
     tee &= ~hidden
     inter = (tee & m).sum(-1)
     return inter / (tee.sum(-1) + m.sum() - inter)

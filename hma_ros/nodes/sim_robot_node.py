@@ -97,8 +97,7 @@ class SimRobotNode(Node):
 
     def _reset_episode(self) -> None:
         self.sim.reset(int(self.rng.integers(2**31)))
-        if getattr(self, "applied", None) is not None:
-            self.applied.clear()  # a new episode: its commands start now (the plan goes on)
+        self.applied.clear()  # a new episode: its commands start now (the plan goes on)
         self.steps = 0
         self.t_start = now_sec(self)
         self.next_frame_index = 0

@@ -34,6 +34,8 @@ def match_imagined(strips: list[tuple[float, np.ndarray]], camera: list[tuple[fl
     1/16 of the side of where the camera shows it (the detector finds it in every real frame
     within 1 px of the simulator's position, test_tracking.py), and the same for copying; and the
     share of imagined frames whose T is a whole T (`tracking.t_shape`), beside the camera's."""
+    from hma_ros.evaluation.tracking import T_SHAPE_MIN, t_shape
+
     tile_size = camera[0][1].shape[0] if camera else 64
     cam_t = np.array([t for t, _ in camera])
     by_h: dict[int, list[tuple[float, float]]] = {}
@@ -51,8 +53,6 @@ def match_imagined(strips: list[tuple[float, np.ndarray]], camera: list[tuple[fl
                 continue
             row = [float(psnr_np(tl[i], truth)), float(psnr_np(tl[0], truth))]
             if track_agent:
-                from hma_ros.evaluation.tracking import T_SHAPE_MIN, t_shape
-
                 whole = t_shape(np.stack([tl[i], truth])) >= T_SHAPE_MIN
                 row += [_agent_within(tl[i], truth), _agent_within(tl[0], truth), *whole.astype(float)]
             by_h.setdefault(i, []).append(tuple(row))
