@@ -195,6 +195,34 @@ def test_bad_inputs_are_reported_and_the_node_recovers(probe, launch_node, ckpt,
     assert diags
 
 
+def test_a_bad_planned_trajectory_is_reported_ignored_and_imagining_goes_on(probe, launch_node, ckpt):
+    """planned_commands with points of the wrong width: a clear warning naming the topic, the
+    plan is not used (future_source stays the fallback), filmstrips keep coming."""
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
+                       params={"checkpoint": str(ckpt[0]), "embodiment": str(ckpt[1]), "horizon": 2,
+                               "diagnostics_period": 0.5})
+    probe.subscribe(DiagnosticArray, "/diagnostics", qos=10)
+    probe.subscribe(Image, "imagined/image", qos=10)
+    feeder = Feeder(probe)
+    try:
+        probe.wait_for("imagined/image", count=1, timeout=30)
+        pub = probe.publisher(JointTrajectory, "planned_commands", qos=best_effort(2))
+        bad = JointTrajectory(points=[JointTrajectoryPoint(positions=[1.0, 2.0, 3.0])])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "planned_commands: expected points of 2" not in node.output():
+            pub.publish(bad)
+            time.sleep(0.2)
+        assert "planned_commands: expected points of 2 finite commands" in node.output(), node.output()[-2000:]
+        n = len(probe.received["imagined/image"])
+        probe.wait_for("imagined/image", count=n + 2, timeout=30)
+        d = probe.wait_for("/diagnostics", count=1, timeout=10)
+        assert node.alive() and _diag(d, "future_source") == "hold"
+    finally:
+        feeder.stop()
+
+
 def test_a_checkpoint_without_the_embodiment_is_an_error_but_the_node_stays_up(probe, launch_node, ckpt):
     node = launch_node("imagine_node", params_file=REPO / "config/imagine.yaml",
                        params={"checkpoint": str(ckpt[0]), "embodiment": "cheetah", "diagnostics_period": 0.5})
