@@ -11,6 +11,11 @@ true): the model's greedy T tokens, the newest frame's T tokens (the T held stil
 (the tokenizer's ceiling), each scored by T-mask IoU with the true next frame. Windows are split by
 whether the agent touches the T in the next true frame (tracking.agent_contact).
 
+A model trained with `hma train --state-weight` also has a state head: its prediction of the T's
+move in that step (block_x/y in PushT's 512-px units, block_angle in radians) is compared with the
+true move (`head_xy_err` against `block_move`, the error of predicting no move; `head_angle_err`
+against `still_angle_err`).
+
 This separates "the model does not know the T moves" (greedy = the newest code where the truth
 changed, and the true code less likely than the still one) from "it knows but draws something
 else" (greedy = neither: a code that mixes factors of the two or of several outcomes).
@@ -48,6 +53,7 @@ def main(argv=None) -> int:
     P, g, size = wm.dyn.cfg.prompt, wm.tok.cfg.grid, wm.image_size[0]
     cell = size // g
     rows = {True: [], False: []}
+    head = wm.dyn.state_heads[wm.embodiment] if wm.embodiment in wm.dyn.state_heads else None
     for _ep, start in pick_windows(ds, P + 1, args.windows, args.seed, "all"):
         w = ds.window(start, P + 1)
         st = np.asarray(ds.arrays["state"][start + P])
@@ -88,12 +94,23 @@ def main(argv=None) -> int:
         unchanged = t_tok & ~changed
         if unchanged.any():
             r["unchanged_right"] = float(same[unchanged].float().mean())
+        if head is not None:  # the training-only state head: does the trunk know where the T went?
+            with torch.no_grad():
+                masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
+                masked[0, P] = True
+                img = wm.dyn(wm.embodiment, codes[None], masked, inp, None, features=True)[3]
+                pred = head(img[:, P:P + 1].float())[0, 0] * head.std + head.mean  # raw change
+            true = torch.from_numpy(np.asarray(ds.arrays["state"][start + P] - ds.arrays["state"][start + P - 1]))
+            bx, by, ba = (keys.index(k) for k in ("block_x", "block_y", "block_angle"))
+            r.update(block_move=float(true[[bx, by]].norm()), head_xy_err=float((pred - true)[[bx, by]].norm()),
+                     head_angle_err=float((pred - true)[ba].abs()), still_angle_err=float(true[ba].abs()))
         rows[touch].append(r)
 
     def summary(rs):
         out = {"windows": len(rs)}
         for k in ("t_tokens", "changed", "iou_model", "iou_still", "iou_true", "right", "still", "other",
-                  "factor_acc", "true_more_likely", "p_true", "p_still", "unchanged_right"):
+                  "factor_acc", "true_more_likely", "p_true", "p_still", "unchanged_right",
+                  "block_move", "head_xy_err", "head_angle_err", "still_angle_err"):
             v = [r[k] for r in rs if k in r]
             out[k] = round(float(np.mean(v)), 3) if v else None
         return out

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 import sys
 
@@ -113,6 +115,37 @@ def test_motion_weight_weighs_moving_tokens_in_the_token_loss():
     with pytest.raises(ValueError, match="motion_weight"):
         LossConfig(motion_weight=0.0)
     # MAR's denoising loss takes the same weights: test_mar.py
+
+
+def test_state_loss_is_the_squared_error_of_each_slots_normalized_state_change_and_skips_unrecorded_columns():
+    """state_weight: a training-only head predicts, from each slot's image tokens, how the
+    recorded state changed since the previous slot (normalized by the data's statistics). Zero-
+    started, it predicts no change, so the loss is the mean squared normalized change; a NaN
+    column (a recording that lacks it) is left out; the frames' logits do not depend on it."""
+    _, dyn, _ = tiny()
+    codes = torch.randint(0, 3, (2, 6, 16, 2))
+    acts = torch.randn(2, 6, 5, 2)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+    before = dyn("pusht", codes, torch.zeros(2, 6, 16, dtype=torch.bool), acts)[0][0]
+    dyn.add_state_head("pusht", {"keys": ["x", "y", "angle"], "mean": [1.0, 0.0, 0.0], "std": [2.0, 4.0, 1.0]})
+    torch.testing.assert_close(dyn("pusht", codes, torch.zeros(2, 6, 16, dtype=torch.bool), acts)[0][0], before)
+    states = torch.zeros(2, 6, 3)
+    states[:, :, 0] = torch.arange(6.0) * 3  # x moves 3 a slot: (3 - 1) / 2 = 1 normalized
+    states[:, 3:, 1] = 8.0  # y jumps once, at slot 3: 8 / 4 = 2
+    states[1, :, 2] = float("nan")  # sample 1 has no angle
+    cfg = LossConfig(state_weight=0.5)
+    out = dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(0), None, cfg, states)
+    # 5 slot changes x (x: 1 each; y: one 2; angle: 0) in sample 0, the same without angle in sample 1
+    expected = (2 * (5 * 1.0 + 4.0)) / (15 + 10)
+    torch.testing.assert_close(out["state_loss"], torch.tensor(expected))
+    plain = dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["loss"], plain["loss"] + 0.5 * out["state_loss"])
+    out["loss"].backward()
+    assert dyn.state_heads["pusht"].out.weight.grad.abs().sum() > 0  # the head learns first
+    with pytest.raises(ValueError, match="needs the recorded states"):
+        dynamics_loss(dyn, "pusht", codes, acts, valid, None, None, cfg)
+    with pytest.raises(ValueError, match="state_weight"):
+        LossConfig(state_weight=-1.0)
 
 
 def test_self_forcing_feeds_the_models_own_greedy_drawing_as_the_visible_tokens():
@@ -730,6 +763,49 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
     _, sb = load_checkpoint(tmp_path / "b")
     for k in sa:
         torch.testing.assert_close(sa[k], sb[k], msg=k)
+
+
+def test_state_weight_adds_a_state_head_from_the_datas_recorded_state_that_resumes_and_loads(small_data, tmp_path):
+    """hma train --init CKPT --state-weight W: a head for each dataset that records state, its
+    statistics from the training episodes' step changes, in the checkpoint (config and weights)
+    beside an unchanged image path; the loss is logged, the run resumes, and the world model
+    loads it. Without recorded state it is refused with what to do."""
+    import csv
+
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.train.state import state_record
+
+    base = ["train", "--data", str(small_data / "pusht"), "--save-every", "2", *TINY]
+    assert hma(base + ["--tokenizer", str(small_data / "tok"), "--out", str(tmp_path / "a"), "--steps", "2"]) == 0
+    assert hma(base + ["--init", str(tmp_path / "a"), "--state-weight", "1", "--out", str(tmp_path / "s"),
+                       "--steps", "4"]) == 0
+    cfg, state = load_checkpoint(tmp_path / "s")
+    ds = Dataset(small_data / "pusht")
+    rec = cfg["embodiments"]["pusht"]["state"]
+    assert rec == state_record(ds, ds.split(0.1, seed=0)[0])
+    assert rec["keys"] == ds.meta["state_keys"] and "block_angle" in rec["keys"]
+    assert any(k.startswith("dynamics.state_heads.pusht.") for k in state)
+    assert cfg["loss"]["state_weight"] == 1.0
+    rows = list(csv.DictReader(open(tmp_path / "s" / "train_log.csv")))
+    assert rows and all(float(r["state_loss"]) > 0 for r in rows)
+    assert hma(["train", "--data", str(small_data / "pusht"), "--out", str(tmp_path / "s"), "--resume",
+                "--steps", "6", "--save-every", "2", *TINY]) == 0
+    assert load_checkpoint(tmp_path / "s")[0]["training"]["steps"] == 6
+    wm = WorldModel.load(str(tmp_path / "s"), "pusht")
+    assert "pusht" in wm.dyn.state_heads
+    bare = tmp_path / "nostate"
+    shutil.copytree(small_data / "pusht", bare)
+    meta = json.loads((bare / "meta.json").read_text())
+    meta["state_keys"] = []
+    (bare / "meta.json").write_text(json.dumps(meta))
+    (bare / "state.f32").unlink()
+    from hma_ros.train import TrainError
+    from hma_ros.train.dynamics import DynamicsTraining, train_dynamics
+
+    with pytest.raises(TrainError, match="no dataset records state"):
+        train_dynamics(DynamicsTraining(data=[str(bare)], init=str(tmp_path / "a"), out=str(tmp_path / "x"),
+                                        state_weight=1.0, steps=1, batch_size=2, eval_every=0))
 
 
 def test_learning_rate_anneals_by_whichever_budget_ends_first():

@@ -75,6 +75,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--motion-weight", type=float, default=None,
                    help="loss weight of tokens whose image patch moved since the previous frame (MAR: of their denoising loss) "
                         "(default 1 = plain mean, or --init's; applies to --init runs too)")
+    p.add_argument("--state-weight", type=float, default=None,
+                   help="weight of an auxiliary loss: each slot's change of the dataset's recorded state (its "
+                        "state_keys, e.g. PushT's block pose) predicted from that slot's image tokens by a "
+                        "training-only head; datasets without state are trained as before (default 0 = off, or "
+                        "--init's)")
     p.add_argument("--ddim-steps", type=int, default=10,
                    help="continuous (MAR) models: DDIM steps per token at sampling (stored in the checkpoint)")
     p.add_argument("--save-every", type=int, default=500)

@@ -157,6 +157,32 @@ class Stem(nn.Module):
         return self.points(norm_chunk.flatten(-2)).unflatten(-1, (-1, 2))
 
 
+class StateHead(nn.Module):
+    """Training only: from a slot's image-token features, the change of the scene's recorded
+    state (a dataset's `state` columns, e.g. PushT's block pose) since the previous frame,
+    normalized by the training data's statistics (buffers, as the stems'). The frames never read
+    it; it gives the trunk a dense target for what the tokens' cross-entropy signals weakly --
+    where a pushed object goes (`LossConfig.state_weight`)."""
+
+    def __init__(self, tokens: int, d: int, dim: int, mean, std, width: int = 16):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.per_token = nn.Linear(d, width)
+        self.out = nn.Linear(tokens * width, dim)  # position-specific: where a feature is matters
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).clamp_min(1e-6))
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:  # (B, T, S, D) -> (B, T, dim), normalized
+        h = self.per_token(self.norm(img))
+        return self.out(h.flatten(2))
+
+    def target(self, states: torch.Tensor) -> torch.Tensor:
+        """states (B, T, dim) raw -> (B, T - 1, dim): each slot's change since the previous one, normalized."""
+        return (states[:, 1:] - states[:, :-1] - self.mean) / self.std
+
+
 class ActionMap(nn.Module):
     """Heatmaps of a stem's action points on the token grid, projected to the model width and
     added to that slot's image tokens (Gaussian keypoint maps, as keypoint models render them,
@@ -520,9 +546,18 @@ class HMADynamics(nn.Module):
         self.stems = nn.ModuleDict()
         self.heads = nn.ModuleDict()
         self.action_map = ActionMap(cfg.action_points, cfg.tokens_per_frame, d) if cfg.action_points else None
+        self.state_heads = nn.ModuleDict()  # training only (StateHead); embodiments whose record has "state"
         for name, e in embodiments.items():
             self.add_embodiment(name, e["stride"], e["action_dim"], e["stats"]["mean"], e["stats"]["std"])
+            if "state" in e:
+                self.add_state_head(name, e["state"])
         self.K = K
+
+    def add_state_head(self, name: str, record: dict) -> None:
+        """record: {"keys": [...], "mean": [...], "std": [...]} (state_record): the statistics of
+        one step's change of each state column."""
+        self.state_heads[name] = StateHead(self.cfg.tokens_per_frame, self.cfg.d_model, len(record["keys"]),
+                                           record["mean"], record["std"])
 
     def add_embodiment(self, name: str, stride: int, action_dim: int, mean, std) -> None:
         d = self.cfg.d_model
@@ -581,12 +616,12 @@ class HMADynamics(nn.Module):
 
     def forward(self, emb: str, codes: torch.Tensor, token_masked: torch.Tensor,
                 actions: torch.Tensor | None, action_masked: torch.Tensor | None = None,
-                cache: KVCache | None = None, first_is_start: bool = True):
+                cache: KVCache | None = None, first_is_start: bool = True, features: bool = False):
         """codes (B, T, S, K); actions (B, T, stride, dim) normalized, slot t holding a_{t-1};
         with a cache, the T slots follow the cached ones. Returns (token output: discrete, a list
         of K logits (B, T, S, L_k); continuous, conditions z (B, T, S, D) for the diffusion head;
         action features (B, T, D) for the head (predict_actions / action_loss); per-layer (k, v)
-        of the T slots)."""
+        of the T slots[; with `features`, the image tokens' trunk output (B, T, S, D)])."""
         B, T = codes.shape[:2]
         cfg = self.cfg
         act = self.action_features(emb, actions, action_masked, B, T, first_is_start)
@@ -604,6 +639,8 @@ class HMADynamics(nn.Module):
         img = x[:, :, : cfg.tokens_per_frame]
         out = self.tokens.head(img)
         pooled = x[:, :, -1] if cfg.concat else img.mean(dim=2)
+        if features:
+            return out, pooled, new, img
         return out, pooled, new
 
 

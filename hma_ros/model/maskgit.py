@@ -44,6 +44,8 @@ class LossConfig:
     policy_prob: float = 0.25  # forward objective: share of samples whose last slot also trains act()
     where_weight: float = 1.0  # with action_points: weight of the map's own loss, predicting which
     # tokens change in the frame the action leads into (metrics.moving_tokens)
+    state_weight: float = 0.0  # weight of the state heads' loss (StateHead): each slot's change of the
+    # dataset's recorded state, predicted from its image tokens' trunk output; 0 = off
 
     def __post_init__(self):
         if not 0 < self.mask_min_ratio <= 1:
@@ -62,6 +64,8 @@ class LossConfig:
             raise ValueError(f"policy_prob must be in [0, 1], got {self.policy_prob}")
         if self.where_weight < 0:
             raise ValueError(f"where_weight must be >= 0, got {self.where_weight}")
+        if self.state_weight < 0:
+            raise ValueError(f"state_weight must be >= 0, got {self.state_weight}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -97,12 +101,14 @@ def training_masks(B: int, T: int, S: int, min_ratio: float, gen: torch.Generato
 
 def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: torch.Tensor,
                   action_valid: torch.Tensor, gen: torch.Generator | None = None,
-                  moving: torch.Tensor | None = None, loss: LossConfig | None = None) -> dict[str, torch.Tensor]:
+                  moving: torch.Tensor | None = None, loss: LossConfig | None = None,
+                  states: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
     """One training loss. codes (B, T, S, K); actions (B, T, stride, dim) RAW chunks in the data's
     layout (chunk t follows frame t); action_valid (B, T); moving (B, T, S) bool, the tokens whose
     patch moved since the previous frame (`metrics.moving_tokens`; needed when loss.motion_weight
-    is not 1); loss: the settings (default LossConfig()). Returns {"loss", "token_loss",
-    "action_loss", "token_acc"[, "where_loss"]}."""
+    is not 1); loss: the settings (default LossConfig()); states (B, T, n) raw recorded state
+    (needed when loss.state_weight > 0 and the model has a state head for `emb`). Returns
+    {"loss", "token_loss", "action_loss", "token_acc"[, "where_loss"][, "state_loss"]}."""
     cfg = model.cfg
     lc = loss or LossConfig()
     lc.check(model)
@@ -151,8 +157,11 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         own = pick[:, None, None] & ~masked
         own[:, 0] = False
         inputs = torch.where(own[..., None], drawn, inputs)
-    tok_out, act_feat, _ = model(emb, inputs, masked, inp if use_actions else None,
-                                              action_masked if use_actions else None)
+    state_head = model.state_heads[emb] if lc.state_weight > 0 and emb in model.state_heads else None
+    if state_head is not None and states is None:
+        raise ValueError(f"state_weight > 0 needs the recorded states of {emb}'s windows (TokenizedDataset.states)")
+    tok_out, act_feat, _, img = model(emb, inputs, masked, inp if use_actions else None,
+                                      action_masked if use_actions else None, features=True)
     out: dict[str, torch.Tensor] = {}
     if cfg.objective != "policy" and masked.any():
         sel = masked
@@ -183,6 +192,15 @@ def dynamics_loss(model: HMADynamics, emb: str, codes: torch.Tensor, actions: to
         pos_weight = (target.numel() - target.sum()) / target.sum().clamp_min(1.0)
         out["where_loss"] = F.binary_cross_entropy_with_logits(logits[known], target, pos_weight=pos_weight)
         out["loss"] = out["loss"] + lc.where_weight * out["where_loss"]
+    if state_head is not None:
+        # where the scene's recorded state went in each slot, from that slot's image tokens (masked
+        # as the token loss masks them: mostly hidden, it is the dynamics' prediction)
+        pred = state_head(img[:, 1:].float())
+        target = state_head.target(states.float())
+        known = torch.isfinite(target)  # a state column a recording lacks (NaN) teaches nothing
+        err = torch.where(known, pred - torch.nan_to_num(target), torch.zeros_like(pred))
+        out["state_loss"] = err.square().sum() / known.sum().clamp_min(1)
+        out["loss"] = out["loss"] + lc.state_weight * out["state_loss"]
     return out
 
 
@@ -195,8 +213,8 @@ class TrainingLoss(torch.nn.Module):
         self.model = model
         self.settings = loss or LossConfig()
 
-    def forward(self, emb, codes, actions, action_valid, gen=None, moving=None):
-        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving, self.settings)
+    def forward(self, emb, codes, actions, action_valid, gen=None, moving=None, states=None):
+        return dynamics_loss(self.model, emb, codes, actions, action_valid, gen, moving, self.settings, states)
 
 
 UNMASK_ORDERS = ("random", "confidence")

@@ -56,6 +56,7 @@ class DynamicsTraining:
     self_prob: float | None = None
     action_drop: float | None = None
     motion_weight: float | None = None
+    state_weight: float | None = None
     ddim_steps: int = 10
     save_every: int = 500
     eval_every: int = 1000
@@ -68,7 +69,7 @@ class DynamicsTraining:
     command: str = field(default="", compare=False)  # recorded in the checkpoint's config
 
 
-LOGGED = ("loss", "token_loss", "action_loss", "token_acc", "where_loss")  # train_log.csv columns (+ lr)
+LOGGED = ("loss", "token_loss", "action_loss", "token_acc", "where_loss", "state_loss")  # train_log.csv columns (+ lr)
 
 
 def _lr(step: int, total: int, base: float, warmup: int, time_frac: float = 0.0) -> float:
@@ -216,6 +217,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         embodiment_record,
         load_train_state,
         save_train_state,
+        state_record,
         token_cache_dir,
     )
 
@@ -293,12 +295,25 @@ def train_dynamics(opts: DynamicsTraining) -> int:
             raise TrainError(f"{n}: dataset has stride {rec['stride']} x dim {rec['action_dim']} but the checkpoint's "
                            f"stem expects {embodiments[n]['stride']} x {embodiments[n]['action_dim']}")
     given = {k: v for k, v in (("corrupt_prob", opts.corrupt_prob), ("self_prob", opts.self_prob), ("action_drop", opts.action_drop),
-                               ("motion_weight", opts.motion_weight)) if v is not None}
+                               ("motion_weight", opts.motion_weight), ("state_weight", opts.state_weight))
+             if v is not None}
     try:  # loss settings, when given, replace the defaults or the --init/--resume checkpoint's
         loss_cfg = LossConfig(**(LossConfig.from_config(base_config).to_dict() | given))
         loss_cfg.check(dyn)
     except (TypeError, ValueError) as e:
         raise TrainError(str(e)) from None
+    train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
+    if loss_cfg.state_weight > 0:  # a state head for each dataset that records state and has none yet
+        for n, ds in datasets.items():
+            rec = state_record(ds, train_eps[n])
+            if n not in dyn.state_heads and rec is not None:
+                embodiments[n] = {**embodiments[n], "state": rec}
+                dyn.add_state_head(n, rec)
+            elif n in dyn.state_heads and embodiments[n].get("state", {}).get("keys") != (rec or {}).get("keys"):
+                raise TrainError(f"{n}: the dataset's state columns {(rec or {}).get('keys')} differ from those the "
+                                 f"model's state head predicts ({embodiments[n]['state']['keys']})")
+        if not dyn.state_heads:
+            raise TrainError("--state-weight: no dataset records state (meta state_keys); leave it out")
     tok.to(device)
     dyn.to(device)  # before the optimizer is made, so its state lives beside the weights
     dyn.train()
@@ -322,7 +337,6 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     if rank == 0 and cache is not None:
         hits = sum(t.hits for t in tokenized.values())
         print(f"tokens: {hits} of {hits + sum(t.misses for t in tokenized.values())} dataset folders from the cache {cache}")
-    train_eps = {n: ds.split(0.1, seed=0)[0] for n, ds in datasets.items()}
     T = dyn.cfg.window
     try:
         sampler = MixtureSampler(datasets, T, opts.batch_size, episodes=train_eps, seed=opts.seed + 1000 * rank,
@@ -387,12 +401,14 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         name = sampler.names[sampler.rng.choice(len(sampler.names), p=sampler.weights)]
         starts = sampler.rng.choice(sampler.starts[name], size=opts.batch_size)
         codes, actions, valid, moving = (x.to(device, non_blocking=True) for x in tokenized[name].batch(starts, T))
+        states = (tokenized[name].state_batch(starts, T).to(device)
+                  if loss_cfg.state_weight > 0 and name in dyn.state_heads else None)
         gen.manual_seed((opts.seed * 1_000_003 + step) * 64 + rank)  # masks depend on (seed, step) only: exact resume
         lr = _lr(step, opts.steps, opts.lr, opts.warmup, train_minutes() / opts.minutes if opts.minutes else 0.0)
         for g in opt.param_groups:
             g["lr"] = lr
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
-            losses = loss_fn(name, codes, actions, valid, gen, moving)
+            losses = loss_fn(name, codes, actions, valid, gen, moving, states)
         loss = losses["loss"].float()
         if not torch.isfinite(loss):
             status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "

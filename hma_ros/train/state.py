@@ -81,6 +81,8 @@ class TokenizedDataset:
         self.moving = torch.cat(moving)  # (N, S) bool: the token's patch moved since the previous frame
         self.actions = torch.from_numpy(np.array(ds.arrays["actions"]))
         self.valid = torch.from_numpy(ds.valid())
+        # the recorded scene state (simulator ground truth), when the dataset has one (StateHead)
+        self.states = torch.from_numpy(np.array(ds.arrays["state"])) if "state" in ds.arrays else None
 
     @staticmethod
     def _encode(frames, tokenizer, batch, progress, device, name) -> tuple[torch.Tensor, torch.Tensor]:
@@ -104,6 +106,31 @@ class TokenizedDataset:
         idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
         c = self.codes[idx]
         return (c.float() if c.is_floating_point() else c.long()), self.actions[idx], self.valid[idx], self.moving[idx]
+
+
+    def state_batch(self, starts, T: int) -> torch.Tensor:
+        """(B, T, n) recorded states of the same windows as batch()."""
+        if self.states is None:
+            raise ValueError(f"{self.ds.path}: the dataset records no state (meta state_keys is empty)")
+        idx = torch.as_tensor(np.asarray(starts))[:, None] + torch.arange(T)[None]
+        return self.states[idx]
+
+
+def state_record(ds: Dataset, episodes: list[int] | None = None) -> dict | None:
+    """What a StateHead predicts for a dataset: its state columns and the mean / std of one step's
+    change of each within an episode (over `episodes`, default all). None without recorded state."""
+    if "state" not in ds.arrays or not ds.meta.get("state_keys"):
+        return None
+    st = np.asarray(ds.arrays["state"], np.float64)
+    keep = set(range(len(ds.episodes)) if episodes is None else episodes)
+    deltas = [np.diff(st[a:a + n], axis=0) for i, (a, n) in enumerate(ds.episodes) if n > 1 and i in keep]
+    d = np.concatenate(deltas) if deltas else np.zeros((1, st.shape[1]))
+    d = d[np.isfinite(d).all(1)]
+    if len(d) == 0:
+        d = np.zeros((1, st.shape[1]))
+    std = d.std(0)
+    return {"keys": list(ds.meta["state_keys"]), "mean": d.mean(0).tolist(),
+            "std": np.where(std > 1e-9, std, 1.0).tolist()}  # a column that never changes: target 0
 
 
 def _load_cached(path: Path, n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
