@@ -26,6 +26,9 @@
 # GPU_STAGE=closed: version 7 trained on side by side with (clA) the learned simulator's closed-loop
 # commands replayed in gym-pusht (data/closed: hma gen-closed-loop) and without (clC), the rest of the data and settings the same:
 # scripts/recipe.sh STAGE=s20data s20.
+# GPU_STAGE=state: version 8 trained on side by side with (stA) and without (stC) the state head's loss
+# (`--state-weight ${STATE_W:-1}`: where the recorded state -- PushT's T -- went in each slot), version 8's data and
+# settings otherwise (the data.tar.xz of STAGE=s20data): scripts/recipe.sh STAGE=s22 is its CPU-scale run.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -149,6 +152,21 @@ if [[ ${GPU_STAGE:-1} == closed ]]; then
   hma train --data $C_DATA $CL --out runs/gpu_$NC > "$OUT/res/train_$NC.log" 2>&1 &
   wait
   send_back $NA $NC
+fi
+
+if [[ ${GPU_STAGE:-1} == state ]]; then
+  # Does a dense target for where the pushed T goes teach the contact? stA: --state-weight, stC: the control.
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
+     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  ST="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
+      --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
+      --eval-every 100000 --token-cache off --device $DEV --fp16 --init ${INIT:-models/hma_discrete_moves}"
+  rm -rf runs/gpu_stA runs/gpu_stC
+  hma train $ST --state-weight ${STATE_W:-1} --out runs/gpu_stA > "$OUT/res/train_stA.log" 2>&1 &
+  hma train $ST --out runs/gpu_stC > "$OUT/res/train_stC.log" 2>&1 &
+  wait
+  send_back stA stC
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then

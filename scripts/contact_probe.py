@@ -11,6 +11,10 @@ true): the model's greedy T tokens, the newest frame's T tokens (the T held stil
 (the tokenizer's ceiling), each scored by T-mask IoU with the true next frame. Windows are split by
 whether the agent touches the T in the next true frame (tracking.agent_contact).
 
+With `--reveal F` a random share F of the T tokens whose code really changes is given (true codes)
+and the rest are scored: if the model had learned what a moved T looks like, a few of its tokens
+would pin the pose and the rest would follow (what drawing one token at a time relies on).
+
 A model trained with `hma train --state-weight` also has a state head: its prediction of the T's
 move in that step (block_x/y in PushT's 512-px units, block_angle in radians) is compared with the
 true move (`head_xy_err` against `block_move`, the error of predicting no move; `head_angle_err`
@@ -37,6 +41,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", required=True, help="a PushT dataset with agent_x/agent_y state (hma gen-data)")
     ap.add_argument("--windows", type=int, default=240)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--reveal", type=float, default=0.0,
+                    help="give the model this share of the T tokens whose code changes (true codes, picked at "
+                         "random): are the rest completed into the moved T? Scored on the tokens not given")
     args = ap.parse_args(argv)
     import torch
 
@@ -53,6 +60,7 @@ def main(argv=None) -> int:
     P, g, size = wm.dyn.cfg.prompt, wm.tok.cfg.grid, wm.image_size[0]
     cell = size // g
     rows = {True: [], False: []}
+    rng = np.random.default_rng(args.seed)
     head = wm.dyn.state_heads[wm.embodiment] if wm.embodiment in wm.dyn.state_heads else None
     for _ep, start in pick_windows(ds, P + 1, args.windows, args.seed, "all"):
         w = ds.window(start, P + 1)
@@ -63,9 +71,20 @@ def main(argv=None) -> int:
         t_tok = torch.from_numpy(t_pix.reshape(g, cell, g, cell).any((1, 3)).reshape(-1))
         with torch.no_grad():
             codes, inp = window_tokens(wm, w)  # codes (P+1, S, K)
-            slot = masked_step(wm, codes, inp, P)  # K x (1, S, L_k)
-            greedy = wm.dyn.tokens.sample(slot, torch.arange(g * g)[None], 0.0)[0]  # (S, K)
             truth, newest = codes[P], codes[P - 1]
+            shown = torch.zeros(g * g, dtype=torch.bool)  # --reveal: true codes the model is given
+            if args.reveal > 0:
+                moved = torch.nonzero(t_tok & ~(truth == newest).all(-1))[:, 0]
+                pick = rng.permutation(len(moved))[: int(round(args.reveal * len(moved)))]
+                shown[moved[torch.as_tensor(pick, dtype=torch.long)]] = True
+            if shown.any():
+                masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
+                masked[0, P] = ~shown
+                slot = wm.dyn.tokens.newest(wm.dyn(wm.embodiment, codes[None], masked, inp, None)[0])
+            else:
+                slot = masked_step(wm, codes, inp, P)  # K x (1, S, L_k)
+            greedy = wm.dyn.tokens.sample(slot, torch.arange(g * g)[None], 0.0)[0]  # (S, K)
+            greedy[shown] = truth[shown]
             logp = [torch.log_softmax(lg[0].float(), -1) for lg in slot]  # K x (S, L_k)
 
             def lp(c, logp=logp):  # (S,) log-probability of the codes c (S, K), factors independent
@@ -79,7 +98,7 @@ def main(argv=None) -> int:
                 frame = wm.tok.decode(c[None]).numpy()
                 return float(mask_iou(block_mask(frame), block_mask(w.frames[P:P + 1]))[0])
 
-        changed = t_tok & ~(truth == newest).all(-1)  # T tokens whose true code changed
+        changed = t_tok & ~(truth == newest).all(-1) & ~shown  # T tokens whose true code changed (and not given)
         same = (greedy == truth).all(-1)
         still = (greedy == newest).all(-1)
         r = {"t_tokens": int(t_tok.sum()), "changed": int(changed.sum()),
@@ -91,7 +110,7 @@ def main(argv=None) -> int:
                      factor_acc=float((greedy == truth)[changed].float().mean()),
                      true_more_likely=float((lp_true > lp_still)[changed].float().mean()),
                      p_true=float(lp_true[changed].exp().mean()), p_still=float(lp_still[changed].exp().mean()))
-        unchanged = t_tok & ~changed
+        unchanged = t_tok & ~changed & ~shown  # (tokens given are neither)
         if unchanged.any():
             r["unchanged_right"] = float(same[unchanged].float().mean())
         if head is not None:  # the training-only state head: does the trunk know where the T went?
@@ -115,7 +134,7 @@ def main(argv=None) -> int:
             out[k] = round(float(np.mean(v)), 3) if v else None
         return out
 
-    print(json.dumps({"checkpoint": args.ckpt, "touching": summary(rows[True]), "free": summary(rows[False])},
+    print(json.dumps({"checkpoint": args.ckpt, "reveal": args.reveal, "touching": summary(rows[True]), "free": summary(rows[False])},
                      indent=2))
     return 0
 

@@ -1032,3 +1032,30 @@ if [[ $STAGE == all || $STAGE == s21 ]]; then  # session 21, on the CPU (after e
   OMP_NUM_THREADS=1 hma eval --ckpt models/hma_discrete_moves --data data/test --episodes all --windows 240 \
       --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s21/ev_tok240
 fi
+if [[ $STAGE == all || $STAGE == s22 ]]; then  # session 22, on the CPU (data/big, pose, closed, closed1, bc, test)
+  # #13: does a dense target for where the pushed T goes (the state head, --state-weight) teach the push? Version 8
+  # continued on PushT alone with it (stA) and without (stC), the same batches and masks, 62 min on one thread each
+  mkdir -p runs/s22
+  for A in stA:1 stC:0; do
+    hma train --data data/big/pusht data/pose/pusht data/closed/pusht data/closed1/pusht --embodiments pusht \
+        --init models/hma_discrete_moves --state-weight ${A##*:} --batch-size 8 --lr 1e-4 --warmup 50 --minutes 62 \
+        --steps 100000 --eval-every 0 --save-every 500 --threads 1 --out runs/s22/${A%%:*} &
+  done
+  wait
+  for N in stA stC; do
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt runs/s22/$N --data data/test/pusht --windows 240 \
+        > runs/s22/contact_$N.json
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt runs/s22/$N --starts 0,8,16 --horizon 1 \
+        --json runs/s22/t_shape_motion_$N.json
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s22/stA --control runs/s22/stC --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s22/ev_tok240
+  # is the push in the trunk's features? a linear probe (a fresh state head on frozen features), paired against stC
+  OMP_NUM_THREADS=1 python scripts/state_probe.py --ckpt runs/s22/stC runs/s22/stA models/hma_discrete_moves \
+      --json runs/s22/state_probe.json
+  # can the model complete a moved T from some of its true tokens? version 8, 0 / 50% / 90% of them given
+  for R in 0 0.5 0.9; do
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht \
+        --windows 240 --reveal $R > runs/s22/reveal_v8_$R.json
+  done
+fi
