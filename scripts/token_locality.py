@@ -9,6 +9,11 @@
 2. a far dab: a 3x3-pixel agent-blue dab painted into the top-left corner of PushT frames; the
    share of tokens whose code changes, by distance (in tokens) from the corner token.
 
+3. a one-pixel shift: the same PushT frames moved right by 1 and 2 pixels (the left column filled
+   with the frame's corner colour); the share of the T's tokens (patches with T pixels) whose code
+   changes, and of their FSQ factors. A dynamics model that knows where a pushed T went to a few
+   pixels must still name these codes exactly (hma_discrete_moves' card, session 22).
+
     python scripts/token_locality.py models/hma_discrete_moves [CKPT ...] [--data data/test]
 """
 
@@ -21,6 +26,7 @@ import torch
 from scipy.ndimage import minimum_filter
 
 from hma_ros.data.dataset import Dataset
+from hma_ros.evaluation.tracking import block_mask
 from hma_ros.model.checkpoint import load_checkpoint
 from hma_ros.runtime.world_model import build_models
 
@@ -104,6 +110,16 @@ def main() -> int:
         dist = np.maximum(*np.mgrid[0:g, 0:g])  # Chebyshev distance in tokens from the corner token
         print(f"{ck}: far dab ({len(f)} PushT frames), tokens changed at distance "
               + ", ".join(f"{d}: {changed[dist == d].mean():.3f}" for d in range(g)))
+        c0, ps = codes(tok, f), f.shape[1] // g
+        t_tok = block_mask(f).reshape(-1, g, ps, g, ps).any((2, 4)).reshape(len(f), -1)
+        line = [f"{ck}: one-pixel shift ({len(f)} PushT frames)"]
+        for sh in (1, 2):
+            moved = np.concatenate([np.broadcast_to(f[:, :, :1] * 0 + f[:, :1, :1], (len(f), f.shape[1], sh, 3)),
+                                    f[:, :, :-sh]], axis=2)
+            c1 = codes(tok, np.ascontiguousarray(moved))
+            line.append(f"{sh} px: T tokens whose code changes {(c0 != c1).any(-1)[t_tok].mean():.3f} (their "
+                        f"factors {(c0 != c1)[t_tok].mean():.3f}), other tokens {(c0 != c1).any(-1)[~t_tok].mean():.3f}")
+        print(", ".join(line))
     return 0
 
 
