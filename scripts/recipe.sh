@@ -1058,5 +1058,5 @@ if [[ $STAGE == all || $STAGE == s22 ]]; then  # session 22, on the CPU (data/bi
     OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht \
         --windows 240 --reveal $R > runs/s22/reveal_v8_$R.json
   done
-  python scripts/token_locality.py models/hma_discrete_moves   # its third line: a one-pixel shift of real frames
+  python scripts/token_locality.py models/tokenizer_cont models/hma_discrete_moves   # a one-pixel shift of real frames
 fi

@@ -12,7 +12,9 @@
 3. a one-pixel shift: the same PushT frames moved right by 1 and 2 pixels (the left column filled
    with the frame's corner colour); the share of the T's tokens (patches with T pixels) whose code
    changes, and of their FSQ factors. A dynamics model that knows where a pushed T went to a few
-   pixels must still name these codes exactly (hma_discrete_moves' card, session 22).
+   pixels must still name these codes exactly (hma_discrete_moves' card, session 22). A continuous
+   (MAR) tokenizer gets only this measurement, as the distance its T latents move, beside the
+   distance between two random T tokens.
 
     python scripts/token_locality.py models/hma_discrete_moves [CKPT ...] [--data data/test]
 """
@@ -71,6 +73,30 @@ class SharedGroupNorm:
             return out
 
 
+def shifted(f: np.ndarray, sh: int) -> np.ndarray:
+    """Frames moved right by sh pixels, the left columns filled with each frame's corner colour."""
+    fill = np.broadcast_to(f[:, :1, :1], (len(f), f.shape[1], sh, 3))
+    return np.ascontiguousarray(np.concatenate([fill, f[:, :, :-sh]], axis=2))
+
+
+def shift_distance(ck: str, tok, f: np.ndarray) -> None:
+    """A continuous (MAR) tokenizer: how far a one-pixel shift moves the T's latents, as a share of
+    their norm, beside the distance between two random T tokens."""
+    g = tok.cfg.grid
+    ps = f.shape[1] // g
+    t_tok = torch.from_numpy(block_mask(f).reshape(-1, g, ps, g, ps).any((2, 4)).reshape(len(f), -1))
+    with torch.no_grad():
+        z0 = tok.encode(torch.from_numpy(f)).float()
+        zt = z0[t_tok]
+        other = zt[torch.randperm(len(zt), generator=torch.Generator().manual_seed(0))]
+        line = [f"{ck}: one-pixel shift ({len(f)} PushT frames), the T's latents moved by (share of their norm)"]
+        for sh in (1, 2, 4):
+            d = (tok.encode(torch.from_numpy(shifted(f, sh))).float() - z0)[t_tok].norm(dim=-1)
+            line.append(f"{sh} px: {(d / zt.norm(dim=-1)).mean():.3f}")
+    line.append(f"two random T tokens apart: {((zt - other).norm(dim=-1) / zt.norm(dim=-1)).mean():.3f}")
+    print(", ".join(line))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ckpts", nargs="+")
@@ -82,6 +108,9 @@ def main() -> int:
         cfg, state = load_checkpoint(ck)
         tok = build_models({"tokenizer": cfg["tokenizer"]}, state, ck)[0]
         g = tok.cfg.grid
+        if tok.cfg.kind == "continuous":  # soft tokens always differ: only the shift, as a distance
+            shift_distance(ck, tok, np.array(Dataset(f"{args.data}/pusht").arrays["frames"][::10]))
+            continue
         line = [f"{ck}: still-token flips"]
         for emb in args.embodiments.split(","):
             ds = Dataset(f"{args.data}/{emb}")
@@ -114,9 +143,7 @@ def main() -> int:
         t_tok = block_mask(f).reshape(-1, g, ps, g, ps).any((2, 4)).reshape(len(f), -1)
         line = [f"{ck}: one-pixel shift ({len(f)} PushT frames)"]
         for sh in (1, 2):
-            moved = np.concatenate([np.broadcast_to(f[:, :, :1] * 0 + f[:, :1, :1], (len(f), f.shape[1], sh, 3)),
-                                    f[:, :, :-sh]], axis=2)
-            c1 = codes(tok, np.ascontiguousarray(moved))
+            c1 = codes(tok, shifted(f, sh))
             line.append(f"{sh} px: T tokens whose code changes {(c0 != c1).any(-1)[t_tok].mean():.3f} (their "
                         f"factors {(c0 != c1)[t_tok].mean():.3f}), other tokens {(c0 != c1).any(-1)[~t_tok].mean():.3f}")
         print(", ".join(line))
