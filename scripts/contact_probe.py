@@ -77,12 +77,8 @@ def main(argv=None) -> int:
                 moved = torch.nonzero(t_tok & ~(truth == newest).all(-1))[:, 0]
                 pick = rng.permutation(len(moved))[: int(round(args.reveal * len(moved)))]
                 shown[moved[torch.as_tensor(pick, dtype=torch.long)]] = True
-            if shown.any():
-                masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
-                masked[0, P] = ~shown
-                slot = wm.dyn.tokens.newest(wm.dyn(wm.embodiment, codes[None], masked, inp, None)[0])
-            else:
-                slot = masked_step(wm, codes, inp, P)  # K x (1, S, L_k)
+            # K x (1, S, L_k); the image-token features too, for the state head
+            slot, img = masked_step(wm, codes, inp, P, given=shown, features=True)
             greedy = wm.dyn.tokens.sample(slot, torch.arange(g * g)[None], 0.0)[0]  # (S, K)
             greedy[shown] = truth[shown]
             logp = [torch.log_softmax(lg[0].float(), -1) for lg in slot]  # K x (S, L_k)
@@ -115,10 +111,7 @@ def main(argv=None) -> int:
             r["unchanged_right"] = float(same[unchanged].float().mean())
         if head is not None:  # the training-only state head: does the trunk know where the T went?
             with torch.no_grad():
-                masked = torch.zeros(1, P + 1, g * g, dtype=torch.bool)
-                masked[0, P] = True
-                img = wm.dyn(wm.embodiment, codes[None], masked, inp, None, features=True)[3]
-                pred = head(img[:, P:P + 1].float())[0, 0] * head.std + head.mean  # raw change
+                pred = head(img.float())[0, 0] * head.std + head.mean  # raw change
             true = torch.from_numpy(np.asarray(ds.arrays["state"][start + P] - ds.arrays["state"][start + P - 1]))
             bx, by, ba = (keys.index(k) for k in ("block_x", "block_y", "block_angle"))
             r.update(block_move=float(true[[bx, by]].norm()), head_xy_err=float((pred - true)[[bx, by]].norm()),

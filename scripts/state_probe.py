@@ -43,20 +43,17 @@ def features(wm, ds, starts, P: int):
     import torch
     from tqdm import tqdm
 
-    from hma_ros.evaluation.heldout import window_tokens
+    from hma_ros.evaluation.heldout import masked_step, window_tokens
 
     keys = list(ds.meta["state_keys"])
     cols = [keys.index(k) for k in COLUMNS]
     head = wm.dyn.state_heads[wm.embodiment] if wm.embodiment in wm.dyn.state_heads else None
-    S = wm.dyn.cfg.tokens_per_frame
     feats, moves, own = [], [], []
     for start in tqdm(starts, desc="features", leave=False):
         w = ds.window(start, P + 1)
         with torch.no_grad():
             codes, inp = window_tokens(wm, w)
-            masked = torch.zeros(1, P + 1, S, dtype=torch.bool)
-            masked[0, P] = True
-            img = wm.dyn(wm.embodiment, codes[None], masked, inp, None, features=True)[3][:, P:P + 1].float()
+            img = masked_step(wm, codes, inp, P, features=True)[1].float()
             if head is not None:
                 own.append((head(img)[0, 0] * head.std + head.mean).numpy()[[keys.index(k) for k in COLUMNS]])
         feats.append(img[0, 0].numpy().astype(np.float32))

@@ -289,16 +289,19 @@ def window_tokens(wm, w):
     return codes, torch.cat([torch.zeros_like(acts[:1]), acts[:-1]])[None]
 
 
-def masked_step(wm, codes, inp, t: int):
-    """The token head's output for frame t of a window (`window_tokens`), every token of it masked,
-    given the true frames and actions before it: slot t is the newest. What `teacher_forced`
-    scores and scripts/agent_token_probe.py and contact_probe.py read token by token."""
+def masked_step(wm, codes, inp, t: int, given=None, features: bool = False):
+    """The token head's output for frame t of a window (`window_tokens`), every token of it masked
+    (but those `given`, (S,) bool, which keep their true codes), given the true frames and actions
+    before it: slot t is the newest. What `teacher_forced` scores and scripts/agent_token_probe.py,
+    contact_probe.py and state_probe.py read. With `features`, also that slot's image-token trunk
+    output (1, 1, S, D) (what a StateHead reads)."""
     import torch
 
     masked = torch.zeros(1, t + 1, wm.dyn.cfg.tokens_per_frame, dtype=torch.bool)
-    masked[0, t] = True
-    out, _, _ = wm.dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None)
-    return wm.dyn.tokens.newest(out)
+    masked[0, t] = True if given is None else ~given
+    out = wm.dyn(wm.embodiment, codes[None, :t + 1], masked, inp[:, :t + 1], None, features=features)
+    slot = wm.dyn.tokens.newest(out[0])
+    return (slot, out[3][:, t:t + 1]) if features else slot
 
 
 def teacher_forced(wm, w, P: int) -> tuple[float, float]:
