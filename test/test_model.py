@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, save_checkpoint, sub_state
 from hma_ros.model.dynamics import DynamicsConfig, HMADynamics, KVCache
 from hma_ros.model.maskgit import LossConfig, dynamics_loss, sample_frame, training_masks
 from hma_ros.model.tokenizer import FSQ, FSQTokenizer, TokenizerConfig
@@ -1293,6 +1293,118 @@ def test_decoder_only_tokenizer_keeps_the_token_code_and_ships_with_the_dynamics
     assert hma(["export", "--ckpt", str(tmp_path / "m"), "--decoder", str(tmp_path / "other"),
                 "--out", str(tmp_path / "bad")]) == 2
     assert "its encoder is not the checkpoint's" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_decoder_learns_to_draw_the_world_models_imagined_tokens_as_the_true_frames(small_data, tmp_path, capsys):
+    """train-tokenizer --decoder-only --imagined CKPT: imagine(tokens=True) gives the codes imagine()
+    decodes; the pairs are rollouts of training windows (true actions), each imagined frame's
+    codes with the index of the true frame it stands for; the decoder trained on them draws the
+    held-out rollouts' tokens closer to the truth (PSNR before < after, recorded), the encoder
+    stays bitwise; refused without --decoder-only, and with a world model of another code."""
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import find_datasets
+    from hma_ros.runtime.world_model import WorldModel
+    from hma_ros.train.imagined import imagined_pairs
+
+    assert hma(["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"),
+                "--out", str(tmp_path / "m"), "--steps", "2", *TINY]) == 0
+    wm = WorldModel.load(tmp_path / "m", "pusht", render="tokens")
+    ds = find_datasets([small_data / "pusht"])["pusht"]
+    w = ds.window(0, wm.window)
+    for frame, chunk in w.steps(wm.prompt):
+        wm.observe(frame, chunk)
+    codes = wm.imagine(w.actions[wm.prompt - 1:-1], tokens=True)
+    frames = wm.imagine(w.actions[wm.prompt - 1:-1])
+    assert codes.shape == (wm.window - wm.prompt, 64, 2) and codes.dtype == np.int64
+    assert np.array_equal(wm.tok.decode(torch.from_numpy(codes)).numpy(), frames)
+    pairs = imagined_pairs(str(tmp_path / "m"), {"pusht": ds}, {"pusht": [0, 1]}, windows=3)["pusht"]
+    assert pairs.tokens.shape == (3 * (wm.window - wm.prompt), 64, 2)
+    starts = pairs.frame_index[::wm.window - wm.prompt] - wm.prompt
+    assert set(np.asarray(ds.arrays["episode"])[starts]) <= {0, 1}  # the episodes asked for
+    wm.reset(0)
+    w = ds.window(int(starts[0]), wm.window)
+    for frame, chunk in w.steps(wm.prompt):
+        wm.observe(frame, chunk)
+    assert np.array_equal(pairs.tokens[:wm.window - wm.prompt], wm.imagine(w.actions[wm.prompt - 1:-1], tokens=True))
+
+    args = ["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "m"), "--max-steps", "1",
+            "--batch-size", "2", "--imagined-windows", "4"]
+    assert hma([*args, "--imagined", str(tmp_path / "m"), "--out", str(tmp_path / "bad")]) == 2
+    assert "--imagined trains the decoder on the world model's tokens" in capsys.readouterr().err
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "other"), "--max-steps", "1",
+                "--batch-size", "2", "--channels", "16,16,16", "--levels", "4,3", "--seed", "5"]) == 0
+    capsys.readouterr()
+    assert hma([*args, "--decoder-only", "--imagined", str(tmp_path / "other"), "--out", str(tmp_path / "bad")]) == 2
+    assert "its tokenizer gives frames other tokens than --init" in capsys.readouterr().err
+
+    assert hma(["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(tmp_path / "m"),
+                "--decoder-only", "--imagined", str(tmp_path / "m"), "--imagined-windows", "10",
+                "--imagined-share", "0.5", "--max-steps", "30", "--batch-size", "8", "--lr", "3e-3",
+                "--out", str(tmp_path / "dec")]) == 0
+    cfg, state = load_checkpoint(tmp_path / "dec")
+    before, after = cfg["training"]["imagined_psnr"]["pusht"]
+    assert after > before + 1.0, (before, after)
+    assert cfg["training"]["imagined"] == str(tmp_path / "m") and cfg["training"]["imagined_share"] == 0.5
+    _, mstate = load_checkpoint(tmp_path / "m")
+    assert all(torch.equal(mstate[k], state[k]) for k in mstate if k.startswith("tokenizer.encoder."))
+    assert f"PSNR {before} dB with the --init decoder, {after} dB now" in capsys.readouterr().out
+
+
+def test_shift_penalty_measures_how_far_a_one_pixel_move_moves_the_code_and_training_lowers_it(small_data, tmp_path,
+                                                                                           capsys):
+    """shift_frames moves frames by whole pixels (edges replicated); shift_penalty is the mean
+    absolute change of the soft latent (FSQ levels) under a one-pixel move, against the training
+    pass's own latent; train-tokenizer --shift-weight lowers it against the same run without
+    (same seed, batches), records the weight and logs the penalty; refused with --decoder-only."""
+    import csv
+
+    from hma_ros.cli.main import main as hma
+    from hma_ros.data.dataset import Dataset
+    from hma_ros.model.tokenizer import shift_frames, shift_penalty, to_float
+
+    x = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5)
+    y = shift_frames(x, 1, 0)
+    assert torch.equal(y[..., 1:], x[..., :-1]) and torch.equal(y[..., 0], x[..., 0])  # right, edge replicated
+    z = shift_frames(x, -1, 1)
+    assert torch.equal(z[..., 1:, :-1], x[..., :-1, 1:]) and torch.equal(shift_frames(x, 0, 0), x)
+    frames = torch.from_numpy(np.array(Dataset(small_data / "pusht").arrays["frames"][:8]))
+    cfg, state = load_checkpoint(small_data / "tok")
+    tok = FSQTokenizer(TokenizerConfig(**cfg["tokenizer"]))
+    tok.load_state_dict(sub_state(state, "tokenizer"))
+    with torch.no_grad():
+        xf = to_float(frames)
+        tok(frames)
+        assert torch.equal(tok.last_soft, tok.soft_latent(xf)) and torch.equal(tok.soft_latent(xf).round(),
+                                                                               tok.fsq(tok.encoder(xf).movedim(1, -1))[0])
+        moved = [tok.soft_latent(shift_frames(xf, dx, dy)) for dx, dy in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1),
+                                                                         (1, -1), (1, 0), (1, 1))]
+        expect = {round(float((m - tok.last_soft).abs().mean()), 6) for m in moved}
+        assert round(float(shift_penalty(tok, xf, torch.Generator().manual_seed(3))), 6) in expect
+        tok.last_soft = tok.soft_latent(xf)
+        still = frames[:1].expand(8, -1, -1, -1).clone()
+        still[:] = still[0, 0, 0]  # one colour everywhere: a move changes nothing
+        tok(still)
+        assert float(shift_penalty(tok, to_float(still))) == 0.0
+    pen = {}
+    for w in ("0", "20"):
+        assert hma(["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(small_data / "tok"),
+                    "--shift-weight", w, "--max-steps", "40", "--batch-size", "4", "--lr", "1e-2",
+                    "--out", str(tmp_path / f"s{w}")]) == 0
+        c, st = load_checkpoint(tmp_path / f"s{w}")
+        assert c["training"]["shift_weight"] == float(w)
+        t = FSQTokenizer(TokenizerConfig(**c["tokenizer"]))
+        t.load_state_dict(sub_state(st, "tokenizer"))
+        with torch.no_grad():
+            t(frames)
+            pen[w] = float(np.mean([float(shift_penalty(t, to_float(frames), torch.Generator().manual_seed(i)))
+                                    for i in range(8)]))
+        rows = list(csv.DictReader(open(tmp_path / f"s{w}" / "train_log.csv")))
+        assert (rows[-1]["shift"] != "") == (w != "0")
+    assert pen["20"] < 0.5 * pen["0"], pen
+    capsys.readouterr()
+    assert hma(["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(small_data / "tok"),
+                "--decoder-only", "--shift-weight", "1", "--max-steps", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--shift-weight shapes the code (the encoder), which --decoder-only keeps bitwise" in capsys.readouterr().err
 
 
 def test_policy_eval_runs_act_in_closed_loop_in_gym_pusht_against_random(small_data, tmp_path, capsys):

@@ -2,6 +2,8 @@
 
     hma train-tokenizer --data data/sim --out runs/tokenizer --minutes 15
     hma train-tokenizer --data data/sim --init models/hma_discrete_moves --decoder-only --out runs/dec
+    hma train-tokenizer --data data/sim --init models/hma_discrete_moves --decoder-only \
+        --imagined models/hma_discrete_moves --out runs/dec_imagined
 
 The loop lives in hma_ros/train/tokenizer.py.
 """
@@ -43,6 +45,20 @@ def add_parser(sub, name: str) -> None:
                         "training frames per embodiment are ranked by the loss of their worst-drawn token patch "
                         "and hard draws pick among the worst 64 (0: off; e.g. 0.25)")
     p.add_argument("--hard-every", type=int, default=250, help="steps between re-rankings of the hard frames")
+    p.add_argument("--imagined", metavar="CKPT",
+                   help="with --decoder-only: also train the decoder on this world model's imagined tokens paired with "
+                        "the true frames they stand for (rollouts of the data's training windows with their true "
+                        "actions), so it draws what the dynamics' codes mean -- e.g. a pushed block whose codes the "
+                        "dynamics names only in part. The world model must share --init's code")
+    p.add_argument("--imagined-share", type=float, default=0.5,
+                   help="share of each batch from the imagined pairs (default %(default)s)")
+    p.add_argument("--imagined-windows", type=int, default=300,
+                   help="rollouts per embodiment to pair (default %(default)s; a tenth as many from held-out "
+                        "episodes measure the imagined frames' PSNR before and after)")
+    p.add_argument("--shift-weight", type=float, default=0.0,
+                   help="weight of a penalty on how far a one-pixel move of a frame moves its code (the mean "
+                        "absolute change of the pre-rounding latent, in FSQ levels): a code in which nearby poses "
+                        "have nearby codes, so a dynamics model a level off draws the object a pixel off (0: off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default %(default)s); the checkpoint is "

@@ -177,14 +177,26 @@ class FSQTokenizer(nn.Module):
 
     def decode(self, codes: torch.Tensor) -> torch.Tensor:
         """codes (B, grid*grid, K) -> (B, H, W, 3) uint8."""
+        return to_uint8(self.decode_float(codes).clamp(-1, 1))
+
+    def decode_float(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes (B, grid*grid, K) -> the decoder's output (B, 3, H, W), unclamped (what a
+        decoder trains on)."""
         g = self.cfg.grid
         q = self.fsq.codes_to_values(codes).view(codes.shape[0], g, g, -1).movedim(-1, 1)
-        return to_uint8(self.decoder(q).clamp(-1, 1))
+        return self.decoder(q)
+
+    def soft_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames as floats (B, 3, H, W) -> the bounded latent before rounding (B, g, g, K), in
+        level units: a code's distance where a change of 1 is one FSQ level."""
+        return self.fsq.bound(self.encoder(x).movedim(1, -1))
 
     def forward(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Training pass: (reconstruction in [-1, 1] (B, 3, H, W), target (B, 3, H, W))."""
+        """Training pass: (reconstruction in [-1, 1] (B, 3, H, W), target (B, 3, H, W)); the soft
+        latent is kept as `last_soft` (for `shift_penalty`)."""
         x = to_float(frames_u8)
-        q, _ = self.fsq(self.encoder(x).movedim(1, -1))
+        b = self.last_soft = self.soft_latent(x)
+        q = b + (b.round() - b).detach()  # FSQ's straight-through rounding
         return self.decoder(q.movedim(-1, 1)), x
 
 
@@ -210,17 +222,48 @@ class ContinuousTokenizer(nn.Module):
 
     def decode(self, tokens: torch.Tensor) -> torch.Tensor:
         """(B, grid*grid, latent_dim) -> (B, H, W, 3) uint8."""
+        return to_uint8(self.decode_float(tokens).clamp(-1, 1))
+
+    def decode_float(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, grid*grid, latent_dim) -> the decoder's output (B, 3, H, W), unclamped."""
         g = self.cfg.grid
-        z = (tokens / self.cfg.latent_scale).reshape(tokens.shape[0], g, g, -1).movedim(-1, 1)
-        return to_uint8(self.decoder(z).clamp(-1, 1))
+        z = (tokens.float() / self.cfg.latent_scale).reshape(tokens.shape[0], g, g, -1).movedim(-1, 1)
+        return self.decoder(z)
+
+    def soft_latent(self, x: torch.Tensor) -> torch.Tensor:
+        """Frames as floats (B, 3, H, W) -> latents (B, g, g, D), scaled as encode() gives them."""
+        return self.encoder(x).movedim(1, -1) * self.cfg.latent_scale
 
     def forward(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_float(frames_u8)
         z = self.encoder(x)
+        self.last_soft = z.movedim(1, -1) * self.cfg.latent_scale
         self.last_latent_penalty = 1e-3 * z.pow(2).mean()  # keeps the latent scale bounded
         if self.training and self.train_noise > 0:
             z = z + self.train_noise * z.detach().std() * torch.randn_like(z)
         return self.decoder(z), x
+
+
+def shift_frames(x: torch.Tensor, dx: int, dy: int) -> torch.Tensor:
+    """Float frames (B, 3, H, W) moved by (dx, dy) pixels (right, down), edges replicated."""
+    p = max(abs(dx), abs(dy))
+    if p == 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (p, p, p, p), mode="replicate")
+    return padded[..., p - dy:p - dy + h, p - dx:p - dx + w]
+
+
+def shift_penalty(model: nn.Module, x: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+    """How far a one-pixel move of the frames moves their code: the mean absolute change of the
+    soft latent (`soft_latent`, FSQ level units) when x (B, 3, H, W) moves by one pixel in a
+    random direction, against `model.last_soft` (x's own, kept by the training pass). An L1
+    penalty: it prefers the move to change few factors by little -- a code in which a nearby pose
+    has a nearby code, so a dynamics model that is a factor level off draws the object a pixel off
+    instead of a different patch (`hma train-tokenizer --shift-weight`)."""
+    d = torch.randint(0, 8, (1,), generator=gen).item()
+    dx, dy = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)][d]
+    return (model.soft_latent(shift_frames(x, dx, dy)) - model.last_soft).abs().mean()
 
 
 def build_tokenizer(cfg: TokenizerConfig) -> nn.Module:

@@ -313,14 +313,17 @@ class WorldModel:
         return frame
 
     @torch.no_grad()
-    def imagine(self, future_chunks=None, horizon: int | None = None, start=None) -> np.ndarray:
+    def imagine(self, future_chunks=None, horizon: int | None = None, start=None, tokens: bool = False) -> np.ndarray:
         """K imagined frames (K, H, W, 3) following the newest observed one. future_chunks
         (K, stride, dim) in embodiment units: chunk i leads into imagined frame i; or (B, K,
         stride, dim): B futures from the same history at once (e.g. candidate plans), frames
         (B, K, H, W, 3), one batched model call per unmasking step. With future_chunks None, the
         policy head plans: each chunk is act() on the imagined history (horizon K required).
         start=(frame, chunk) first observes one more real step temporarily (e.g. the newest
-        camera frame, which no completed step holds yet). The history is left unchanged."""
+        camera frame, which no completed step holds yet). With tokens, the imagined tokens undecoded
+        -- codes (K, S, F) int64, or soft tokens (K, S, D) float, (B, K, ...) batched -- as the
+        decoder gets them (what `hma train-tokenizer --imagined` trains a decoder on). The history
+        is left unchanged."""
         if self.steps == 0 and start is None:
             raise RuntimeError("imagine() needs at least one observe() first")
         acts, B, batched = None, 1, False
@@ -342,15 +345,16 @@ class WorldModel:
         try:
             if start is not None:
                 self.observe(*start)
-            frames = self._imagine(acts, horizon, P, B)
+            frames = self._imagine(acts, horizon, P, B, decode=not tokens)
         finally:
             self.history, self.steps, self._newest = saved
         self.latency["imagine_ms"] = 1e3 * (time.perf_counter() - t)
         self.latency["imagine_ms_per_frame"] = self.latency["imagine_ms"] / max(1, horizon * B)
         return (frames if batched else frames[0]).cpu().numpy()
 
-    def _imagine(self, acts, horizon: int, P: int, B: int) -> torch.Tensor:
-        """Frames (B, K, H, W, 3) after the history (imagine() without the bookkeeping)."""
+    def _imagine(self, acts, horizon: int, P: int, B: int, decode: bool = True) -> torch.Tensor:
+        """Frames (B, K, H, W, 3) after the history (imagine() without the bookkeeping); without
+        decode, their tokens (B, K, S, F)."""
         out = []
         with self.autocast():
             slots = list(self.history[-P:])  # the window so far
@@ -373,6 +377,8 @@ class WorldModel:
                 slots.append((codes, a))
                 out.append(codes)
             self._drawn = (codes, a)  # the last frame's tokens as drawn (step() keeps them)
+            if not decode:
+                return torch.stack(out, 1)
             frames = self.tok.decode(torch.stack(out, 1).flatten(0, 1))  # (B*K, H, W, 3)
             if self.render == "residual" and self._newest is not None:
                 real, real_codes = self._newest

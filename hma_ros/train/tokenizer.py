@@ -1,7 +1,9 @@
 """Tokenizer training: the image tokenizer (FSQ codes, or continuous soft tokens for MAR) on
 dataset frames, every embodiment equally often; optional extra loss weight on the pixels that
-moved, and optional hard-frame mining (a share of each batch from the frames whose worst token
-patch the current model draws worst, re-ranked as it trains). `hma train-tokenizer` (hma_ros/cli/train_tokenizer.py) parses its arguments into
+moved, optional hard-frame mining (a share of each batch from the frames whose worst token
+patch the current model draws worst, re-ranked as it trains), and -- for a decoder alone -- a share
+of each batch from a world model's imagined tokens paired with the true frames they stand for
+(`train/imagined.py`). `hma train-tokenizer` (hma_ros/cli/train_tokenizer.py) parses its arguments into
 `TokenizerTraining` and calls `train_tokenizer`.
 """
 
@@ -39,6 +41,10 @@ class TokenizerTraining:
     decoder_only: bool = False
     hard_share: float = 0.0  # share of each batch drawn from the hardest frames (0: off)
     hard_every: int = 250  # steps between re-rankings of the hard frames
+    imagined: str | None = None  # world model checkpoint whose imagined tokens the decoder also learns to draw
+    imagined_share: float = 0.5  # share of each batch from those (imagined tokens -> true frame) pairs
+    imagined_windows: int = 300  # rollouts per embodiment (training episodes); a tenth as many held out
+    shift_weight: float = 0.0  # weight of the one-pixel-shift penalty on the code (model/tokenizer.shift_penalty)
     seed: int = 0
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model and its batches live (frames are sampled on the host)
@@ -56,6 +62,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         TokenizerConfig,
         build_tokenizer,
         psnr,
+        shift_penalty,
+        to_float,
         tokenizer_loss,
     )
 
@@ -63,6 +71,19 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         raise TrainError(f"--hard-share {opts.hard_share}: a share of the batch in [0, 1)")
     if opts.hard_every < 1:
         raise TrainError(f"--hard-every {opts.hard_every}: at least 1 step between re-rankings")
+    if opts.imagined and not opts.decoder_only:
+        raise TrainError("--imagined trains the decoder on the world model's tokens, which mean something only in "
+                         "the code it was trained on: add --decoder-only (and --init with that code)")
+    if not 0.0 < opts.imagined_share < 1.0 and opts.imagined:
+        raise TrainError(f"--imagined-share {opts.imagined_share}: a share of the batch in (0, 1)")
+    if opts.shift_weight and opts.decoder_only:
+        raise TrainError("--shift-weight shapes the code (the encoder), which --decoder-only keeps bitwise: "
+                         "drop one of them")
+    if opts.shift_weight < 0:
+        raise TrainError(f"--shift-weight {opts.shift_weight}: a weight >= 0")
+    if opts.imagined and opts.hard_share + opts.imagined_share >= 1.0:
+        raise TrainError(f"--hard-share {opts.hard_share} + --imagined-share {opts.imagined_share} leave no real "
+                         "frames in a batch: keep their sum below 1")
     device = training_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -121,6 +142,9 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     episode = {n: np.asarray(ds.arrays["episode"]) for n, ds in datasets.items()}
     prev_ok = {n: np.asarray(ds.arrays["frame_mask"]).astype(bool) for n, ds in datasets.items()}
     hard = {}
+    pairs, pairs_val = {}, {}
+    if opts.imagined:
+        pairs, pairs_val = imagined_data(model, datasets, opts, device)
 
     def moving_of(name, i):  # pixels that changed since the previous frame of the episode
         frames = datasets[name].arrays["frames"]
@@ -131,7 +155,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     log = csv.writer(open(out / "train_log.csv", "w", newline=""))
-    log.writerow(["step", "seconds", "loss", "lr"])
+    log.writerow(["step", "seconds", "loss", "lr", "shift"])
     budget = opts.minutes * 60
     t0 = time.time()
     step = 0
@@ -147,18 +171,31 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         if opts.hard_share > 0 and step % opts.hard_every == 0:
             hard = rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device)
             model.train()
-        batch, moving = [], []
+        batch, moving, tokens, truth = [], [], [], []
+        n_hard = round(opts.hard_share * opts.batch_size)
+        n_imagined = round(opts.imagined_share * opts.batch_size) if pairs else 0
         for b in range(opts.batch_size):  # every embodiment equally often
-            name = names[rng.integers(len(names))]
-            pool = hard[name] if b < round(opts.hard_share * opts.batch_size) else train_idx[name]
-            i = int(rng.choice(pool))
-            batch.append(datasets[name].arrays["frames"][i])
+            if b >= opts.batch_size - n_imagined:  # imagined tokens -> the true frame they stand for
+                name = list(pairs)[rng.integers(len(pairs))]
+                j = int(rng.integers(len(pairs[name].frame_index)))
+                i = int(pairs[name].frame_index[j])
+                tokens.append(pairs[name].tokens[j])
+                truth.append(datasets[name].arrays["frames"][i])
+            else:
+                name = names[rng.integers(len(names))]
+                i = int(rng.choice(hard[name] if b < n_hard else train_idx[name]))
+                batch.append(datasets[name].arrays["frames"][i])
             if opts.motion_weight > 0:
                 moving.append(moving_of(name, i))
-        x = torch.from_numpy(np.stack(batch)).to(device)
-        recon, target = model(x)
+        recon, target = model(torch.from_numpy(np.stack(batch)).to(device))
+        shift = shift_penalty(model, target) if opts.shift_weight > 0 else None
+        if tokens:
+            recon = torch.cat([recon, model.decode_float(torch.from_numpy(np.stack(tokens)).to(device))])
+            target = torch.cat([target, to_float(torch.from_numpy(np.stack(truth)).to(device))])
         mv = torch.from_numpy(np.stack(moving)).to(device) if moving else None
         loss = tokenizer_loss(recon, target, mv, opts.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
+        if shift is not None:
+            loss = loss + opts.shift_weight * shift
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -167,7 +204,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
-            log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr])
+            log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr,
+                          round(shift.item(), 5) if shift is not None else ""])
     bar.close()
     model.eval().cpu()  # validated and saved on the CPU, as every checkpoint
     if cfg.kind == "continuous" and not opts.decoder_only:  # bring soft tokens to ~unit std for the diffusion head
@@ -182,11 +220,18 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             x = torch.from_numpy(np.asarray(ds.arrays["frames"][val_idx[name]]))
             rec = torch.cat([model.decode(model.encode(x[i:i + 64])) for i in range(0, len(x), 64)])
             report[name] = round(float(psnr(rec, x).mean()), 2)
+    imagined_report = imagined_psnr(model, datasets, pairs_val) if pairs_val else {}
+    if pairs_val:
+        for name, (before, after) in imagined_report.items():
+            print(f"imagined tokens of {name}'s held-out rollouts drawn against the true frames: "
+                  f"PSNR {before} dB with the --init decoder, {after} dB now")
     minutes = (time.time() - t0) / 60
     config = {"kind": "tokenizer", "tokenizer": cfg.to_dict(),
               "training": {"steps": step, "minutes": round(minutes, 1), "batch_size": opts.batch_size,
                            "motion_weight": opts.motion_weight, "init": opts.init,
                            "decoder_only": opts.decoder_only, "hard_share": opts.hard_share,
+                           "imagined": opts.imagined, "imagined_share": opts.imagined_share if opts.imagined else 0.0,
+                           "imagined_psnr": imagined_report, "shift_weight": opts.shift_weight,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
     save_checkpoint(out, model_state(model), config)
@@ -227,3 +272,57 @@ def rank_hard_frames(model, datasets, train_idx, moving_of, opts, rng, device) -
                 scores.append(worst_patch_loss(recon, target, patch, mv, opts.motion_weight).cpu().numpy())
             hard[name] = idx[np.argsort(np.concatenate(scores))[::-1][:HARD_TOP]]
     return hard
+
+
+def imagined_data(model, datasets, opts, device) -> tuple[dict, dict]:
+    """The --imagined pairs: `imagined_windows` rollouts per embodiment from the training episodes
+    (the split every trainer uses) and a tenth as many from the held-out ones, after checking
+    that the world model's tokenizer gives frames the same tokens as the one being trained. Each
+    held-out pair also keeps the --init decoder's PSNR, so the report can say what changed."""
+    import torch
+    from tqdm import tqdm
+
+    from hma_ros.train.imagined import imagined_pairs, same_code
+
+    probe = np.stack([ds.arrays["frames"][int(i)] for ds in datasets.values()
+                      for i in np.flatnonzero(np.asarray(ds.arrays["frame_mask"]))[:8]])
+    if not same_code(model, opts.imagined, probe):
+        raise TrainError(f"--imagined {opts.imagined}: its tokenizer gives frames other tokens than --init "
+                         f"{opts.init}'s; the decoder must learn the code the world model imagines in (--init it)")
+    split = {n: ds.split(0.1, seed=0) for n, ds in datasets.items()}
+    n_val = max(1, opts.imagined_windows // 10)
+    with tqdm(desc="imagining (training episodes)", unit="window") as bar:
+        pairs = imagined_pairs(opts.imagined, datasets, {n: s[0] for n, s in split.items()},
+                               opts.imagined_windows, seed=opts.seed, progress=bar.update)
+    with tqdm(desc="imagining (held-out episodes)", unit="window") as bar:
+        pairs_val = imagined_pairs(opts.imagined, datasets, {n: s[1] for n, s in split.items()},
+                                   n_val, seed=opts.seed + 1, progress=bar.update)
+    before = imagined_psnr(model, datasets, pairs_val, device)
+    pairs_val = {n: (p, before[n]) for n, p in pairs_val.items()}
+    torch.manual_seed(opts.seed)  # the rollouts drew from the global generator: training starts as without them
+    return pairs, pairs_val
+
+
+def imagined_psnr(model, datasets, pairs_val, device="cpu") -> dict:
+    """Mean PSNR (dB) of the decoded held-out imagined tokens against their true frames, per
+    embodiment; with pairs_val holding (pairs, before) tuples, {name: [before, now]}."""
+    import torch
+
+    from hma_ros.model.tokenizer import psnr
+
+    was = model.training
+    model.eval()
+    out = {}
+    with torch.no_grad():
+        for name, entry in pairs_val.items():
+            pairs, before = entry if isinstance(entry, tuple) else (entry, None)
+            vals = []
+            for j in range(0, len(pairs.frame_index), 64):
+                tok = torch.from_numpy(pairs.tokens[j:j + 64]).to(device)
+                truth = torch.from_numpy(np.stack([datasets[name].arrays["frames"][int(i)]
+                                                   for i in pairs.frame_index[j:j + 64]])).to(device)
+                vals.append(psnr(model.decode(tok), truth).cpu())
+            now = round(float(torch.cat(vals).mean()), 2)
+            out[name] = now if before is None else [before, now]
+    model.train(was)
+    return out
