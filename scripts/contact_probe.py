@@ -22,7 +22,10 @@ against `still_angle_err`).
 
 This separates "the model does not know the T moves" (greedy = the newest code where the truth
 changed, and the true code less likely than the still one) from "it knows but draws something
-else" (greedy = neither: a code that mixes factors of the two or of several outcomes).
+else" (greedy = neither: a code that mixes factors of the two or of several outcomes). How far
+the greedy code is from the true one in FSQ levels (`level_err`, mean over the changed tokens'
+factors) stands beside how far the still code is (`level_still`), and beside how far a 2-pixel
+shift moves a T token's code (scripts/token_locality.py: 1.1 levels): near the truth, or not.
 
     python scripts/contact_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht --windows 240
 """
@@ -104,6 +107,8 @@ def main(argv=None) -> int:
                      still=float((still & ~same)[changed].float().mean()),
                      other=float((~same & ~still)[changed].float().mean()),
                      factor_acc=float((greedy == truth)[changed].float().mean()),
+                     level_err=float((greedy - truth).abs()[changed].float().mean()),
+                     level_still=float((newest - truth).abs()[changed].float().mean()),
                      true_more_likely=float((lp_true > lp_still)[changed].float().mean()),
                      p_true=float(lp_true[changed].exp().mean()), p_still=float(lp_still[changed].exp().mean()))
         unchanged = t_tok & ~changed & ~shown  # (tokens given are neither)
@@ -121,7 +126,7 @@ def main(argv=None) -> int:
     def summary(rs):
         out = {"windows": len(rs)}
         for k in ("t_tokens", "changed", "iou_model", "iou_still", "iou_true", "right", "still", "other",
-                  "factor_acc", "true_more_likely", "p_true", "p_still", "unchanged_right",
+                  "factor_acc", "level_err", "level_still", "true_more_likely", "p_true", "p_still", "unchanged_right",
                   "block_move", "head_xy_err", "head_angle_err", "still_angle_err"):
             v = [r[k] for r in rs if k in r]
             out[k] = round(float(np.mean(v)), 3) if v else None

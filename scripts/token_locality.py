@@ -14,7 +14,14 @@
    changes, and of their FSQ factors. A dynamics model that knows where a pushed T went to a few
    pixels must still name these codes exactly (hma_discrete_moves' card, session 22). A continuous
    (MAR) tokenizer gets only this measurement, as the distance its T latents move, beside the
-   distance between two random T tokens.
+   distance between two random T tokens. Beside the share, the mean change in FSQ levels of the T
+   tokens' factors: a code smooth in pose (`hma train-tokenizer --shift-weight`) moves few
+   factors by one level.
+4. a factor mix: each FSQ factor of the T's tokens taken at random from the frame's code or from
+   its code after a 2-pixel shift -- what a dynamics model unsure between two nearby poses draws
+   with per-factor argmax -- decoded; the share of whole Ts (`tracking.t_shape`) in the decoded
+   mixes beside the decoded frames themselves. In a code smooth in pose a mix is a T between the
+   two; in the shipped code it melts.
 
     python scripts/token_locality.py models/hma_discrete_moves [CKPT ...] [--data data/test]
 """
@@ -97,6 +104,24 @@ def shift_distance(ck: str, tok, f: np.ndarray) -> None:
     print(", ".join(line))
 
 
+def factor_mix(ck: str, tok, f: np.ndarray, c0: np.ndarray, c2: np.ndarray, t_tok: np.ndarray) -> str:
+    """Measurement 4: whole Ts among decoded codes whose T-token factors are drawn half from c0,
+    half from c2 (the frames' codes and their 2-px shift's), beside decoding c0 and c2."""
+    from hma_ros.evaluation.tracking import T_SHAPE_MIN, t_shape
+
+    rng = np.random.default_rng(0)
+    mix = np.where((rng.random(c0.shape) < 0.5) | ~t_tok[..., None], c0, c2)
+
+    def whole(c):
+        with torch.no_grad():
+            frames = torch.cat([tok.decode(torch.from_numpy(c[i:i + 256])) for i in range(0, len(c), 256)]).numpy()
+        has_t = block_mask(f).any((1, 2))
+        return (t_shape(frames[has_t]) >= T_SHAPE_MIN).mean()
+
+    return (f"{ck}: factor mix of the T's tokens and their 2-px shift ({len(f)} PushT frames), whole Ts drawn: "
+            f"own code {whole(c0):.3f}, shifted {whole(c2):.3f}, mixed {whole(mix):.3f}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("ckpts", nargs="+")
@@ -145,8 +170,11 @@ def main() -> int:
         for sh in (1, 2):
             c1 = codes(tok, shifted(f, sh))
             line.append(f"{sh} px: T tokens whose code changes {(c0 != c1).any(-1)[t_tok].mean():.3f} (their "
-                        f"factors {(c0 != c1)[t_tok].mean():.3f}), other tokens {(c0 != c1).any(-1)[~t_tok].mean():.3f}")
+                        f"factors {(c0 != c1)[t_tok].mean():.3f}, by {np.abs(c0 - c1)[t_tok].mean():.3f} levels), "
+                        f"other tokens {(c0 != c1).any(-1)[~t_tok].mean():.3f}")
         print(", ".join(line))
+        print(factor_mix(ck, tok, f, c0, codes(tok, shifted(f, 2)), t_tok | block_mask(shifted(f, 2)).reshape(
+            -1, g, ps, g, ps).any((2, 4)).reshape(len(f), -1)))
     return 0
 
 
