@@ -29,6 +29,10 @@
 # GPU_STAGE=state: version 8 trained on side by side with (stA) and without (stC) the state head's loss
 # (`--state-weight ${STATE_W:-1}`: where the recorded state -- PushT's T -- went in each slot), version 8's data and
 # settings otherwise (the data.tar.xz of STAGE=s20data): scripts/recipe.sh STAGE=s22 is its CPU-scale run.
+# GPU_STAGE=smooth: a code smooth in pose at GPU scale: version 8's tokenizer continued with the one-pixel-shift
+# penalty (tokS, `--shift-weight ${SHIFT_W:-0.2}`) and without (tokC) for TOK_MIN minutes side by side, then version 8's
+# dynamics continued on each code (dynS, dynC) for the rest of TRAIN_MIN, side by side; the data.tar.xz of STAGE=s20data.
+# scripts/recipe.sh STAGE=s23 is its CPU-scale run.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -167,6 +171,30 @@ if [[ ${GPU_STAGE:-1} == state ]]; then
   hma train $ST --out runs/gpu_stC > "$OUT/res/train_stC.log" 2>&1 &
   wait
   send_back stA stC
+fi
+
+if [[ ${GPU_STAGE:-1} == smooth ]]; then
+  # Does a code smooth in pose let the dynamics draw a pushed T? Both codes are new to the dynamics: dynC is the control.
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
+     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  TOK_MIN=${TOK_MIN:-2.5}
+  rm -rf runs/gpu_tokS runs/gpu_tokC runs/gpu_dynS runs/gpu_dynC
+  for A in tokS:${SHIFT_W:-0.2} tokC:0; do
+    hma train-tokenizer --data $D --init models/hma_discrete_moves --shift-weight ${A##*:} --motion-weight 20 --lr 3e-4 \
+      --batch-size 64 --minutes "$TOK_MIN" --device $DEV --out runs/gpu_${A%%:*} > "$OUT/res/train_${A%%:*}.log" 2>&1 &
+  done
+  wait
+  echo "tokenizers done at $(( $(date +%s) - t0 )) s"
+  LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60 + 0.3), 2))")
+  DYN="--data $D --embodiments pusht,reacher,cheetah --init models/hma_discrete_moves --motion-weight 5 \
+       --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} --batch-size 32 --lr 3e-4 --warmup 50 --steps ${STEPS:-30000} \
+       --minutes $LEFT --save-every 100000 --eval-every 100000 --token-cache off --device $DEV --fp16"
+  for A in S C; do
+    hma train $DYN --tokenizer runs/gpu_tok$A --out runs/gpu_dyn$A > "$OUT/res/train_dyn$A.log" 2>&1 &
+  done
+  wait
+  send_back dynS dynC
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then
