@@ -41,7 +41,8 @@
 # s19 (session 19, CPU: the ranking's frames read again; sampling the learned simulator in confidence order; its
 # synthetic episodes for the BC experiment; the judge that says "no T"; version 7 ranked again with it),
 # s20data s20 ev20 (session 20: version 7's closed-loop commands replayed in gym-pusht as training data, trained on
-# with and without them on a lent H200, evaluated on the CPU).
+# with and without them on a lent H200, evaluated on the CPU), s21 s22 s23 (sessions 21-23, CPU: the T's shape; the
+# state head; a decoder trained on imagined tokens and a code smooth in pose, each against its control).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -1059,4 +1060,53 @@ if [[ $STAGE == all || $STAGE == s22 ]]; then  # session 22, on the CPU (data/bi
         --windows 240 --reveal $R > runs/s22/reveal_v8_$R.json
   done
   python scripts/token_locality.py models/tokenizer_cont models/hma_discrete_moves   # a one-pixel shift of real frames
+fi
+if [[ $STAGE == all || $STAGE == s23 ]]; then  # session 23, on the CPU (data/big, pose, closed, reacher_rand, cheetah_big, test)
+  # #13: the decoder and the code, the dynamics left as version 8's. D: version 8's frames, every embodiment.
+  mkdir -p runs/s23
+  D="data/big/pusht data/pose/pusht data/closed data/reacher_rand/reacher data/cheetah_big/cheetah"
+  # (1) a decoder trained on version 8's own imagined tokens (1,800 rollouts per embodiment, half of each batch)
+  #     against the same decoder-only run without them, 1,800 batch-32 steps each, one thread, side by side
+  hma train-tokenizer --data $D --init models/hma_discrete_moves --decoder-only --imagined models/hma_discrete_moves \
+      --imagined-windows 600 --motion-weight 20 --lr 3e-4 --threads 1 --max-steps 1800 --minutes 70 --out runs/s23/decI &
+  hma train-tokenizer --data $D --init models/hma_discrete_moves --decoder-only \
+      --motion-weight 20 --lr 3e-4 --threads 1 --max-steps 1800 --minutes 70 --out runs/s23/decC &
+  wait
+  for A in I C; do hma export --ckpt models/hma_discrete_moves --decoder runs/s23/dec$A --out runs/s23/v9$A; done
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s23/v9I --control runs/s23/v9C --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s23/ev_tok240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s23/v9I --control runs/s23/v9C --data data/test --episodes all --windows 48 \
+      --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s23/ev_rc48 &
+  wait
+  for N in v9I v9C; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt runs/s23/$N --starts 0,8,16 --horizon 1 \
+        --json runs/s23/t_shape_motion_$N.json
+  done
+  # (2) how far is version 8's greedy code at contact from the truth, in FSQ levels (beside the still code's)?
+  OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt models/hma_discrete_moves --data data/test/pusht \
+      --windows 240 > runs/s23/contact_v8_levels.json
+  # (3) a code smooth in pose: the tokenizer (encoder too) continued with the one-pixel-shift penalty (tokS) and
+  #     without (tokC), 1,200 batch-32 steps each, one thread, side by side; then its locality and factor mixes
+  for A in tokS:0.2 tokC:0; do
+    hma train-tokenizer --data $D --init models/hma_discrete_moves --shift-weight ${A##*:} --motion-weight 20 \
+        --lr 3e-4 --threads 1 --max-steps 1200 --minutes 70 --out runs/s23/${A%%:*} &
+  done
+  wait
+  python scripts/token_locality.py models/hma_discrete_moves runs/s23/tokS runs/s23/tokC
+  for N in tokS tokC; do python scripts/tokenizer_agent.py runs/s23/$N; done
+  # (4) version 8's dynamics continued on each code, PushT alone, 40 min on one thread each, side by side
+  for A in S C; do
+    hma train --data data/big/pusht data/pose/pusht data/closed/pusht data/closed1/pusht --embodiments pusht \
+        --init models/hma_discrete_moves --tokenizer runs/s23/tok$A --motion-weight 5 --batch-size 8 --lr 3e-4 \
+        --warmup 50 --minutes 40 --steps 100000 --eval-every 0 --save-every 500 --threads 1 --out runs/s23/dyn$A &
+  done
+  wait
+  for N in dynS dynC; do
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt runs/s23/$N --data data/test/pusht --windows 240 \
+        > runs/s23/contact_$N.json
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt runs/s23/$N --starts 0,8,16 --horizon 1 \
+        --json runs/s23/t_shape_motion_$N.json
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s23/dynS --control runs/s23/dynC --data data/test --episodes all --windows 96 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s23/ev_dyn96
 fi
