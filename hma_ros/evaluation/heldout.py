@@ -25,7 +25,13 @@ def pick_windows(ds, T: int, n: int, seed: int = 0, episodes: str = "val") -> li
         raise ValueError(f"episodes {episodes!r}: use val, train or all")
     val = (ds.split(0.1, seed=0)[{"val": 1, "train": 0}[episodes]] if episodes != "all"
            else list(range(len(ds.episodes))))
-    per_ep = {e: ds.window_starts(T, [e]) for e in val}
+    return windows_of(ds, T, n, val, seed)
+
+
+def windows_of(ds, T: int, n: int, episode_ids, seed: int = 0) -> list[tuple[int, int]]:
+    """n (episode, start) pairs of length-T windows from the episodes `episode_ids`, round-robin
+    over them, each start drawn at random (seeded) without repeats."""
+    per_ep = {e: ds.window_starts(T, [e]) for e in episode_ids}
     per_ep = {e: s for e, s in per_ep.items() if len(s)}
     rng = np.random.default_rng(seed)
     out = []

@@ -36,11 +36,12 @@ def imagined_pairs(ckpt: str, datasets: dict, episodes: dict, windows: int, seed
     TrainError when the checkpoint knows none of the datasets' embodiments."""
     import torch
 
+    from hma_ros.evaluation.heldout import windows_of
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
-    from hma_ros.runtime.world_model import WorldModel
+    from hma_ros.runtime.world_model import WorldModel, build_models
 
     try:
-        config, _ = load_checkpoint(ckpt)
+        config, state = load_checkpoint(ckpt)
     except CheckpointError as e:
         raise TrainError(f"--imagined {ckpt}: {e}") from None
     if "dynamics" not in config:
@@ -49,26 +50,14 @@ def imagined_pairs(ckpt: str, datasets: dict, episodes: dict, windows: int, seed
     if not known:
         raise TrainError(f"--imagined {ckpt} knows {', '.join(sorted(config['embodiments']))}, none of the data's "
                          f"embodiments ({', '.join(sorted(datasets))})")
+    tok, dyn = build_models(config, state, ckpt)
     out = {}
     for name in known:
-        wm = WorldModel.load(ckpt, name, render="tokens")
+        wm = WorldModel(tok, dyn, config, name, render="tokens", name=ckpt)
         ds = datasets[name]
         P, T = wm.prompt, wm.window
-        rng = np.random.default_rng(seed)
-        per_ep = {int(e): ds.window_starts(T, [int(e)]) for e in episodes[name]}
-        per_ep = {e: s for e, s in per_ep.items() if len(s)}
-        picked: list[int] = []
-        while len(picked) < windows and per_ep:
-            for e in list(per_ep):
-                s = per_ep[e]
-                if len(picked) < windows and len(s):
-                    i = int(rng.integers(len(s)))
-                    picked.append(int(s[i]))
-                    per_ep[e] = np.delete(s, i)
-                if not len(per_ep[e]):
-                    del per_ep[e]
         toks, idx = [], []
-        for wi, start in enumerate(picked):
+        for wi, (_, start) in enumerate(windows_of(ds, T, windows, [int(e) for e in episodes[name]], seed)):
             w = ds.window(start, T)
             wm.reset(seed + wi)
             for frame, chunk in w.steps(P):
