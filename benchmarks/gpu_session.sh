@@ -33,6 +33,10 @@
 # penalty (tokS, `--shift-weight ${SHIFT_W:-0.2}`) and without (tokC) for TOK_MIN minutes side by side, then version 8's
 # dynamics continued on each code (dynS, dynC) for the rest of TRAIN_MIN, side by side; the data.tar.xz of STAGE=s20data.
 # scripts/recipe.sh STAGE=s23 is its CPU-scale run.
+# GPU_STAGE=adv: a decoder that must commit: ADV_INIT's decoder (default version 8) trained on its own imagined tokens
+# (IMW rollouts per embodiment, on the GPU) with the PatchGAN loss (decA, `--adv-weight ${ADV_W:-0.5}`) and without
+# (decI) for TRAIN_MIN minutes side by side, each exported into ADV_INIT (vA, vI); the data.tar.xz of STAGE=s20data.
+# scripts/recipe.sh STAGE=s24 is its CPU-scale run.
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail
@@ -195,6 +199,24 @@ if [[ ${GPU_STAGE:-1} == smooth ]]; then
   done
   wait
   send_back dynS dynC
+fi
+
+if [[ ${GPU_STAGE:-1} == adv ]]; then
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/closed .devdata/data/reacher_rand/reacher \
+     .devdata/data/cheetah_big/cheetah"
+  INIT=${ADV_INIT:-models/hma_discrete_moves}
+  rm -rf runs/gpu_decA runs/gpu_decI runs/gpu_vA runs/gpu_vI
+  for A in A:${ADV_W:-0.5} I:0; do
+    hma train-tokenizer --data $D --init $INIT --decoder-only --imagined $INIT --imagined-windows ${IMW:-600} \
+      --motion-weight 20 --lr 3e-4 --adv-weight ${A##*:} --batch-size 32 --minutes "$TRAIN_MIN" --device $DEV \
+      --out runs/gpu_dec${A%%:*} > "$OUT/res/train_dec${A%%:*}.log" 2>&1 &
+  done
+  wait
+  for A in A I; do
+    hma export --ckpt $INIT --decoder runs/gpu_dec$A --out runs/gpu_v$A > /dev/null && cp runs/gpu_dec$A/train_log.csv runs/gpu_v$A/
+  done
+  send_back vA vI
 fi
 
 if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then

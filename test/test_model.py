@@ -1407,6 +1407,55 @@ def test_shift_penalty_measures_how_far_a_one_pixel_move_moves_the_code_and_trai
     assert "--shift-weight shapes the code (the encoder), which --decoder-only keeps bitwise" in capsys.readouterr().err
 
 
+def test_adversarial_decoder_discriminator_sees_38_px_patches_learns_real_from_decoded_and_balances_by_gradients(
+        small_data, tmp_path, capsys):
+    """train/adversarial.py: the PatchGAN gives 8x8 logits at 64 px, its convolutions each seeing a 38-px patch; the
+    hinge loss is 2 for a blind discriminator; the adaptive weight is the ratio of the pixel and
+    adversarial gradients at the decoder's last layer. train-tokenizer --decoder-only --adv-weight:
+    the discriminator learns to tell real frames from decoded ones (its loss falls below a blind
+    one's), the decoder feels it only from --adv-start, the encoder stays bitwise, the weight is
+    recorded; a negative weight is refused."""
+    import csv
+
+    from hma_ros.cli.main import main as hma
+    from hma_ros.train.adversarial import (
+        PatchDiscriminator,
+        adaptive_weight,
+        discriminator_loss,
+        generator_loss,
+    )
+
+    disc = PatchDiscriminator()
+    assert disc(torch.zeros(1, 3, 64, 64)).shape == (1, 1, 8, 8)
+    convs = torch.nn.Sequential(*[torch.nn.Identity() if isinstance(m, torch.nn.GroupNorm) else m for m in disc.net])
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    convs(x)[0, 0, 4, 4].backward()  # the convolutions' receptive field (the norms' statistics are the frame's)
+    cols = torch.nonzero(x.grad.abs().sum((0, 1, 2)) > 0).flatten()
+    rows = torch.nonzero(x.grad.abs().sum((0, 1, 3)) > 0).flatten()
+    assert int(cols[-1] - cols[0]) + 1 == 38 and int(rows[-1] - rows[0]) + 1 == 38
+    z = torch.zeros(2, 1, 8, 8)
+    assert float(discriminator_loss(z, z)) == 2.0 and float(discriminator_loss(z + 1, z - 1)) == 0.0
+    assert float(generator_loss(z + 0.5)) == -0.5
+    w = torch.ones(3, 4, requires_grad=True)
+    assert abs(float(adaptive_weight((2 * w).sum(), (3 * w).sum(), w)) - 2 * 12 ** 0.5 / (3 * 12 ** 0.5 + 1e-4)) < 1e-6
+    assert hma(["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(small_data / "tok"),
+                "--decoder-only", "--adv-weight", "0.5", "--adv-start", "40", "--max-steps", "120", "--batch-size", "8",
+                "--lr", "3e-4", "--out", str(tmp_path / "adv")]) == 0
+    cfg, state = load_checkpoint(tmp_path / "adv")
+    assert cfg["training"]["adv_weight"] == 0.5 and cfg["training"]["adv_start"] == 40
+    assert not any(k.startswith("disc") for k in state)  # the discriminator is training-only
+    _, tstate = load_checkpoint(small_data / "tok")
+    assert all(torch.equal(tstate[k], state[k]) for k in tstate if k.startswith("tokenizer.encoder."))
+    log = list(csv.DictReader(open(tmp_path / "adv" / "train_log.csv")))
+    assert [r["adv_g"] == "" for r in log] == [int(r["step"]) <= 40 for r in log]  # the decoder feels it from step 40
+    assert all(float(r["adv_w"]) > 0 for r in log if int(r["step"]) > 40)
+    assert np.mean([float(r["adv_d"]) for r in log[-2:]]) < 1.8, log
+    capsys.readouterr()
+    assert hma(["train-tokenizer", "--data", str(small_data / "pusht"), "--init", str(small_data / "tok"),
+                "--decoder-only", "--adv-weight", "-1", "--max-steps", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "--adv-weight -1.0 --adv-start 200: both >= 0" in capsys.readouterr().err
+
+
 def test_policy_eval_runs_act_in_closed_loop_in_gym_pusht_against_random(small_data, tmp_path, capsys):
     import json
 

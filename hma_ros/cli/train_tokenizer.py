@@ -59,6 +59,14 @@ def add_parser(sub, name: str) -> None:
                    help="weight of a penalty on how far a one-pixel move of a frame moves its code (the mean "
                         "absolute change of the pre-rounding latent, in FSQ levels): a code in which nearby poses "
                         "have nearby codes, so a dynamics model a level off draws the object a pixel off (0: off)")
+    p.add_argument("--adv-weight", type=float, default=0.0,
+                   help="weight of an adversarial loss on decoded frames (a PatchGAN discriminator, hinge loss, "
+                        "balanced against the pixel loss by their gradients at the decoder's last layer): a decoder "
+                        "that must draw frames a discriminator takes as real commits to one outcome where codes are "
+                        "unsure instead of drawing their blurred mean -- with --imagined, the world model's codes "
+                        "(0: off; VQGAN uses 0.8; the discriminator is not saved)")
+    p.add_argument("--adv-start", type=int, default=200,
+                   help="steps the discriminator trains alone before the decoder feels it (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     p.add_argument("--device", default="cpu", help="cpu | cuda[:N] (default %(default)s); the checkpoint is "

@@ -28,11 +28,11 @@ class ImaginedPairs:
 
 
 def imagined_pairs(ckpt: str, datasets: dict, episodes: dict, windows: int, seed: int = 0,
-                   progress=None) -> dict[str, ImaginedPairs]:
+                   progress=None, device: str = "cpu") -> dict[str, ImaginedPairs]:
     """Per dataset (embodiment) the world model at `ckpt` knows: `windows` windows of the
     model's length from `episodes[name]` (round-robin over them, seeded), the first `prompt`
     steps observed, the rest imagined with the window's true actions (greedy, the checkpoint's
-    sampling defaults, tokens as the eval renders them). progress: called with 1 per window.
+    sampling defaults, tokens as the eval renders them) on `device`. progress: called with 1 per window.
     TrainError when the checkpoint knows none of the datasets' embodiments."""
     import torch
 
@@ -53,7 +53,7 @@ def imagined_pairs(ckpt: str, datasets: dict, episodes: dict, windows: int, seed
     tok, dyn = build_models(config, state, ckpt)
     out = {}
     for name in known:
-        wm = WorldModel(tok, dyn, config, name, render="tokens", name=ckpt)
+        wm = WorldModel(tok, dyn, config, name, device=device, render="tokens", name=ckpt)
         ds = datasets[name]
         P, T = wm.prompt, wm.window
         toks, idx = [], []

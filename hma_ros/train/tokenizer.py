@@ -45,6 +45,8 @@ class TokenizerTraining:
     imagined_share: float = 0.5  # share of each batch from those (imagined tokens -> true frame) pairs
     imagined_windows: int = 300  # rollouts per embodiment (training episodes); a tenth as many held out
     shift_weight: float = 0.0  # weight of the one-pixel-shift penalty on the code (model/tokenizer.shift_penalty)
+    adv_weight: float = 0.0  # weight of the PatchGAN loss on decoded frames (train/adversarial.py; 0: off)
+    adv_start: int = 200  # steps the discriminator learns alone before the decoder feels it
     seed: int = 0
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model and its batches live (frames are sampled on the host)
@@ -81,6 +83,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                          "drop one of them")
     if opts.shift_weight < 0:
         raise TrainError(f"--shift-weight {opts.shift_weight}: a weight >= 0")
+    if opts.adv_weight < 0 or opts.adv_start < 0:
+        raise TrainError(f"--adv-weight {opts.adv_weight} --adv-start {opts.adv_start}: both >= 0")
     if opts.imagined and opts.hard_share + opts.imagined_share >= 1.0:
         raise TrainError(f"--hard-share {opts.hard_share} + --imagined-share {opts.imagined_share} leave no real "
                          "frames in a batch: keep their sum below 1")
@@ -155,7 +159,19 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     out = Path(opts.out)
     out.mkdir(parents=True, exist_ok=True)
     log = csv.writer(open(out / "train_log.csv", "w", newline=""))
-    log.writerow(["step", "seconds", "loss", "lr", "shift"])
+    log.writerow(["step", "seconds", "loss", "lr", "shift", "adv_g", "adv_d", "adv_w"])
+    disc = d_opt = None
+    if opts.adv_weight > 0:
+        from hma_ros.train.adversarial import (
+            PatchDiscriminator,
+            adaptive_weight,
+            discriminator_loss,
+            generator_loss,
+        )
+
+        disc = PatchDiscriminator().to(device)
+        d_opt = torch.optim.AdamW(disc.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.5, 0.9))
+    g_adv = d_adv = adv_w = None
     budget = opts.minutes * 60
     t0 = time.time()
     step = 0
@@ -196,16 +212,28 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         loss = tokenizer_loss(recon, target, mv, opts.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
         if shift is not None:
             loss = loss + opts.shift_weight * shift
+        if disc is not None and step >= opts.adv_start:  # the decoder must draw frames the discriminator takes as real
+            disc.requires_grad_(False)
+            g_adv = generator_loss(disc(recon))
+            adv_w = opts.adv_weight * adaptive_weight(loss, g_adv, model.decoder[-1].weight)
+            loss = loss + adv_w * g_adv
+            disc.requires_grad_(True)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if disc is not None:  # real frames against this step's decoded ones (imagined tokens' too)
+            d_adv = discriminator_loss(disc(target), disc(recon.detach()))
+            d_opt.zero_grad(set_to_none=True)
+            d_adv.backward()
+            d_opt.step()
         step += 1
         bar.update(1)
         if step % 20 == 0:
             bar.set_postfix(loss=f"{loss.item():.4f}")
             log.writerow([step, round(time.time() - t0, 1), round(loss.item(), 5), lr,
-                          round(shift.item(), 5) if shift is not None else ""])
+                          round(shift.item(), 5) if shift is not None else ""]
+                         + [round(v.item(), 5) if v is not None else "" for v in (g_adv, d_adv, adv_w)])
     bar.close()
     model.eval().cpu()  # validated and saved on the CPU, as every checkpoint
     if cfg.kind == "continuous" and not opts.decoder_only:  # bring soft tokens to ~unit std for the diffusion head
@@ -232,6 +260,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                            "decoder_only": opts.decoder_only, "hard_share": opts.hard_share,
                            "imagined": opts.imagined, "imagined_share": opts.imagined_share if opts.imagined else 0.0,
                            "imagined_psnr": imagined_report, "shift_weight": opts.shift_weight,
+                           "adv_weight": opts.adv_weight, "adv_start": opts.adv_start if opts.adv_weight else 0,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
     save_checkpoint(out, model_state(model), config)
@@ -293,10 +322,10 @@ def imagined_data(model, datasets, opts, device) -> tuple[dict, dict]:
     n_val = max(1, opts.imagined_windows // 10)
     with tqdm(desc="imagining (training episodes)", unit="window") as bar:
         pairs = imagined_pairs(opts.imagined, datasets, {n: s[0] for n, s in split.items()},
-                               opts.imagined_windows, seed=opts.seed, progress=bar.update)
+                               opts.imagined_windows, seed=opts.seed, progress=bar.update, device=str(device))
     with tqdm(desc="imagining (held-out episodes)", unit="window") as bar:
         pairs_val = imagined_pairs(opts.imagined, datasets, {n: s[1] for n, s in split.items()},
-                                   n_val, seed=opts.seed + 1, progress=bar.update)
+                                   n_val, seed=opts.seed + 1, progress=bar.update, device=str(device))
     before = imagined_psnr(model, datasets, pairs_val, device)
     pairs_val = {n: (p, before[n]) for n, p in pairs_val.items()}
     torch.manual_seed(opts.seed)  # the rollouts drew from the global generator: training starts as without them
