@@ -42,7 +42,8 @@
 # synthetic episodes for the BC experiment; the judge that says "no T"; version 7 ranked again with it),
 # s20data s20 ev20 (session 20: version 7's closed-loop commands replayed in gym-pusht as training data, trained on
 # with and without them on a lent H200, evaluated on the CPU), s21 s22 s23 (sessions 21-23, CPU: the T's shape; the
-# state head; a decoder trained on imagined tokens and a code smooth in pose, each against its control).
+# state head; a decoder trained on imagined tokens and a code smooth in pose, each against its control), s20data s24gpu
+# s24 (session 24: the code smooth in pose at GPU scale on a lent H200, evaluated on the CPU; an adversarial decoder).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -1109,4 +1110,47 @@ if [[ $STAGE == all || $STAGE == s23 ]]; then  # session 23, on the CPU (data/bi
   done
   OMP_NUM_THREADS=1 hma eval --ckpt runs/s23/dynS --control runs/s23/dynC --data data/test --episodes all --windows 96 \
       --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s23/ev_dyn96
+fi
+if [[ $STAGE == s24gpu ]]; then  # session 24, on a CUDA machine, repo root, .devdata from s20data (ran 500 s on an H200)
+  OUT=out/gpu24 GPU_STAGE=smooth TRAIN_MIN=${TRAIN_MIN:-7.5} TOK_MIN=2.5 bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == s24 ]]; then  # session 24, on the CPU: runs/g24 from s24gpu's files (from_device 24 dynS dynC)
+  # and runs/s23/v9I (STAGE=s23) as the adversarial decoder's control
+  mkdir -p runs/s24
+  G=runs/g24
+  # (1) the code smooth in pose at GPU scale: dynS (version 8's dynamics on tokS) against dynC (on tokC), and dynC
+  #     against version 8 itself
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_dynS --control $G/gpu_dynC --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s24/ev_tok240 &
+  for N in dynS dynC; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt $G/gpu_$N --starts 0,8,16 --horizon 1 \
+        --json runs/s24/t_shape_motion_$N.json
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt $G/gpu_$N --data data/test/pusht --windows 240 \
+        > runs/s24/contact_$N.json
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_dynS --control $G/gpu_dynC --data data/test --episodes all --windows 48 \
+      --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s24/ev_rc48
+  wait
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_dynC --control models/hma_discrete_moves --data data/test --episodes all \
+      --windows 240 --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s24/ev_c240
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_dynC --control models/hma_discrete_moves --data data/test --episodes all \
+      --windows 48 --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s24/ev_crc48
+  OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt models/hma_discrete_moves --starts 0,8,16 --horizon 1 \
+      --json runs/s24/t_shape_motion_v8.json
+  # (2) a decoder that must commit: version 8's decoder trained on its imagined tokens with the PatchGAN loss, as
+  #     session 23's decI (runs/s23/decI, the control: the same command without --adv-weight) otherwise
+  D="data/big/pusht data/pose/pusht data/closed data/reacher_rand/reacher data/cheetah_big/cheetah"
+  hma train-tokenizer --data $D --init models/hma_discrete_moves --decoder-only --imagined models/hma_discrete_moves \
+      --imagined-windows 600 --motion-weight 20 --lr 3e-4 --adv-weight 0.5 --threads 1 --max-steps 1800 --minutes 70 \
+      --out runs/s24/decA
+  hma export --ckpt models/hma_discrete_moves --decoder runs/s24/decA --out runs/s24/v9A
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s24/v9A --control runs/s23/v9I --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s24/ev_adv240 &
+  OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt runs/s24/v9A --starts 0,8,16 --horizon 1 \
+      --json runs/s24/t_shape_motion_v9A.json
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s24/v9A --control runs/s23/v9I --data data/test --episodes all --windows 48 \
+      --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s24/ev_advrc48
+  python scripts/token_locality.py runs/g24/gpu_dynS runs/g24/gpu_dynC
+  for N in runs/g24/gpu_dynS runs/g24/gpu_dynC runs/s24/v9A; do python scripts/tokenizer_agent.py $N; done
+  wait
 fi
