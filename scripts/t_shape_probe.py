@@ -15,6 +15,11 @@ drawn where the T went or where it was.
         --episodes 90 --horizon 4 --mask-steps 2,16,64 --mask-order random,confidence
     python scripts/t_shape_probe.py --starts 0,8,16 --horizon 1      # more windows, mid-push too
     python scripts/t_shape_probe.py --synth data/bc_synthA/pusht     # an hma synth dataset, per step
+    python scripts/t_shape_probe.py --compare A.json B.json          # B - A on the same windows, paired
+
+Each JSON row keeps every window's first-step numbers (`first_step`: the true T's still-IoU, the
+imagined T shape), so `--compare` can give the difference of two checkpoints' whole-T shares per
+band of true motion with a paired bootstrap interval over windows (runs at the same --starts).
 """
 
 from __future__ import annotations
@@ -49,6 +54,41 @@ def synth_rows(path: str) -> dict:
             "whole_imagined": float((shape[:, P:] >= T_SHAPE_MIN).mean())}
 
 
+BANDS = ((0.9, 1.01), (0.7, 0.9), (0.4, 0.7), (0.0, 0.4))
+
+
+def band_name(lo: float, hi: float) -> str:
+    return f"true T still-IoU [{lo}, {min(hi, 1.0)}]"
+
+
+def compare(a_path: str, b_path: str) -> dict:
+    """B - A: the share of whole imagined Ts at the first step, per band of how far the true T moved,
+    paired over the same windows (both probes' first rows), with a bootstrap interval."""
+    from hma_ros.evaluation.ranking import mean_ci
+
+    rows = []
+    for path in (a_path, b_path):
+        data = json.loads(Path(path).read_text())
+        row = data[0] if isinstance(data, list) else data
+        if "first_step" not in row:
+            raise SystemExit(f"{path}: no per-window numbers (written before --compare existed); run the probe again")
+        rows.append(row)
+    still = [np.array(r["first_step"]["still_iou"]) for r in rows]
+    if still[0].shape != still[1].shape or not np.allclose(still[0], still[1], atol=1e-3):
+        raise SystemExit(f"{a_path} and {b_path} scored different windows (same --data, --skip, --episodes, --starts?)")
+    whole = [np.array(r["first_step"]["shape"]) >= T_SHAPE_MIN for r in rows]
+    out = {"a": rows[0]["ckpt"], "b": rows[1]["ckpt"], "windows": int(len(still[0])), "bands": {}}
+    for lo, hi in BANDS:
+        m = (still[0] >= lo) & (still[0] < hi)
+        if not m.any():
+            continue
+        d = mean_ci(whole[1][m].astype(float) - whole[0][m].astype(float))
+        out["bands"][band_name(lo, hi)] = {"windows": int(m.sum()), "a_whole": int(whole[0][m].sum()),
+                                           "b_whole": int(whole[1][m].sum()), "b_minus_a": round(d["mean"], 4),
+                                           "ci95": [round(v, 4) for v in d["ci95"]]}
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ckpt", default="models/hma_discrete_moves")
@@ -60,12 +100,17 @@ def main() -> int:
     ap.add_argument("--mask-steps", default="2")
     ap.add_argument("--mask-order", default="random")
     ap.add_argument("--synth", help="instead: score an hma synth dataset's frames per step")
+    ap.add_argument("--compare", nargs=2, metavar=("A_JSON", "B_JSON"),
+                    help="instead: B - A from two --json files of this probe, paired over their windows")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json")
     args = ap.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.compare:
+        print(json.dumps(compare(*args.compare), indent=1))
+        return 0
     if args.synth:
         rows = [synth_rows(args.synth)]
         print(json.dumps(rows[0]))
@@ -100,9 +145,9 @@ def main() -> int:
                 still, whole = np.array(copy_iou)[:, 0], shape[:, 0] >= T_SHAPE_MIN  # the first imagined step
                 at, where = np.array(iou)[:, 0], np.array(held)[:, 0]
                 by_motion = {}
-                for lo, hi in ((0.9, 1.01), (0.7, 0.9), (0.4, 0.7), (0.0, 0.4)):
+                for lo, hi in BANDS:
                     m = (still >= lo) & (still < hi)
-                    by_motion[f"true T still-IoU [{lo}, {min(hi, 1.0)}]"] = {
+                    by_motion[band_name(lo, hi)] = {
                         "windows": int(m.sum()), "whole": float(whole[m].mean()) if m.any() else None,
                         "whole_iou_with_truth": float(at[m & whole].mean()) if (m & whole).any() else None,
                         "whole_iou_with_newest": float(where[m & whole].mean()) if (m & whole).any() else None}
@@ -113,6 +158,7 @@ def main() -> int:
                        "copy_last_t_iou_per_step": np.mean(copy_iou, 0).round(3).tolist(),
                        "true_whole_per_step": (true_shape >= T_SHAPE_MIN).mean(0).round(3).tolist(),
                        "first_step_by_true_motion": by_motion,
+                       "first_step": {"still_iou": still.round(4).tolist(), "shape": shape[:, 0].round(4).tolist()},
                        "seconds": round(time.time() - t0, 1)}
                 rows.append(row)
                 print(json.dumps(row), flush=True)

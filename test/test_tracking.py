@@ -278,3 +278,37 @@ def test_a_pooled_figures_interval_is_the_interval_of_that_figure():
     assert np.mean([np.nanmean(v) for v in per_ep if np.isfinite(v).any()]) < lo  # the episode-weighted mean is another figure, outside this interval
     lo, hi = res["agent_within_ci95"]  # no missing frames, equal windows: the plain episode bootstrap
     assert lo < res["agent_within"] < hi
+
+
+def test_t_shape_probe_compare_pairs_two_checkpoints_whole_ts_per_band_of_true_motion(tmp_path):
+    """scripts/t_shape_probe.py --compare A B: per band of how far the true T moved (its still-IoU),
+    the whole-T counts of each and B - A over the same windows with a paired bootstrap interval;
+    refused when the two files scored different windows."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from hma_ros.evaluation.tracking import T_SHAPE_MIN
+
+    repo = Path(__file__).resolve().parents[1]
+    still = [0.95] * 10 + [0.2] * 20  # 10 windows where the T stayed, 20 where it moved
+    hi, lo = T_SHAPE_MIN + 0.05, T_SHAPE_MIN - 0.05
+    a = {"ckpt": "A", "first_step": {"still_iou": still, "shape": [hi] * 10 + [hi] * 2 + [lo] * 18}}
+    b = {"ckpt": "B", "first_step": {"still_iou": still, "shape": [hi] * 9 + [lo] + [hi] * 6 + [lo] * 14}}
+    for name, row in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.json").write_text(json.dumps([row]))
+    out = subprocess.run([sys.executable, str(repo / "scripts/t_shape_probe.py"), "--compare",
+                          str(tmp_path / "a.json"), str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    r = json.loads(out.stdout)
+    assert (r["a"], r["b"], r["windows"]) == ("A", "B", 30)
+    stayed, moved = r["bands"]["true T still-IoU [0.9, 1.0]"], r["bands"]["true T still-IoU [0.0, 0.4]"]
+    assert (stayed["windows"], stayed["a_whole"], stayed["b_whole"], stayed["b_minus_a"]) == (10, 10, 9, -0.1)
+    assert (moved["windows"], moved["a_whole"], moved["b_whole"], moved["b_minus_a"]) == (20, 2, 6, 0.2)
+    assert 0.0 < moved["ci95"][0] < 0.2 < moved["ci95"][1] <= 0.4  # the same 2 whole in both, 4 more in B: paired
+    b["first_step"]["still_iou"] = still[::-1]
+    (tmp_path / "b.json").write_text(json.dumps([b]))
+    bad = subprocess.run([sys.executable, str(repo / "scripts/t_shape_probe.py"), "--compare",
+                          str(tmp_path / "a.json"), str(tmp_path / "b.json")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "scored different windows" in bad.stderr
