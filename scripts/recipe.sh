@@ -1151,6 +1151,17 @@ if [[ $STAGE == s24 ]]; then  # session 24, on the CPU: runs/g24 from s24gpu's f
   OMP_NUM_THREADS=1 hma eval --ckpt runs/s24/v9A --control runs/s23/v9I --data data/test --episodes all --windows 48 \
       --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s24/ev_advrc48
   python scripts/token_locality.py runs/g24/gpu_dynS runs/g24/gpu_dynC
+  for N in dynS dynC; do
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt $G/gpu_$N --data data/test/pusht --windows 240 --reveal 0.9 \
+        > runs/s24/contact_${N}_r90.json
+  done
+  # the moved-T counts paired over the same windows (t_shape_probe.py --compare)
+  for C in $G/gpu_dynS $G/gpu_dynC models/hma_discrete_moves runs/s24/v9A runs/s23/v9I; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt $C --starts 0,8,16 --horizon 1 --json runs/s24/tsp_$(basename $C).json
+  done
+  python scripts/t_shape_probe.py --compare runs/s24/tsp_gpu_dynC.json runs/s24/tsp_gpu_dynS.json
+  python scripts/t_shape_probe.py --compare runs/s24/tsp_hma_discrete_moves.json runs/s24/tsp_gpu_dynC.json
+  python scripts/t_shape_probe.py --compare runs/s24/tsp_v9I.json runs/s24/tsp_v9A.json
   for N in runs/g24/gpu_dynS runs/g24/gpu_dynC runs/s24/v9A; do python scripts/tokenizer_agent.py $N; done
   wait
 fi
