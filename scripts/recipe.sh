@@ -1162,6 +1162,25 @@ if [[ $STAGE == s24 ]]; then  # session 24, on the CPU: runs/g24 from s24gpu's f
   python scripts/t_shape_probe.py --compare runs/s24/tsp_gpu_dynC.json runs/s24/tsp_gpu_dynS.json
   python scripts/t_shape_probe.py --compare runs/s24/tsp_hma_discrete_moves.json runs/s24/tsp_gpu_dynC.json
   python scripts/t_shape_probe.py --compare runs/s24/tsp_v9I.json runs/s24/tsp_v9A.json
+  # (3) both levers: dynS's decoder trained on dynS's imagined tokens with (decAS) and without (decIS) the PatchGAN
+  #     loss, 1,500 steps each, one thread, side by side
+  for A in AS:0.5 IS:0; do
+    hma train-tokenizer --data $D --init $G/gpu_dynS --decoder-only --imagined $G/gpu_dynS --imagined-windows 400 \
+        --motion-weight 20 --lr 3e-4 --adv-weight ${A##*:} --threads 1 --max-steps 1500 --minutes 45 \
+        --out runs/s24/dec${A%%:*} &
+  done
+  wait
+  for A in AS IS; do
+    hma export --ckpt $G/gpu_dynS --decoder runs/s24/dec$A --out runs/s24/v$A
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt runs/s24/v$A --starts 0,8,16 --horizon 1 \
+        --json runs/s24/tsp_v$A.json
+  done
+  python scripts/t_shape_probe.py --compare runs/s24/tsp_vIS.json runs/s24/tsp_vAS.json
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s24/vAS --control runs/s24/vIS --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s24/ev_as240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s24/vAS --control runs/s24/vIS --data data/test --episodes all --windows 48 \
+      --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s24/ev_asrc48
+  wait
   for N in runs/g24/gpu_dynS runs/g24/gpu_dynC runs/s24/v9A; do python scripts/tokenizer_agent.py $N; done
   wait
 fi
