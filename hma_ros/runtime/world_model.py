@@ -211,7 +211,7 @@ class WorldModel:
             from hma_ros.data.images import ImageSpec
 
             f = ImageSpec(size=self.image_size).prepare(f)
-        return torch.from_numpy(np.ascontiguousarray(f))[None].to(self.device)
+        return torch.from_numpy(np.require(f, requirements=("C", "W")))[None].to(self.device)  # a read-only view (memmap) is copied
 
     def _chunk(self, chunk, what: str = "action chunk") -> torch.Tensor:
         a = np.asarray(chunk, dtype=np.float32)
