@@ -1162,6 +1162,16 @@ if [[ $STAGE == s24 ]]; then  # session 24, on the CPU: runs/g24 from s24gpu's f
   python scripts/t_shape_probe.py --compare runs/s24/tsp_gpu_dynC.json runs/s24/tsp_gpu_dynS.json
   python scripts/t_shape_probe.py --compare runs/s24/tsp_hma_discrete_moves.json runs/s24/tsp_gpu_dynC.json
   python scripts/t_shape_probe.py --compare runs/s24/tsp_v9I.json runs/s24/tsp_v9A.json
+  # surest-first in 8 steps against 2 random steps, the same 120 windows
+  for N in dynS dynC; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt $G/gpu_$N --starts 0,8,16 --horizon 1 --mask-steps 8 \
+        --mask-order confidence --json runs/s24/tsp_${N}_conf8.json
+  done
+  python scripts/t_shape_probe.py --compare runs/s24/tsp_dynC_conf8.json runs/s24/tsp_dynS_conf8.json
+  OMP_NUM_THREADS=2 hma eval --ckpt $G/gpu_dynS --control $G/gpu_dynC --data data/test --episodes all --windows 120 \
+      --embodiments pusht --render tokens --trials 1 --threads 2 --steps 8 --mask-order confidence --out runs/s24/ev_conf120
+  OMP_NUM_THREADS=2 hma eval --ckpt $G/gpu_dynS --control $G/gpu_dynC --data data/test --episodes all --windows 120 \
+      --embodiments pusht --render tokens --trials 1 --threads 2 --out runs/s24/ev_rand120
   # (3) both levers: dynS's decoder trained on dynS's imagined tokens with (decAS) and without (decIS) the PatchGAN
   #     loss, 1,500 steps each, one thread, side by side
   for A in AS:0.5 IS:0; do
