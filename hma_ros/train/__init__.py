@@ -17,3 +17,17 @@ def training_device(name: str):
         return resolve_device(name, "--device")
     except DeviceError as e:
         raise TrainError(str(e)) from None
+
+
+def world_model_checkpoint(path: str, option: str) -> tuple[dict, dict]:
+    """(config, state) of the HMA world model at `path`, given as `option` (e.g. --trunk); a
+    missing or broken checkpoint, or a tokenizer-only one, is a TrainError naming the option."""
+    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        config, state = load_checkpoint(path)
+    except CheckpointError as e:
+        raise TrainError(f"{option}: {e}") from None
+    if "dynamics" not in config:
+        raise TrainError(f"{option} {path}: a tokenizer, not an HMA checkpoint (no dynamics; hma train makes one)")
+    return config, state

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hma_ros.train import TrainError, training_device
+from hma_ros.train import TrainError, training_device, world_model_checkpoint
 
 
 @dataclass
@@ -168,15 +168,9 @@ def _take_trunk(path: str, dyn, embodiments: dict) -> int:
     copied from another HMA checkpoint of the same geometry -- e.g. a discrete model that has learned
     where the actions move the robot, under a continuous (MAR) token pathway. The token pathway
     (input projection, token head) and the action heads stay this model's. Returns the tensors taken."""
-    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import build_models
 
-    try:
-        cfg, state = load_checkpoint(path)
-    except CheckpointError as e:
-        raise TrainError(f"--trunk: {e}") from None
-    if "dynamics" not in cfg:
-        raise TrainError(f"--trunk {path}: a tokenizer, not an HMA checkpoint (no dynamics to take the trunk from)")
+    cfg, state = world_model_checkpoint(path, "--trunk")
     _, src = build_models(cfg, state, path)
     differ = [f"{k} {getattr(src.cfg, k, None)} (this model: {getattr(dyn.cfg, k, None)})"
               for k in _TRUNK_GEOMETRY if getattr(src.cfg, k, None) != getattr(dyn.cfg, k, None)]

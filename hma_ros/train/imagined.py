@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hma_ros.train import TrainError
+from hma_ros.train import TrainError, world_model_checkpoint
 
 
 @dataclass
@@ -37,15 +37,9 @@ def imagined_pairs(ckpt: str, datasets: dict, episodes: dict, windows: int, seed
     import torch
 
     from hma_ros.evaluation.heldout import windows_of
-    from hma_ros.model.checkpoint import CheckpointError, load_checkpoint
     from hma_ros.runtime.world_model import WorldModel, build_models
 
-    try:
-        config, state = load_checkpoint(ckpt)
-    except CheckpointError as e:
-        raise TrainError(f"--imagined {ckpt}: {e}") from None
-    if "dynamics" not in config:
-        raise TrainError(f"--imagined {ckpt}: a tokenizer-only checkpoint; it needs a world model (hma train)")
+    config, state = world_model_checkpoint(ckpt, "--imagined")
     known = [n for n in datasets if n in config["embodiments"]]
     if not known:
         raise TrainError(f"--imagined {ckpt} knows {', '.join(sorted(config['embodiments']))}, none of the data's "
