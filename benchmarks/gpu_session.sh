@@ -33,6 +33,9 @@
 # penalty (tokS, `--shift-weight ${SHIFT_W:-0.2}`) and without (tokC) for TOK_MIN minutes side by side, then version 8's
 # dynamics continued on each code (dynS, dynC) for the rest of TRAIN_MIN, side by side; the data.tar.xz of STAGE=s20data.
 # scripts/recipe.sh STAGE=s23 is its CPU-scale run.
+# GPU_STAGE=grid16: 4-px tokens -- version 8's dynamics continued for TRAIN_MIN minutes on a 16x16-token code of the same
+# levels at 64 px (.devdata/tok16: `hma train-tokenizer --grid 16 --channels 48,96`, trained on the CPU), the slot's
+# position embeddings resampled to the grid; the data.tar.xz of STAGE=s20data. scripts/recipe.sh STAGE=s25.
 # GPU_STAGE=adv: a decoder that must commit: ADV_INIT's decoder (default version 8) trained on its own imagined tokens
 # (IMW rollouts per embodiment, on the GPU) with the PatchGAN loss (decA, `--adv-weight ${ADV_W:-0.5}`) and without
 # (decI) for TRAIN_MIN minutes side by side, each exported into ADV_INIT (vA, vI); the data.tar.xz of STAGE=s20data.
@@ -199,6 +202,21 @@ if [[ ${GPU_STAGE:-1} == smooth ]]; then
   done
   wait
   send_back dynS dynC
+fi
+
+if [[ ${GPU_STAGE:-1} == grid16 ]]; then
+  # 4-px tokens: version 8's dynamics on a 16x16-token code of the same levels (the tokenizer trained on the CPU and
+  # carried in .devdata/tok16; `hma train --init --tokenizer` resamples the slot's position embeddings to the grid)
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
+     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60), 2))")
+  rm -rf runs/gpu_g16
+  hma train --data $D --embodiments pusht,reacher,cheetah --init ${INIT:-models/hma_discrete_moves} --tokenizer .devdata/tok16 \
+    --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} --batch-size ${BATCH:-32} --lr ${LR:-3e-4} \
+    --warmup 50 --steps ${STEPS:-30000} --minutes $LEFT --save-every 100000 --eval-every 100000 --token-cache off \
+    --device $DEV --fp16 --out runs/gpu_g16 > "$OUT/res/train_g16.log" 2>&1
+  send_back g16
 fi
 
 if [[ ${GPU_STAGE:-1} == adv ]]; then

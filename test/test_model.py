@@ -1045,6 +1045,47 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
                 str(tmp_path / "tok3"), "--out", str(tmp_path / "bad"), "--steps", "1", *TINY]) == 2
     assert "differ from --init's" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+    # another token grid (8x8 -> 16x16 tokens, the same levels): trunk and action token as loaded, the
+    # image positions resampled, and the model imagines on the new grid; a grid the channels cannot make: an error
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "bad"), "--max-steps", "1",
+                "--channels", "16,16,16", "--grid", "16"]) == 2
+    assert "need log2(4) = 2 channel stages, got 3" in capsys.readouterr().err
+    assert hma(["train-tokenizer", "--data", str(small_data), "--out", str(tmp_path / "tok16"), "--max-steps", "1",
+                "--batch-size", "2", "--channels", "16,16", "--grid", "16", "--levels", "4,3"]) == 0
+    assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
+                str(tmp_path / "tok16"), "--out", str(tmp_path / "g16"), "--steps", "1", "--lr", "0", *TINY]) == 0
+    cfg, st = load_checkpoint(tmp_path / "g16")
+    _, ft = load_checkpoint(tmp_path / "ft")
+    assert cfg["dynamics"]["tokens_per_frame"] == 256 and ft["dynamics.pos_emb"].shape[0] == 65
+    assert st["dynamics.pos_emb"].shape == (257, ft["dynamics.pos_emb"].shape[1])
+    torch.testing.assert_close(st["dynamics.pos_emb"][256], ft["dynamics.pos_emb"][64])  # the action token's
+    torch.testing.assert_close(st["dynamics.trunk.blocks.0.temporal.qkv.weight"], ft["dynamics.trunk.blocks.0.temporal.qkv.weight"])
+    wm = WorldModel.load(tmp_path / "g16", "reacher")
+    wm.observe(np.zeros((32, 32, 3), np.uint8))
+    assert wm.imagine(np.zeros((2, wm.stride, wm.action_dim), np.float32)).shape == (2, 64, 64, 3)
+
+
+def test_regrid_positions_keeps_where_a_position_embedding_points():
+    """An embedding that is a linear function of a token's centre (in frame units) is resampled to
+    the same function at the new tokens' centres (bilinear interpolation is exact on linear
+    functions, away from the border), and an appended action token's embedding is kept."""
+    from hma_ros.train.dynamics import TrainError, regrid_positions
+
+    def centres(g):
+        c = (torch.arange(g, dtype=torch.float32) + 0.5) / g
+        yy, xx = torch.meshgrid(c, c, indexing="ij")
+        return xx.flatten(), yy.flatten()
+
+    x, y = centres(8)
+    old = torch.stack([x, y, 2 * x - y + 1], -1)  # (64, 3)
+    new = regrid_positions(torch.cat([old, torch.tensor([[7.0, 8.0, 9.0]])]), 64, 256)
+    assert new.shape == (257, 3) and new[256].tolist() == [7.0, 8.0, 9.0]
+    x1, y1 = centres(16)
+    inside = ((x1 > 1 / 16) & (x1 < 15 / 16) & (y1 > 1 / 16) & (y1 < 15 / 16))
+    want = torch.stack([x1, y1, 2 * x1 - y1 + 1], -1)
+    torch.testing.assert_close(new[:256][inside], want[inside])
+    with pytest.raises(TrainError, match="square grids"):
+        regrid_positions(old, 64, 200)
 
 
 

@@ -28,7 +28,8 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--mixture", help="batch shares per embodiment, e.g. pusht=0.6,reacher=0.2,cheetah=0.2 "
                                      "(default: proportional to (windows)^(1/3), the paper's rule)")
     p.add_argument("--tokenizer", help="tokenizer checkpoint (hma train-tokenizer); with --init it replaces the "
-                   "checkpoint's tokenizer (same token grid and levels; the data is tokenized anew)")
+                   "checkpoint's tokenizer (same levels; the data is tokenized anew; on another token grid, e.g. 16x16 "
+                   "tokens under an 8x8 model, the position embeddings are resampled to it)")
     p.add_argument("--init", help="start from this HMA checkpoint (finetuning); new embodiments get a new stem+head")
     p.add_argument("--trunk", metavar="CKPT",
                    help="start the shared trunk, the stems and the slot embeddings from this HMA checkpoint of the "

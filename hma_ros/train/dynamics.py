@@ -98,7 +98,7 @@ def _shares(text: str | None) -> dict[str, float] | None:
 
 def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
     """--init with --tokenizer, --action-points, --factor-ar and/or more --layers: the loaded model with
-    that tokenizer, a zero-started action map, zero-started intra-token steps, new blocks appended to
+    that tokenizer (on another token grid: the slot's position embeddings resampled to it), a zero-started action map, zero-started intra-token steps, new blocks appended to
     the trunk whose adaLN-Zero gates start at zero (each an identity: the grown model predicts exactly
     as the loaded one until it trains) -- every other weight as loaded."""
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
@@ -111,13 +111,18 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
         except CheckpointError as e:
             raise TrainError(str(e)) from None
         new_tok, _ = build_models({"tokenizer": tcfg["tokenizer"]}, tstate, opts.tokenizer)
-        if (new_tok.tokens_per_frame, tuple(new_tok.cfg.levels), new_tok.cfg.kind) != (
-                tok.tokens_per_frame, tuple(tok.cfg.levels), tok.cfg.kind):
-            raise TrainError(f"--tokenizer {opts.tokenizer}: its tokens ({new_tok.tokens_per_frame} per frame, levels "
-                           f"{tuple(new_tok.cfg.levels)}) differ from --init's ({tok.tokens_per_frame}, "
-                           f"{tuple(tok.cfg.levels)}); train a new model with --tokenizer alone")
+        if (tuple(new_tok.cfg.levels), new_tok.cfg.kind) != (tuple(tok.cfg.levels), tok.cfg.kind):
+            raise TrainError(f"--tokenizer {opts.tokenizer}: its tokens (levels {tuple(new_tok.cfg.levels)}, "
+                           f"{new_tok.cfg.kind}) differ from --init's ({tuple(tok.cfg.levels)}, {tok.cfg.kind}); "
+                           "train a new model with --tokenizer alone")
+        if new_tok.tokens_per_frame != tok.tokens_per_frame and dyn.state_heads:
+            raise TrainError(f"--tokenizer {opts.tokenizer}: another token grid ({new_tok.cfg.grid}x{new_tok.cfg.grid}, "
+                             f"--init's {tok.cfg.grid}x{tok.cfg.grid}) under a model with state heads (they read "
+                             "each token position); start from a model without them")
         tok = new_tok
     grow = {}  # parts added to the loaded model, zero-started (it predicts as before)
+    if tok.tokens_per_frame != dyn.cfg.tokens_per_frame:  # another grid: positions resampled (regrid_positions)
+        grow["tokens_per_frame"] = tok.tokens_per_frame
     if opts.layers is not None and opts.layers != dyn.cfg.n_layers:
         if opts.layers < dyn.cfg.n_layers:
             raise TrainError(f"--init {opts.init} has {dyn.cfg.n_layers} blocks; --layers {opts.layers} would drop "
@@ -147,13 +152,34 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
         cfg = DynamicsConfig(**(dyn.cfg.to_dict() | grow))
         grown = HMADynamics(cfg, base_config["embodiments"])
         # from the model as it stands (after a switch to passive, not the checkpoint's action pathway)
-        missing, unexpected = grown.load_state_dict(dyn.state_dict(), strict=False)
+        state = dyn.state_dict()
+        if "tokens_per_frame" in grow:
+            state["pos_emb"] = regrid_positions(state["pos_emb"], dyn.cfg.tokens_per_frame, cfg.tokens_per_frame)
+        missing, unexpected = grown.load_state_dict(state, strict=False)
         new_part = ("action_map.", "tokens.ar.") + tuple(f"trunk.blocks.{i}." for i in range(dyn.cfg.n_layers, cfg.n_layers))
         if unexpected or any(not (k.startswith(new_part) or k.endswith(".points.weight")
                                   or k.endswith(".points.bias")) for k in missing):
             raise TrainError(f"--init {opts.init}: weights do not fit (missing {missing[:5]}, unexpected {unexpected[:5]})")
         dyn = grown
     return tok, dyn
+
+
+def regrid_positions(pos_emb, old_tokens: int, new_tokens: int):
+    """A slot's position embeddings (old_tokens image tokens, row-major on a square grid, then any
+    action token) resampled to another square grid: the image part interpolated bilinearly as a
+    picture of embeddings, so a token keeps the position of the patch it covers (an 8x8 model's
+    knowledge of where things are, e.g. where the actions move the agent, carries to 16x16
+    tokens); the action token's embedding as it was."""
+    import torch
+    import torch.nn.functional as F
+
+    g0, g1 = math.isqrt(old_tokens), math.isqrt(new_tokens)
+    if g0 * g0 != old_tokens or g1 * g1 != new_tokens:
+        raise TrainError(f"another token grid needs square grids, got {old_tokens} -> {new_tokens} tokens per frame")
+    img, rest = pos_emb[:old_tokens], pos_emb[old_tokens:]
+    pic = img.T.reshape(1, -1, g0, g0).float()  # (1, D, g0, g0)
+    new = F.interpolate(pic, size=(g1, g1), mode="bilinear", align_corners=False)
+    return torch.cat([new.reshape(-1, new_tokens).T.to(pos_emb.dtype), rest])
 
 
 # what --trunk takes: every dynamics weight outside the token pathway and the action heads, and only

@@ -101,10 +101,14 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     if len(res) != 1:
         raise TrainError(f"datasets have different frame sizes {sorted(res)}; convert them to one size")
     res_value = res.pop()
-    cfg = TokenizerConfig(kind=opts.kind, resolution=res_value, grid=opts.grid,
-                          channels=tuple(int(c) for c in opts.channels.split(",")),
-                          levels=tuple(int(v) for v in opts.levels.split(",")), latent_dim=opts.latent_dim,
-                          encoder=opts.encoder or "conv")
+    try:
+        cfg = TokenizerConfig(kind=opts.kind, resolution=res_value, grid=opts.grid,
+                              channels=tuple(int(c) for c in opts.channels.split(",")),
+                              levels=tuple(int(v) for v in opts.levels.split(",")), latent_dim=opts.latent_dim,
+                              encoder=opts.encoder or "conv")
+    except ValueError as e:  # e.g. --grid 16 at 64 px needs 2 --channels stages (one per halving)
+        raise TrainError(f"tokenizer settings (--grid {opts.grid}, --channels {opts.channels}, --levels "
+                         f"{opts.levels}) at the data's {res_value} px: {e}") from None
     model = build_tokenizer(cfg)
     if opts.init:
         from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
