@@ -33,9 +33,10 @@
 # penalty (tokS, `--shift-weight ${SHIFT_W:-0.2}`) and without (tokC) for TOK_MIN minutes side by side, then version 8's
 # dynamics continued on each code (dynS, dynC) for the rest of TRAIN_MIN, side by side; the data.tar.xz of STAGE=s20data.
 # scripts/recipe.sh STAGE=s23 is its CPU-scale run.
-# GPU_STAGE=grid16: 4-px tokens -- version 8's dynamics continued for TRAIN_MIN minutes on a 16x16-token code of the same
-# levels at 64 px (.devdata/tok16: `hma train-tokenizer --grid 16 --channels 48,96`, trained on the CPU), the slot's
-# position embeddings resampled to the grid; the data.tar.xz of STAGE=s20data. scripts/recipe.sh STAGE=s25.
+# GPU_STAGE=grid16: 4-px tokens -- version 8's dynamics continued for TRAIN_MIN minutes side by side on a 16x16-token code
+# (models/tokenizer_grid16, g16; the slot's position embeddings resampled to the grid) and, as the control, on an 8x8 code
+# made by the same CPU recipe and steps (models/tokenizer_grid8, c8); the data.tar.xz of STAGE=s20data; scripts/recipe.sh
+# STAGE=s25gpu. Each arm gets half the GPU; g16's tokens cost ~4x c8's, so equal minutes, not equal steps.
 # GPU_STAGE=adv: a decoder that must commit: ADV_INIT's decoder (default version 8) trained on its own imagined tokens
 # (IMW rollouts per embodiment, on the GPU) with the PatchGAN loss (decA, `--adv-weight ${ADV_W:-0.5}`) and without
 # (decI) for TRAIN_MIN minutes side by side, each exported into ADV_INIT (vA, vI); the data.tar.xz of STAGE=s20data.
@@ -205,18 +206,22 @@ if [[ ${GPU_STAGE:-1} == smooth ]]; then
 fi
 
 if [[ ${GPU_STAGE:-1} == grid16 ]]; then
-  # 4-px tokens: version 8's dynamics on a 16x16-token code of the same levels (the tokenizer trained on the CPU and
-  # carried in .devdata/tok16; `hma train --init --tokenizer` resamples the slot's position embeddings to the grid)
+  # 4-px tokens: version 8's dynamics continued side by side on two codes new to it, made by the same CPU recipe and
+  # steps, differing in the grid: models/tokenizer_grid16 (16x16 tokens, g16) and models/tokenizer_grid8 (8x8, c8:
+  # the control). `hma train --init --tokenizer` resamples the slot's position embeddings to the new grid.
   python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
   D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
      .devdata/data/closed/pusht .devdata/data/closed1/pusht"
   LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60), 2))")
-  rm -rf runs/gpu_g16
-  hma train --data $D --embodiments pusht,reacher,cheetah --init ${INIT:-models/hma_discrete_moves} --tokenizer .devdata/tok16 \
-    --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} --batch-size ${BATCH:-32} --lr ${LR:-3e-4} \
-    --warmup 50 --steps ${STEPS:-30000} --minutes $LEFT --save-every 100000 --eval-every 100000 --token-cache off \
-    --device $DEV --fp16 --out runs/gpu_g16 > "$OUT/res/train_g16.log" 2>&1
-  send_back g16
+  rm -rf runs/gpu_g16 runs/gpu_c8
+  for A in g16:grid16 c8:grid8; do
+    hma train --data $D --embodiments pusht,reacher,cheetah --init ${INIT:-models/hma_discrete_moves} \
+      --tokenizer models/tokenizer_${A##*:} --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
+      --batch-size ${BATCH:-32} --lr ${LR:-3e-4} --warmup 50 --steps ${STEPS:-30000} --minutes $LEFT --save-every 100000 \
+      --eval-every 100000 --token-cache off --device $DEV --fp16 --out runs/gpu_${A%%:*} > "$OUT/res/train_${A%%:*}.log" 2>&1 &
+  done
+  wait
+  send_back g16 c8
 fi
 
 if [[ ${GPU_STAGE:-1} == adv ]]; then

@@ -43,7 +43,9 @@
 # s20data s20 ev20 (session 20: version 7's closed-loop commands replayed in gym-pusht as training data, trained on
 # with and without them on a lent H200, evaluated on the CPU), s21 s22 s23 (sessions 21-23, CPU: the T's shape; the
 # state head; a decoder trained on imagined tokens and a code smooth in pose, each against its control), s20data s24gpu
-# s24 (session 24: the code smooth in pose at GPU scale on a lent H200, evaluated on the CPU; an adversarial decoder).
+# s24 (session 24: the code smooth in pose at GPU scale on a lent H200, evaluated on the CPU; an adversarial decoder),
+# s25 s20data s25gpu s25eval (session 25: 16x16 and 8x8 tokenizers by one recipe on the CPU; version 8's dynamics on each
+# on a lent GPU -- planned, no machine was lent -- then evaluated on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -1193,4 +1195,37 @@ if [[ $STAGE == s24 ]]; then  # session 24, on the CPU: runs/g24 from s24gpu's f
   wait
   for N in runs/g24/gpu_dynS runs/g24/gpu_dynC runs/s24/v9A; do python scripts/tokenizer_agent.py $N; done
   wait
+fi
+if [[ $STAGE == s25 ]]; then  # session 25, CPU: two tokenizers made by one recipe, differing only in the grid (4-px
+  # tokens, #13's untried lever, and its 8x8 control), for s25gpu; each 40 min at two threads here, one after the other
+  D="data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah"
+  mkdir -p runs/s25
+  hma train-tokenizer --data $D --grid 16 --channels 48,96 --motion-weight 20 --lr 1e-3 --threads 2 --minutes 40 \
+      --batch-size 32 --out runs/s25/tok16
+  hma train-tokenizer --data $D --grid 8 --channels 48,96,192 --motion-weight 20 --lr 1e-3 --threads 2 --minutes 55 \
+      --max-steps 3102 --batch-size 32 --out runs/s25/tok8
+  hma export --ckpt runs/s25/tok16 --out models/tokenizer_grid16
+  hma export --ckpt runs/s25/tok8 --out models/tokenizer_grid8
+  python scripts/tokenizer_agent.py models/tokenizer_grid16 models/tokenizer_grid8
+  python scripts/token_locality.py models/tokenizer_grid16 models/tokenizer_grid8
+fi
+if [[ $STAGE == s25gpu ]]; then  # session 25's plan for a lent GPU (refused in session 25: not run yet), repo root,
+  # .devdata from s20data: version 8's dynamics on each tokenizer of s25, side by side
+  OUT=out/gpu25 GPU_STAGE=grid16 TRAIN_MIN=${TRAIN_MIN:-8.2} BENCH=0 bash benchmarks/gpu_session.sh
+fi
+if [[ $STAGE == s25eval ]]; then  # after s25gpu, CPU: runs/g25 (from_device 25 g16 c8); g16 against its control c8
+  # and each against version 8 (the question: is a T that really moved drawn whole more often at 16x16?)
+  from_device 25 g16 c8
+  G=runs/g25
+  for N in g16 c8; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt $G/gpu_$N --starts 0,8,16 --horizon 1 \
+        --json runs/s25/t_shape_motion_$N.json
+  done
+  python scripts/t_shape_probe.py --compare runs/s25/t_shape_motion_c8.json runs/s25/t_shape_motion_g16.json
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_g16 --control $G/gpu_c8 --data data/test --episodes all --windows 240 \
+      --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s25/ev_g16_240 &
+  OMP_NUM_THREADS=1 hma eval --ckpt $G/gpu_g16 --control $G/gpu_c8 --data data/test --episodes all --windows 48 \
+      --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s25/ev_g16_rc48
+  wait
+  OMP_NUM_THREADS=2 hma bench --ckpt $G/gpu_g16 --threads 2   # CPU speed at 4x the tokens
 fi

@@ -1054,6 +1054,7 @@ def test_finetuning_adds_a_new_stem_and_head_and_can_freeze_the_trunk(small_data
                 "--batch-size", "2", "--channels", "16,16", "--grid", "16", "--levels", "4,3"]) == 0
     assert hma(["train", "--data", str(small_data / "reacher"), "--init", str(tmp_path / "ft"), "--tokenizer",
                 str(tmp_path / "tok16"), "--out", str(tmp_path / "g16"), "--steps", "1", "--lr", "0", *TINY]) == 0
+    assert "16x16 tokens under --init's 64 a frame: its position embeddings resampled" in capsys.readouterr().out
     cfg, st = load_checkpoint(tmp_path / "g16")
     _, ft = load_checkpoint(tmp_path / "ft")
     assert cfg["dynamics"]["tokens_per_frame"] == 256 and ft["dynamics.pos_emb"].shape[0] == 65

@@ -297,7 +297,11 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         embodiments = {n: embodiment_record(ds) for n, ds in datasets.items()}
         dyn = HMADynamics(dcfg, embodiments)
     elif not opts.resume:  # --init: optional new tokenizer / action map on the loaded model
+        loaded_tokens = dyn.cfg.tokens_per_frame
         tok, dyn = _init_changes(opts, tok, dyn, base_config, base_state)
+        if dyn.cfg.tokens_per_frame != loaded_tokens and rank == 0:
+            print(f"--tokenizer {opts.tokenizer}: {tok.cfg.grid}x{tok.cfg.grid} tokens under --init's "
+                  f"{loaded_tokens} a frame: its position embeddings resampled to the new grid")
     if opts.trunk:
         if opts.resume:
             raise TrainError("--trunk starts a run; a resumed run already holds the trunk it trained (leave --trunk out)")
