@@ -41,6 +41,8 @@
 # (IMW rollouts per embodiment, on the GPU) with the PatchGAN loss (decA, `--adv-weight ${ADV_W:-0.5}`) and without
 # (decI) for TRAIN_MIN minutes side by side, each exported into ADV_INIT (vA, vI); the data.tar.xz of STAGE=s20data.
 # scripts/recipe.sh STAGE=s24 is its CPU-scale run.
+# The tree and .devdata must fit the device tool's 64 MiB: `bash benchmarks/device_tree.sh hold` before the call moves
+# the tracked files no stage reads out of the tree (`restore` after).
 # Datasets travel xz-compressed in .devdata/ (frames.u8.xz; scripts/recipe.sh STAGE=gpu makes it).
 # Results: $OUT/results.tgz (bench JSON, logs, configs) and $OUT/<run>.safetensors (fp16).
 set -uo pipefail

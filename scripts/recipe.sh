@@ -1211,6 +1211,7 @@ if [[ $STAGE == s25 ]]; then  # session 25, CPU: two tokenizers made by one reci
 fi
 if [[ $STAGE == s25gpu ]]; then  # session 25's plan for a lent GPU (refused in session 25: not run yet), repo root,
   # .devdata from s20data: version 8's dynamics on each tokenizer of s25, side by side
+  # (here, before the device call: bash benchmarks/device_tree.sh hold; after it: restore)
   OUT=out/gpu25 GPU_STAGE=grid16 TRAIN_MIN=${TRAIN_MIN:-8.2} BENCH=0 bash benchmarks/gpu_session.sh
 fi
 if [[ $STAGE == s25eval ]]; then  # after s25gpu, CPU: runs/g25 (from_device 25 g16 c8); g16 against its control c8
