@@ -1208,6 +1208,15 @@ if [[ $STAGE == s25 ]]; then  # session 25, CPU: two tokenizers made by one reci
   hma export --ckpt runs/s25/tok8 --out models/tokenizer_grid8
   python scripts/tokenizer_agent.py models/tokenizer_grid16 models/tokenizer_grid8
   python scripts/token_locality.py models/tokenizer_grid16 models/tokenizer_grid8
+  # a CPU pilot for sizing the GPU run: version 8's dynamics on each code, PushT alone, 27 min at one thread each, side
+  # by side (session 25: g16 210 batch-8 steps, c8 910)
+  D="data/big/pusht data/pose/pusht data/closed/pusht data/closed1/pusht"
+  for A in g16:grid16 c8:grid8; do
+    OMP_NUM_THREADS=1 hma train --data $D --embodiments pusht --init models/hma_discrete_moves \
+        --tokenizer models/tokenizer_${A##*:} --motion-weight 5 --batch-size 8 --lr 3e-4 --warmup 50 --steps 100000 \
+        --minutes 27 --save-every 100000 --eval-every 100000 --threads 1 --out runs/s25/pilot_${A%%:*} &
+  done
+  wait
 fi
 if [[ $STAGE == s25gpu ]]; then  # session 25's plan for a lent GPU (refused in session 25: not run yet), repo root,
   # .devdata from s20data: version 8's dynamics on each tokenizer of s25, side by side
