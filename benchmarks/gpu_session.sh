@@ -66,6 +66,12 @@ send_back() {  # send_back RUN...: each runs/gpu_RUN's fp16 checkpoint in 15 MB 
   echo "${GPU_STAGE:-1} stage done at $(( $(date +%s) - t0 )) s"
   exit 0
 }
+unpack_data() {  # the datasets of one .devdata/data.tar.xz (scripts/recipe.sh STAGE=s20data makes it) into .devdata/data
+  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+}
+# version 8's training sets, as the stages after unpack_data read them
+V8_DATA=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah
+  .devdata/data/closed/pusht .devdata/data/closed1/pusht"
 rm -rf runs/gpu_big runs/gpu_ctrl runs/gpu_corr runs/gpu_pose runs/gpu_more /tmp/tput8 /tmp/cal_big /tmp/cal_ctrl /tmp/cal_corr
 t0=$(date +%s)
 [[ $DEV == cuda ]] && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/res/gpu.txt"
@@ -84,7 +90,7 @@ if [[ ${GPU_STAGE:-1} == local ]]; then
   #   ctrl  - version 6's dynamics on tokenizer_moves v6 (the conv code), the whole TRAIN_MIN
   #   local - version 6's dynamics on tokL's code, from when tokL is done to the end
   # PASSIVE_ONLY=1 instead: ctrl7's passive control alone (runs/gpu_passive7: --objective passive)
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  unpack_data
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht .devdata/data/pose/pusht"
   D6="$D .devdata/data/reacher_big/reacher .devdata/data/cheetah_big/cheetah"
   TOK_MIN=${TOK_MIN:-2.5}
@@ -127,7 +133,7 @@ if [[ ${GPU_STAGE:-1} == reach ]]; then
   # side by side with the random-torque reacher episodes added (data/reacher_rand: the arm always moves) and the
   # reacher's share raised; the passive arm is the control the "above passive" target needs.
   # Data: one tar.xz (scripts/recipe.sh STAGE=gpu16data).
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  unpack_data
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
      .devdata/data/pose/pusht .devdata/data/reacher_big/reacher .devdata/data/reacher_rand/reacher"
   [[ -d .devdata/data/cheetah_big/cheetah ]] && D="$D .devdata/data/cheetah_big/cheetah"  # gpu17data carries it
@@ -150,7 +156,7 @@ if [[ ${GPU_STAGE:-1} == closed ]]; then
   # and data/closed1/pusht when carried (the closed-loop commands of three frame policies in version 7 from 100 starts
   # each, replayed in gym-pusht); clC does not. With data/closed2 carried, the second round (DAgger's next iteration):
   # INIT=runs/g20/gpu_clA trained on with (cl2A) and without (cl2C) data/closed2, clA's own closed loop replayed.
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  unpack_data
   D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah"
   CL="--embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
@@ -170,9 +176,8 @@ fi
 
 if [[ ${GPU_STAGE:-1} == state ]]; then
   # Does a dense target for where the pushed T goes teach the contact? stA: --state-weight, stC: the control.
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
-  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
-     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  unpack_data
+  D="$V8_DATA"
   ST="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture ${MIX:-pusht=0.65,reacher=0.2,cheetah=0.15} \
       --batch-size 32 --lr 1.5e-4 --warmup 50 --steps ${STEPS:-30000} --minutes $TRAIN_MIN --save-every 100000 \
       --eval-every 100000 --token-cache off --device $DEV --fp16 --init ${INIT:-models/hma_discrete_moves}"
@@ -185,9 +190,8 @@ fi
 
 if [[ ${GPU_STAGE:-1} == smooth ]]; then
   # Does a code smooth in pose let the dynamics draw a pushed T? Both codes are new to the dynamics: dynC is the control.
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
-  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
-     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  unpack_data
+  D="$V8_DATA"
   TOK_MIN=${TOK_MIN:-2.5}
   rm -rf runs/gpu_tokS runs/gpu_tokC runs/gpu_dynS runs/gpu_dynC
   for A in tokS:${SHIFT_W:-0.2} tokC:0; do
@@ -211,9 +215,8 @@ if [[ ${GPU_STAGE:-1} == grid16 ]]; then
   # 4-px tokens: version 8's dynamics continued side by side on two codes new to it, made by the same CPU recipe and
   # steps, differing in the grid: models/tokenizer_grid16 (16x16 tokens, g16) and models/tokenizer_grid8 (8x8, c8:
   # the control). `hma train --init --tokenizer` resamples the slot's position embeddings to the new grid.
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
-  D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/reacher_rand/reacher .devdata/data/cheetah_big/cheetah \
-     .devdata/data/closed/pusht .devdata/data/closed1/pusht"
+  unpack_data
+  D="$V8_DATA"
   LEFT=$(python3 -c "print(round(max(0.2, $TRAIN_MIN - ($(date +%s) - $t0) / 60), 2))")
   rm -rf runs/gpu_g16 runs/gpu_c8
   for A in g16:grid16 c8:grid8; do
@@ -227,7 +230,7 @@ if [[ ${GPU_STAGE:-1} == grid16 ]]; then
 fi
 
 if [[ ${GPU_STAGE:-1} == adv ]]; then
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  unpack_data
   D=".devdata/data/big/pusht .devdata/data/pose/pusht .devdata/data/closed .devdata/data/reacher_rand/reacher \
      .devdata/data/cheetah_big/cheetah"
   INIT=${ADV_INIT:-models/hma_discrete_moves}
@@ -252,7 +255,7 @@ if [[ ${GPU_STAGE:-1} == mar || ${GPU_STAGE:-1} == mar2 ]]; then
   #       as version 7 of hma_discrete_moves and its control were made.
   # Both arms side by side for TRAIN_MIN minutes. Data: one tar.xz (scripts/recipe.sh STAGE=gpu15data);
   # cheetah_big stays behind (the 64 MiB the device tool carries).
-  python3 -c "import tarfile; tarfile.open('.devdata/data.tar.xz').extractall('.devdata')" && echo "data unpacked"
+  unpack_data
   D=".devdata/data/sim/pusht .devdata/data/sim/reacher .devdata/data/sim/cheetah .devdata/data/big/pusht \
      .devdata/data/pose/pusht .devdata/data/reacher_big/reacher"
   MAR="--data $D --embodiments pusht,reacher,cheetah --motion-weight 5 --mixture pusht=0.7,reacher=0.15,cheetah=0.15 \

@@ -98,9 +98,10 @@ def _shares(text: str | None) -> dict[str, float] | None:
 
 def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
     """--init with --tokenizer, --action-points, --factor-ar and/or more --layers: the loaded model with
-    that tokenizer (on another token grid: the slot's position embeddings resampled to it), a zero-started action map, zero-started intra-token steps, new blocks appended to
-    the trunk whose adaLN-Zero gates start at zero (each an identity: the grown model predicts exactly
-    as the loaded one until it trains) -- every other weight as loaded."""
+    that tokenizer (on another token grid: the slot's position embeddings resampled to it), a
+    zero-started action map, zero-started intra-token steps, new blocks appended to the trunk whose
+    adaLN-Zero gates start at zero (each an identity: the grown model predicts exactly as the loaded
+    one until it trains) -- every other weight as loaded."""
     from hma_ros.model.checkpoint import CheckpointError, load_checkpoint, sub_state
     from hma_ros.model.dynamics import DynamicsConfig, HMADynamics
     from hma_ros.runtime.world_model import build_models
@@ -120,8 +121,8 @@ def _init_changes(opts, tok, dyn, base_config: dict, base_state: dict):
                              f"--init's {tok.cfg.grid}x{tok.cfg.grid}) under a model with state heads (they read "
                              "each token position); start from a model without them")
         tok = new_tok
-    grow = {}  # parts added to the loaded model, zero-started (it predicts as before)
-    if tok.tokens_per_frame != dyn.cfg.tokens_per_frame:  # another grid: positions resampled (regrid_positions)
+    grow = {}  # config changes: parts added zero-started (they predict as before), or another token grid
+    if tok.tokens_per_frame != dyn.cfg.tokens_per_frame:  # positions resampled below (regrid_positions)
         grow["tokens_per_frame"] = tok.tokens_per_frame
     if opts.layers is not None and opts.layers != dyn.cfg.n_layers:
         if opts.layers < dyn.cfg.n_layers:
