@@ -765,6 +765,21 @@ def test_training_resumes_exactly_where_it_stopped(small_data, tmp_path):
         torch.testing.assert_close(sa[k], sb[k], msg=k)
 
 
+def test_save_every_zero_writes_the_checkpoint_only_at_the_end_and_a_negative_one_is_refused(small_data, tmp_path,
+                                                                                           capsys):
+    """--save-every 0 (as --eval-every 0): no checkpoint during the run, the last one at the end
+    (it once divided by zero at the first step); a negative count is a clear error."""
+    from hma_ros.cli.main import main as hma
+
+    common = ["train", "--data", str(small_data / "pusht"), "--tokenizer", str(small_data / "tok"), *TINY]
+    assert hma(common + ["--out", str(tmp_path / "z"), "--steps", "3", "--save-every", "0"]) == 0
+    cfg, _ = load_checkpoint(tmp_path / "z")
+    assert cfg["training"]["steps"] == 3
+    assert hma(common + ["--out", str(tmp_path / "n"), "--steps", "3", "--save-every", "-5"]) == 2
+    assert "--save-every -5: give a number of steps, or 0 for never" in capsys.readouterr().err
+    assert not (tmp_path / "n").exists()
+
+
 def test_state_weight_adds_a_state_head_from_the_datas_recorded_state_that_resumes_and_loads(small_data, tmp_path):
     """hma train --init CKPT --state-weight W: a head for each dataset that records state, its
     statistics from the training episodes' step changes, in the checkpoint (config and weights)

@@ -83,8 +83,10 @@ def add_parser(sub, name: str) -> None:
                         "--init's)")
     p.add_argument("--ddim-steps", type=int, default=10,
                    help="continuous (MAR) models: DDIM steps per token at sampling (stored in the checkpoint)")
-    p.add_argument("--save-every", type=int, default=500)
-    p.add_argument("--eval-every", type=int, default=1000, help="quick held-out eval + sample GIF")
+    p.add_argument("--save-every", type=int, default=500,
+                   help="steps between checkpoints and train_state (0: only at the end; default %(default)s)")
+    p.add_argument("--eval-every", type=int, default=1000,
+                   help="steps between quick held-out evals + sample GIF (0: never; default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--device", default="cpu",

@@ -253,6 +253,10 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     device = training_device(opts.device)
     if opts.precision not in ("fp32", "bf16"):
         raise TrainError(f"precision must be fp32 or bf16, got {opts.precision!r}")
+    for name in ("save_every", "eval_every"):
+        if getattr(opts, name) < 0:
+            raise TrainError(f"--{name.replace('_', '-')} {getattr(opts, name)}: give a number of steps, "
+                             "or 0 for never (checkpoints are still written at the end)")
     torch.manual_seed(opts.seed + rank)
     out = Path(opts.out)
     try:
@@ -436,8 +440,9 @@ def train_dynamics(opts: DynamicsTraining) -> int:
             losses = loss_fn(name, codes, actions, valid, gen, moving, states)
         loss = losses["loss"].float()
         if not torch.isfinite(loss):
-            status = (f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; the last good "
-                      f"checkpoint in {out} (step {step - step % opts.save_every}) is kept")
+            kept = (f"the last good checkpoint in {out} (step {step - step % opts.save_every}) is kept"
+                    if opts.save_every else f"nothing was written to {out} (--save-every 0)")
+            status = f"non-finite loss ({loss.item()}) at step {step} on {name}: stopped; {kept}"
             print("ERROR: " + status, file=sys.stderr)
             if log_f:
                 log_f.close()
@@ -458,7 +463,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
                 for k in LOGGED:
                     if k in losses:
                         tb.add_scalar(f"{k}/{name}", float(losses[k].detach()), step)
-        if step % opts.save_every == 0:
+        if opts.save_every and step % opts.save_every == 0:
             save()
         if rank == 0 and opts.eval_every and step % opts.eval_every == 0 and device.type == "cpu":
             dyn.eval()
