@@ -569,6 +569,46 @@ def test_short_attention_is_scaled_dot_product_attention_with_a_causal_cache_mas
                                rtol=1e-5, atol=1e-5)
 
 
+def test_bf16_cpu_training_writes_the_attention_out_and_its_gradients_are_the_fused_kernels(monkeypatch):
+    """bf16 training on a CPU (autocast, gradients) runs the trunk's attention as plain products:
+    the fused kernel's bf16 backward was 6x its fp32 time (docs/architecture.md). The loss and
+    every weight gradient match the fused fp32 path's to bf16 precision; bf16 inference and fp32
+    training keep the fused kernel."""
+    import torch.nn.functional as F
+
+    _, dyn, _ = tiny()
+    dyn.train()
+    g = torch.Generator().manual_seed(3)
+    codes = torch.randint(0, 3, (2, 6, 16, 2), generator=g)
+    acts = torch.randn(2, 6, 5, 2, generator=g)
+    valid = torch.ones(2, 6, dtype=torch.bool)
+
+    def loss_and_grads(bf16: bool):
+        dyn.zero_grad(set_to_none=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = dynamics_loss(dyn, "pusht", codes, acts, valid, torch.Generator().manual_seed(0))["loss"].float()
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in dyn.named_parameters() if p.grad is not None}
+
+    fused = F.scaled_dot_product_attention
+    calls = []
+    monkeypatch.setattr(F, "scaled_dot_product_attention", lambda *a, **k: calls.append(1) or fused(*a, **k))
+    ref_loss, ref = loss_and_grads(False)
+    assert calls  # fp32 training: the fused kernel
+    calls.clear()
+    loss, got = loss_and_grads(True)
+    assert not calls  # bf16 training: plain products only
+    torch.testing.assert_close(loss, ref_loss, rtol=0.02, atol=0.0)
+    assert got.keys() == ref.keys()
+    for n, r in ref.items():
+        err = (got[n].float() - r).norm() / r.norm().clamp_min(1e-12)
+        assert err < 0.05, (n, float(err))
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # bf16 inference: the fused kernel
+        dyn.eval()
+        dyn("pusht", codes[:1], torch.zeros(1, 6, 16, dtype=torch.bool), acts[:1])
+    assert calls
+
+
 def test_confidence_order_decides_the_surest_tokens_first_and_the_rest_after_seeing_them():
     tok, dyn, _ = tiny()
     past = torch.randint(0, 3, (1, 3, 16, 2))

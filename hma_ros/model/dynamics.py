@@ -284,23 +284,31 @@ class SpatialAttention(_Attention):
     def forward(self, h: torch.Tensor) -> torch.Tensor:  # (B, T, S', D) -> same
         B, T, S, D = h.shape
         q, k, v = (_heads(t, self.h) for t in self.qkv(h.reshape(B * T, S, D)).chunk(3, dim=-1))
-        a = plain_attention(q, k, v) if _compiling_on_cpu(q) else F.scaled_dot_product_attention(q, k, v)
+        a = plain_attention(q, k, v) if _plain_on_cpu(q) else F.scaled_dot_product_attention(q, k, v)
         return self.out(a.transpose(1, 2).reshape(B, T, S, D))
 
 
-def _compiling_on_cpu(q: torch.Tensor) -> bool:
-    """True while torch.compile traces a block for a CPU: there the attention is written as plain
-    products (`plain_attention`, `short_attention`) that inductor fuses with the block's other
-    steps. PyTorch's fused CPU kernel at these sizes (65 tokens, or 1-2 queries over <= 14 keys,
-    per head) cost 22% of a compiled bf16 imagined frame on 2 cores; written out, the compiled
-    blocks went 47.5 -> 67.3 imagined frames/s in one run each (docs/architecture.md). Eager CPU runs keep the
-    fused kernel (the same function; test_model checks both)."""
-    return not q.is_cuda and torch.compiler.is_compiling()
+def _plain_on_cpu(q: torch.Tensor) -> bool:
+    """True where a CPU run writes the attention out as plain products (`plain_attention`,
+    `short_attention`) instead of PyTorch's fused kernel:
+    - while torch.compile traces a block for a CPU: inductor fuses the products with the block's
+      other steps. The fused kernel at these sizes (65 tokens, or 1-2 queries over <= 14 keys, per
+      head) cost 22% of a compiled bf16 imagined frame on 2 cores; written out, the compiled
+      blocks went 47.5 -> 67.3 imagined frames/s in one run each (docs/architecture.md);
+    - in bf16 training (autocast, gradients): the fused kernel's bf16 backward took 6x its fp32
+      time (42% of a batch-8 step of `hma_discrete_moves`, one thread), which is why `hma train
+      --precision bf16` gained nothing on a CPU with bf16 units; written out, a step takes 1.02 s
+      against fp32's 1.59 (docs/architecture.md, "Training on a CPU").
+    Eager inference and fp32 training keep the fused kernel (writing it out there changed nothing
+    measurable, or was slower). The same function either way (test_model checks both)."""
+    if q.is_cuda:
+        return False
+    return torch.compiler.is_compiling() or (q.requires_grad and q.dtype == torch.bfloat16)
 
 
 def plain_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """softmax(q k^T / sqrt(Dh)) v as plain products: F.scaled_dot_product_attention without a
-    mask, for compiled CPU blocks (`_compiling_on_cpu`)."""
+    mask, for compiled CPU blocks and bf16 CPU training (`_plain_on_cpu`)."""
     return torch.softmax((q @ k.transpose(-1, -2)) * (q.shape[-1] ** -0.5), dim=-1) @ v
 
 
@@ -316,9 +324,9 @@ def short_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: tor
 
 class TemporalAttention(_Attention):
     """Causal attention along time, per token position, with rotary positions (so cached keys
-    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first. On a GPU, and
-    in compiled CPU blocks, the attention itself is `short_attention`; in eager CPU runs the
-    fused kernel."""
+    keep their meaning): slot t sees slots <= t, the cached ones (KVCache) first. On a GPU, in
+    compiled CPU blocks and in bf16 CPU training (`_plain_on_cpu`), the attention itself is
+    `short_attention`; elsewhere on a CPU the fused kernel."""
 
     def forward(self, h: torch.Tensor, rope, mask: torch.Tensor, past=None):
         """h (B, T, S', D); rope: `rope_tables` of the T slots' positions; mask (T, keys) bool,
@@ -331,7 +339,7 @@ class TemporalAttention(_Attention):
         new_kv = (k, v)
         if past is not None:  # the cached slots and these, without committing these
             k, v = past.extended(k, v)
-        if q.is_cuda or _compiling_on_cpu(q):
+        if q.is_cuda or _plain_on_cpu(q):
             a = short_attention(q, k, v, mask)
         else:
             a = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
