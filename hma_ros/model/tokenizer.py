@@ -189,7 +189,7 @@ class FSQTokenizer(nn.Module):
     def soft_latent(self, x: torch.Tensor) -> torch.Tensor:
         """Frames as floats (B, 3, H, W) -> the bounded latent before rounding (B, g, g, K), in
         level units: a code's distance where a change of 1 is one FSQ level."""
-        return self.fsq.bound(self.encoder(x).movedim(1, -1))
+        return self.fsq.bound(self.encoder(x).movedim(1, -1).float())  # rounded in fp32 under bf16 autocast too
 
     def forward(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Training pass: (reconstruction in [-1, 1] (B, 3, H, W), target (B, 3, H, W)); the soft

@@ -50,6 +50,7 @@ class TokenizerTraining:
     seed: int = 0
     threads: int = 0
     device: str = "cpu"  # cpu | cuda[:N]: where the model and its batches live (frames are sampled on the host)
+    precision: str = "fp32"  # fp32 | bf16: the training passes under bf16 autocast (weights and optimizer fp32)
     command: str = field(default="", compare=False)
 
 
@@ -88,6 +89,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     if opts.imagined and opts.hard_share + opts.imagined_share >= 1.0:
         raise TrainError(f"--hard-share {opts.hard_share} + --imagined-share {opts.imagined_share} leave no real "
                          "frames in a batch: keep their sum below 1")
+    if opts.precision not in ("fp32", "bf16"):
+        raise TrainError(f"--precision {opts.precision!r}: fp32 or bf16")
     device = training_device(opts.device)
     if opts.threads:
         torch.set_num_threads(opts.threads)
@@ -176,6 +179,10 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         disc = PatchDiscriminator().to(device)
         d_opt = torch.optim.AdamW(disc.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.5, 0.9))
     g_adv = d_adv = adv_w = None
+
+    def autocast():
+        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
+
     budget = opts.minutes * 60
     t0 = time.time()
     step = 0
@@ -207,18 +214,21 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                 batch.append(datasets[name].arrays["frames"][i])
             if opts.motion_weight > 0:
                 moving.append(moving_of(name, i))
-        recon, target = model(torch.from_numpy(np.stack(batch)).to(device))
-        shift = shift_penalty(model, target) if opts.shift_weight > 0 else None
-        if tokens:
-            recon = torch.cat([recon, model.decode_float(torch.from_numpy(np.stack(tokens)).to(device))])
-            target = torch.cat([target, to_float(torch.from_numpy(np.stack(truth)).to(device))])
+        with autocast():  # the convolutions in bf16 with --precision bf16; the losses in fp32
+            recon, target = model(torch.from_numpy(np.stack(batch)).to(device))
+            shift = shift_penalty(model, target) if opts.shift_weight > 0 else None
+            if tokens:
+                recon = torch.cat([recon, model.decode_float(torch.from_numpy(np.stack(tokens)).to(device))])
+                target = torch.cat([target, to_float(torch.from_numpy(np.stack(truth)).to(device))])
+        recon = recon.float()
         mv = torch.from_numpy(np.stack(moving)).to(device) if moving else None
         loss = tokenizer_loss(recon, target, mv, opts.motion_weight) + getattr(model, "last_latent_penalty", 0.0)
         if shift is not None:
-            loss = loss + opts.shift_weight * shift
+            loss = loss + opts.shift_weight * shift.float()
         if disc is not None and step >= opts.adv_start:  # the decoder must draw frames the discriminator takes as real
             disc.requires_grad_(False)
-            g_adv = generator_loss(disc(recon))
+            with autocast():
+                g_adv = generator_loss(disc(recon)).float()
             adv_w = opts.adv_weight * adaptive_weight(loss, g_adv, model.decoder[-1].weight)
             loss = loss + adv_w * g_adv
             disc.requires_grad_(True)
@@ -227,7 +237,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if disc is not None:  # real frames against this step's decoded ones (imagined tokens' too)
-            d_adv = discriminator_loss(disc(target), disc(recon.detach()))
+            with autocast():
+                d_adv = discriminator_loss(disc(target), disc(recon.detach())).float()
             d_opt.zero_grad(set_to_none=True)
             d_adv.backward()
             d_opt.step()
@@ -265,6 +276,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                            "imagined": opts.imagined, "imagined_share": opts.imagined_share if opts.imagined else 0.0,
                            "imagined_psnr": imagined_report, "shift_weight": opts.shift_weight,
                            "adv_weight": opts.adv_weight, "adv_start": opts.adv_start if opts.adv_weight else 0,
+                           "precision": opts.precision,
                            "data": sorted(datasets), "val_psnr": report,
                            "command": opts.command}}
     save_checkpoint(out, model_state(model), config)
