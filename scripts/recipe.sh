@@ -45,7 +45,8 @@
 # state head; a decoder trained on imagined tokens and a code smooth in pose, each against its control), s20data s24gpu
 # s24 (session 24: the code smooth in pose at GPU scale on a lent H200, evaluated on the CPU; an adversarial decoder),
 # s25 s20data s25gpu s25eval (session 25: 16x16 and 8x8 tokenizers by one recipe on the CPU; version 8's dynamics on each
-# on a lent GPU -- planned, no machine was lent -- then evaluated on the CPU).
+# on a lent GPU -- planned, no machine was lent -- then evaluated on the CPU), s26 (session 26, CPU: bf16 training
+# measured; session 25's CPU pilot of the 16x16 code continued in bf16 beside its 8x8 control, then probed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
@@ -1238,4 +1239,30 @@ if [[ $STAGE == s25eval ]]; then  # after s25gpu, CPU: runs/g25 (from_device 25 
       --embodiments reacher,cheetah --trials 1 --threads 1 --out runs/s25/ev_g16_rc48
   wait
   OMP_NUM_THREADS=2 hma bench --ckpt $G/gpu_g16 --threads 2   # CPU speed at 4x the tokens
+fi
+if [[ $STAGE == s26 ]]; then  # session 26, CPU (AMD EPYC with AVX512_BF16, 2 cores): bf16 training measured, then
+  # session 25's pilot continued in bf16 (the 4-px code against its 8x8 control, equal minutes; after s25)
+  mkdir -p runs/s26
+  C="--init models/hma_discrete_moves --data data/test/pusht --embodiments pusht --batch-size 8 --save-every 0 --eval-every 0 --lr 1e-4 --warmup 10"
+  hma train $C --threads 1 --steps 150 --out /tmp/tp_fp32 &                    # 0.603 steps/s (side by side)
+  hma train $C --threads 1 --steps 150 --precision bf16 --out /tmp/tp_bf16       # 0.985
+  wait
+  for P in fp32 bf16 fp32 bf16; do                                             # 1.113 / 1.768 / 1.115 / 1.777
+    hma train $C --threads 2 --steps 80 --precision $P --out /tmp/tq_$P && rm -rf /tmp/tq_$P
+  done
+  T="--data data/big/pusht data/pose/pusht data/reacher_rand/reacher data/cheetah_big/cheetah --grid 8 --channels 48,96,192
+     --motion-weight 20 --lr 1e-3 --threads 1 --minutes 40 --max-steps 600 --batch-size 32"
+  hma train-tokenizer $T --out runs/s26/tokF &                                 # 0.591 steps/s; 33.15 / 31.89 / 33.33 dB
+  hma train-tokenizer $T --precision bf16 --out runs/s26/tokB                  # 0.971; 33.11 / 31.81 / 33.30 dB
+  wait
+  # session 25's CPU pilot (version 8's dynamics on tokenizer_grid16 / tokenizer_grid8, PushT alone, 27 min each)
+  # continued 75 min more each in bf16, side by side: a warm restart of the learning-rate cosine
+  D="data/big/pusht data/pose/pusht data/closed/pusht data/closed1/pusht"
+  for A in g16 c8; do
+    cp -r runs/s25/pilot_$A runs/s26/cont_$A
+    OMP_NUM_THREADS=1 hma train --data $D --embodiments pusht --resume --motion-weight 5 --batch-size 8 --lr 3e-4 \
+        --warmup 50 --steps 100000 --minutes 75 --save-every 100000 --eval-every 100000 --threads 1 --precision bf16 \
+        --out runs/s26/cont_$A &
+  done
+  wait
 fi
