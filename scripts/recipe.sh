@@ -1266,3 +1266,17 @@ if [[ $STAGE == s26 ]]; then  # session 26, CPU (AMD EPYC with AVX512_BF16, 2 co
   done
   wait
 fi
+if [[ $STAGE == s26eval ]]; then  # after s26: the two continued pilots (and version 8 for scale) one step from true
+  # frames on a T that really moved, at contact, and on 240 test windows (tokens)
+  for N in runs/s26/cont_g16 runs/s26/cont_c8 models/hma_discrete_moves; do
+    OMP_NUM_THREADS=1 python scripts/t_shape_probe.py --ckpt $N --starts 0,8,16 --horizon 1 \
+        --json runs/s26/tsp_$(basename $N).json
+  done
+  python scripts/t_shape_probe.py --compare runs/s26/tsp_cont_c8.json runs/s26/tsp_cont_g16.json
+  for N in runs/s26/cont_g16 runs/s26/cont_c8; do
+    OMP_NUM_THREADS=1 python scripts/contact_probe.py --ckpt $N --data data/test/pusht --windows 240 \
+        > runs/s26/contact_$(basename $N).json
+  done
+  OMP_NUM_THREADS=1 hma eval --ckpt runs/s26/cont_g16 --control runs/s26/cont_c8 --data data/test --episodes all \
+      --windows 240 --embodiments pusht --render tokens --trials 1 --threads 1 --out runs/s26/ev_g16_240
+fi
