@@ -232,13 +232,13 @@ class ContinuousTokenizer(nn.Module):
 
     def soft_latent(self, x: torch.Tensor) -> torch.Tensor:
         """Frames as floats (B, 3, H, W) -> latents (B, g, g, D), scaled as encode() gives them."""
-        return self.encoder(x).movedim(1, -1) * self.cfg.latent_scale
+        return self.encoder(x).movedim(1, -1).float() * self.cfg.latent_scale  # fp32 under bf16 autocast too
 
     def forward(self, frames_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = to_float(frames_u8)
         z = self.encoder(x)
-        self.last_soft = z.movedim(1, -1) * self.cfg.latent_scale
-        self.last_latent_penalty = 1e-3 * z.pow(2).mean()  # keeps the latent scale bounded
+        self.last_soft = z.movedim(1, -1).float() * self.cfg.latent_scale
+        self.last_latent_penalty = 1e-3 * z.float().pow(2).mean()  # keeps the latent scale bounded
         if self.training and self.train_noise > 0:
             z = z + self.train_noise * z.detach().std() * torch.randn_like(z)
         return self.decoder(z), x

@@ -19,6 +19,20 @@ def training_device(name: str):
         raise TrainError(str(e)) from None
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def training_autocast(device, precision: str):
+    """--precision of the training commands: a context for their forward passes -- bf16 autocast, or
+    nothing (fp32). Weights, gradients and optimizer state stay fp32 either way. An unknown
+    precision is a TrainError; call it once before anything is written to check the option."""
+    import torch
+
+    if precision not in PRECISIONS:
+        raise TrainError(f"precision must be fp32 or bf16, got {precision!r}")
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
 def world_model_checkpoint(path: str, option: str) -> tuple[dict, dict]:
     """(config, state) of the HMA world model at `path`, given as `option` (e.g. --trunk); a
     missing or broken checkpoint, or a tokenizer-only one, is a TrainError naming the option."""

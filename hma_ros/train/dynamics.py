@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hma_ros.train import TrainError, training_device, world_model_checkpoint
+from hma_ros.train import TrainError, training_autocast, training_device, world_model_checkpoint
 
 
 @dataclass
@@ -251,8 +251,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
     if opts.threads:
         torch.set_num_threads(opts.threads)
     device = training_device(opts.device)
-    if opts.precision not in ("fp32", "bf16"):
-        raise TrainError(f"precision must be fp32 or bf16, got {opts.precision!r}")
+    training_autocast(device, opts.precision)  # checked before anything is written
     for name in ("save_every", "eval_every"):
         if getattr(opts, name) < 0:
             raise TrainError(f"--{name.replace('_', '-')} {getattr(opts, name)}: give a number of steps, "
@@ -436,7 +435,7 @@ def train_dynamics(opts: DynamicsTraining) -> int:
         lr = _lr(step, opts.steps, opts.lr, opts.warmup, train_minutes() / opts.minutes if opts.minutes else 0.0)
         for g in opt.param_groups:
             g["lr"] = lr
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16"):
+        with training_autocast(device, opts.precision):
             losses = loss_fn(name, codes, actions, valid, gen, moving, states)
         loss = losses["loss"].float()
         if not torch.isfinite(loss):

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hma_ros.train import TrainError, training_device
+from hma_ros.train import TrainError, training_autocast, training_device
 
 
 @dataclass
@@ -89,9 +89,8 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
     if opts.imagined and opts.hard_share + opts.imagined_share >= 1.0:
         raise TrainError(f"--hard-share {opts.hard_share} + --imagined-share {opts.imagined_share} leave no real "
                          "frames in a batch: keep their sum below 1")
-    if opts.precision not in ("fp32", "bf16"):
-        raise TrainError(f"--precision {opts.precision!r}: fp32 or bf16")
     device = training_device(opts.device)
+    training_autocast(device, opts.precision)  # checked before anything is written
     if opts.threads:
         torch.set_num_threads(opts.threads)
     torch.manual_seed(opts.seed)
@@ -180,9 +179,6 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         d_opt = torch.optim.AdamW(disc.parameters(), lr=opts.lr, weight_decay=1e-4, betas=(0.5, 0.9))
     g_adv = d_adv = adv_w = None
 
-    def autocast():
-        return torch.autocast(device.type, dtype=torch.bfloat16, enabled=opts.precision == "bf16")
-
     budget = opts.minutes * 60
     t0 = time.time()
     step = 0
@@ -214,7 +210,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
                 batch.append(datasets[name].arrays["frames"][i])
             if opts.motion_weight > 0:
                 moving.append(moving_of(name, i))
-        with autocast():  # the convolutions in bf16 with --precision bf16; the losses in fp32
+        with training_autocast(device, opts.precision):  # bf16 convolutions with --precision bf16; losses fp32
             recon, target = model(torch.from_numpy(np.stack(batch)).to(device))
             shift = shift_penalty(model, target) if opts.shift_weight > 0 else None
             if tokens:
@@ -227,7 +223,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
             loss = loss + opts.shift_weight * shift.float()
         if disc is not None and step >= opts.adv_start:  # the decoder must draw frames the discriminator takes as real
             disc.requires_grad_(False)
-            with autocast():
+            with training_autocast(device, opts.precision):
                 g_adv = generator_loss(disc(recon)).float()
             adv_w = opts.adv_weight * adaptive_weight(loss, g_adv, model.decoder[-1].weight)
             loss = loss + adv_w * g_adv
@@ -237,7 +233,7 @@ def train_tokenizer(opts: TokenizerTraining) -> int:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         if disc is not None:  # real frames against this step's decoded ones (imagined tokens' too)
-            with autocast():
+            with training_autocast(device, opts.precision):
                 d_adv = discriminator_loss(disc(target), disc(recon.detach())).float()
             d_opt.zero_grad(set_to_none=True)
             d_adv.backward()
